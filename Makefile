@@ -1,0 +1,38 @@
+# Two commands set everything up on a fresh Debian bookworm machine:
+#   make demo   installs what is needed, builds, and ingests real data from Debian packages
+#   make test   installs, builds, and runs the tests
+SWIFT ?= swift
+BUILD_FLAGS ?=
+RELEASE = .build/release/medcat
+DEMO = .deps/demo
+
+.PHONY: all setup build release test demo bench clean manifests
+
+all: build
+
+setup:
+	./tools/setup.sh
+
+manifests:
+	python3 tools/embed-manifests.py
+
+build: setup manifests
+	$(SWIFT) build $(BUILD_FLAGS)
+
+release: setup manifests
+	$(SWIFT) build -c release $(BUILD_FLAGS)
+
+test: setup manifests
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+
+# Ingests the Colin27 T1 template with the AAL atlas (mricron-data) and ITK's example volumes,
+# prints the catalog, then exports the result for Python tools.
+demo: release
+	./tools/demo.sh $(RELEASE)
+
+bench: release
+	./bench/run.sh $(RELEASE)
+
+clean:
+	rm -rf .build $(DEMO)

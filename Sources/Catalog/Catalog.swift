@@ -1,0 +1,197 @@
+import Foundation
+import GRDB
+
+public enum Split: Int, CaseIterable, Codable, Sendable {
+    case train = 0, val = 1, test = 2
+    public var name: String { ["train", "val", "test"][rawValue] }
+    public init?(name: String) {
+        guard let i = ["train", "val", "test"].firstIndex(of: name.lowercased()) else { return nil }
+        self.init(rawValue: i)
+    }
+}
+
+/// Case-level split assignment: a pure function of (seed, dataset, case), so adding cases later
+/// never moves an existing patient to another split.
+public struct SplitPolicy: Codable, Equatable, Sendable {
+    public var train: Double, val: Double, test: Double
+    public var seed: UInt64
+    public init(train: Double = 0.8, val: Double = 0.1, test: Double = 0.1, seed: UInt64 = 0) {
+        self.train = train; self.val = val; self.test = test; self.seed = seed
+    }
+    public func split(dataset: String, case name: String) -> Split {
+        // FNV-1a, then a 64-bit finaliser so nearby names spread evenly over [0, 1).
+        var h: UInt64 = 0xcbf29ce484222325 ^ seed
+        for b in "\(dataset)\u{1F}\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        h ^= h >> 33; h = h &* 0xff51afd7ed558ccd; h ^= h >> 33; h = h &* 0xc4ceb9fe1a85ec53; h ^= h >> 33
+        let u = Double(h >> 11) / Double(1 << 53) * (train + val + test)
+        return u < train ? .train : u < train + val ? .val : .test
+    }
+}
+
+public struct CatalogError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// The SQLite catalog (WAL) and the shard folder beside it.
+///
+/// Writes come from one thread at a time (the ingest writer); reads may run concurrently.
+public final class Catalog {
+    public let path: String
+    public let shardDirectory: URL
+    public let db: any DatabaseWriter
+    private var classIDs: [String: Int64] = [:]
+    private var modalityIDs: [String: Int64] = [:]
+    private var shardIDs: [String: Int64] = [:]
+
+    /// `path` ":memory:" opens an in-memory database (tests); shards then go to `shardDirectory`.
+    public init(path: String, shardDirectory: URL? = nil) throws {
+        self.path = path
+        if path == ":memory:" {
+            db = try DatabaseQueue()
+            self.shardDirectory = shardDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("medcat-shards-\(UUID().uuidString)")
+        } else {
+            var config = Configuration()
+            config.prepareDatabase { db in
+                try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY")
+            }
+            let url = URL(fileURLWithPath: path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            do { db = try DatabasePool(path: path, configuration: config) } catch {
+                throw CatalogError("\(url.lastPathComponent): cannot open the catalog (\(error))")
+            }
+            self.shardDirectory = shardDirectory ?? url.deletingLastPathComponent().appendingPathComponent(url.deletingPathExtension().lastPathComponent + ".shards")
+        }
+        try Schema.migrator.migrate(db)
+    }
+
+    // MARK: Vocabulary
+
+    public func classID(_ name: String, description: String? = nil) throws -> Int64 {
+        if let id = classIDs[name] { return id }
+        let id = try db.write { db -> Int64 in
+            try db.execute(sql: "INSERT INTO classes(name, description) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", arguments: [name, description])
+            return try Int64.fetchOne(db, sql: "SELECT id FROM classes WHERE name = ?", arguments: [name])!
+        }
+        classIDs[name] = id
+        return id
+    }
+
+    public func modalityID(_ name: String) throws -> Int64 {
+        if let id = modalityIDs[name] { return id }
+        let id = try db.write { db -> Int64 in
+            try db.execute(sql: "INSERT INTO modalities(name) VALUES (?) ON CONFLICT(name) DO NOTHING", arguments: [name])
+            return try Int64.fetchOne(db, sql: "SELECT id FROM modalities WHERE name = ?", arguments: [name])!
+        }
+        modalityIDs[name] = id
+        return id
+    }
+
+    public func shardID(_ name: String) throws -> Int64 {
+        if let id = shardIDs[name] { return id }
+        let id = try db.write { db -> Int64 in
+            try db.execute(sql: "INSERT INTO shards(name) VALUES (?) ON CONFLICT(name) DO NOTHING", arguments: [name])
+            return try Int64.fetchOne(db, sql: "SELECT id FROM shards WHERE name = ?", arguments: [name])!
+        }
+        shardIDs[name] = id
+        return id
+    }
+
+    public struct DatasetInfo: Sendable {
+        public var name: String, title: String?, layout: String, modality: String?, licence: String?, citation: String?, manifest: String
+        public init(name: String, title: String?, layout: String, modality: String?, licence: String?, citation: String?, manifest: String) {
+            self.name = name; self.title = title; self.layout = layout; self.modality = modality
+            self.licence = licence; self.citation = citation; self.manifest = manifest
+        }
+    }
+
+    public func registerDataset(_ d: DatasetInfo) throws -> Int64 {
+        try db.write { db -> Int64 in
+            try db.execute(sql: """
+                INSERT INTO datasets(name, title, layout, modality, licence, citation, manifest) VALUES (?,?,?,?,?,?,?)
+                ON CONFLICT(name) DO UPDATE SET title = excluded.title, layout = excluded.layout, modality = excluded.modality,
+                    licence = excluded.licence, citation = excluded.citation, manifest = excluded.manifest
+                """, arguments: [d.name, d.title, d.layout, d.modality, d.licence, d.citation, d.manifest])
+            return try Int64.fetchOne(db, sql: "SELECT id FROM datasets WHERE name = ?", arguments: [d.name])!
+        }
+    }
+
+    // MARK: Settings
+
+    public func splitPolicy() throws -> SplitPolicy {
+        try db.read { db in
+            guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'split_policy'") else { return SplitPolicy() }
+            return try JSONDecoder().decode(SplitPolicy.self, from: Data(json.utf8))
+        }
+    }
+
+    /// Sets the split policy and re-assigns every case (and the copies of the split on images,
+    /// masks and counts) in one transaction.
+    public func resplit(_ policy: SplitPolicy) throws {
+        let json = String(decoding: try JSONEncoder().encode(policy), as: UTF8.self)
+        try db.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES ('split_policy', ?)", arguments: [json])
+            let rows = try Row.fetchAll(db, sql: "SELECT cases.id, cases.name, datasets.name AS dataset FROM cases JOIN datasets ON datasets.id = cases.dataset_id")
+            let update = try db.makeStatement(sql: "UPDATE cases SET split = ? WHERE id = ?")
+            for r in rows {
+                let s = policy.split(dataset: r["dataset"], case: r["name"])
+                try update.execute(arguments: [s.rawValue, r["id"] as Int64])
+            }
+            try db.execute(sql: "UPDATE images SET split = (SELECT split FROM cases WHERE cases.id = images.case_id)")
+            try db.execute(sql: "UPDATE masks SET split = (SELECT split FROM images WHERE images.id = masks.image_id)")
+            try Self.rebuildCounts(db)
+        }
+    }
+
+    static func rebuildCounts(_ db: Database) throws {
+        try db.execute(sql: """
+            DELETE FROM counts;
+            INSERT INTO counts(dataset_id, modality_id, class_id, split, images, masks)
+                SELECT dataset_id, modality_id, 0, split, COUNT(*), 0 FROM images GROUP BY 1, 2, 3, 4;
+            INSERT INTO counts(dataset_id, modality_id, class_id, split, images, masks)
+                SELECT dataset_id, modality_id, class_id, split, 0, COUNT(*) FROM masks GROUP BY 1, 2, 3, 4;
+            """)
+    }
+
+    // MARK: Ingest runs and errors
+
+    public func beginRun(options: String) throws -> Int64 {
+        try db.write { db in
+            try db.execute(sql: "INSERT INTO ingest_runs(started_at, options) VALUES (?, ?)", arguments: [Self.now(), options])
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func finishRun(_ id: Int64, status: String) throws {
+        try db.write { db in
+            try db.execute(sql: """
+                UPDATE ingest_runs SET finished_at = ?, status = ?,
+                    files_done = (SELECT COUNT(*) FROM source_files WHERE run_id = ?1 AND status = 'done'),
+                    files_rejected = (SELECT COUNT(*) FROM source_files WHERE run_id = ?1 AND status = 'rejected'),
+                    images = (SELECT COALESCE(SUM(images), 0) FROM source_files WHERE run_id = ?1),
+                    masks = (SELECT COALESCE(SUM(masks), 0) FROM source_files WHERE run_id = ?1)
+                WHERE id = ?1
+                """.replacingOccurrences(of: "?1", with: "\(id)"), arguments: [Self.now(), status])
+        }
+    }
+
+    static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
+
+    public struct SourceState: Equatable, Sendable {
+        public var size: Int64, mtime: Double, status: String
+    }
+
+    /// What is already recorded for a dataset's files, for skipping unchanged ones.
+    public func sourceStates(datasetID: Int64) throws -> [String: SourceState] {
+        try db.read { db in
+            var out: [String: SourceState] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT path, size, mtime, status FROM source_files WHERE dataset_id = ?", arguments: [datasetID])
+            while let r = try rows.next() { out[r["path"]] = SourceState(size: r["size"], mtime: r["mtime"], status: r["status"]) }
+            return out
+        }
+    }
+
+    public func blobID(hash: String) throws -> Int64? {
+        try db.read { db in try Int64.fetchOne(db, sql: "SELECT id FROM blobs WHERE hash = ?", arguments: [hash]) }
+    }
+}

@@ -1,0 +1,165 @@
+import Foundation
+import GRDB
+
+/// Selections over image–mask pairs. Every field is optional; names are the catalog's vocabulary.
+public struct Selection: Codable, Equatable, Sendable {
+    public var modalities: [String] = []
+    public var classes: [String] = []
+    public var datasets: [String] = []
+    public var splits: [Split] = []
+    public init(modalities: [String] = [], classes: [String] = [], datasets: [String] = [], splits: [Split] = []) {
+        self.modalities = modalities; self.classes = classes; self.datasets = datasets; self.splits = splits
+    }
+}
+
+public struct PairRecord: Codable, Equatable, Sendable {
+    public var id: Int64, imageID: Int64
+    public var dataset: String, `case`: String, modality: String, `class`: String, split: String
+    public var instance: Int, axis: String, slice: Int
+    public var area: Int, bbox: [Int]
+    public var width: Int, height: Int
+
+    enum CodingKeys: String, CodingKey {
+        case id, imageID = "image_id", dataset, `case`, modality, `class`, split, instance, axis, slice, area, bbox, width, height
+    }
+}
+
+public struct CatalogStats: Codable, Sendable {
+    public struct Row: Codable, Sendable { public var name: String; public var images: Int; public var masks: Int; public var cases: Int? }
+    public var datasets: Int, cases: Int, images: Int, masks: Int, blobs: Int
+    public var sourceFiles: Int, rejectedFiles: Int, errors: Int
+    public var byModality: [Row], byClass: [Row], byDataset: [Row], bySplit: [Row]
+    enum CodingKeys: String, CodingKey {
+        case datasets, cases, images, masks, blobs, sourceFiles = "source_files", rejectedFiles = "rejected_files", errors
+        case byModality = "by_modality", byClass = "by_class", byDataset = "by_dataset", bySplit = "by_split"
+    }
+}
+
+public struct ErrorRecord: Codable, Sendable {
+    public var id: Int64, runID: Int64?, dataset: String?, path: String, stage: String, message: String, at: String
+    enum CodingKeys: String, CodingKey { case id, runID = "run_id", dataset, path, stage, message, at }
+}
+
+extension Catalog {
+    /// Counts from the running totals: constant time in the number of images.
+    public func stats() throws -> CatalogStats {
+        try db.read { db in
+            func rows(_ sql: String) throws -> [CatalogStats.Row] {
+                try Row.fetchAll(db, sql: sql).map { CatalogStats.Row(name: $0[0], images: $0[1], masks: $0[2], cases: $0[3]) }
+            }
+            let scalar = { (sql: String) in try Int.fetchOne(db, sql: sql) ?? 0 }
+            return CatalogStats(
+                datasets: try scalar("SELECT COUNT(*) FROM datasets"),
+                cases: try scalar("SELECT COUNT(*) FROM cases"),
+                images: try scalar("SELECT COALESCE(SUM(images), 0) FROM counts"),
+                masks: try scalar("SELECT COALESCE(SUM(masks), 0) FROM counts"),
+                blobs: try scalar("SELECT COALESCE(MAX(id), 0) FROM blobs"),
+                sourceFiles: try scalar("SELECT COUNT(*) FROM source_files"),
+                rejectedFiles: try scalar("SELECT COUNT(*) FROM source_files WHERE status = 'rejected'"),
+                errors: try scalar("SELECT COUNT(*) FROM errors"),
+                byModality: try rows("""
+                    SELECT m.name, SUM(c.images), SUM(c.masks), NULL FROM counts c JOIN modalities m ON m.id = c.modality_id
+                    GROUP BY m.name HAVING SUM(c.images) + SUM(c.masks) > 0 ORDER BY SUM(c.images) DESC, m.name
+                    """),
+                byClass: try rows("""
+                    SELECT k.name, 0, SUM(c.masks), NULL FROM counts c JOIN classes k ON k.id = c.class_id
+                    GROUP BY k.name HAVING SUM(c.masks) > 0 ORDER BY SUM(c.masks) DESC, k.name
+                    """),
+                byDataset: try rows("""
+                    SELECT d.name, COALESCE(SUM(c.images), 0), COALESCE(SUM(c.masks), 0),
+                        (SELECT COUNT(*) FROM cases WHERE dataset_id = d.id)
+                    FROM datasets d LEFT JOIN counts c ON c.dataset_id = d.id GROUP BY d.id ORDER BY d.name
+                    """),
+                bySplit: try Split.allCases.map { s in
+                    let r = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(images), 0), COALESCE(SUM(masks), 0) FROM counts WHERE split = ?", arguments: [s.rawValue])!
+                    let cases = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cases WHERE split = ?", arguments: [s.rawValue]) ?? 0
+                    return CatalogStats.Row(name: s.name, images: r[0], masks: r[1], cases: cases)
+                })
+        }
+    }
+
+    /// Resolves names to ids; an unknown name is an error that lists what exists.
+    func ids(_ db: Database, table: String, names: [String]) throws -> [Int64] {
+        try names.map { name in
+            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM \(table) WHERE name = ?", arguments: [name]) { return id }
+            let known = try String.fetchAll(db, sql: "SELECT name FROM \(table) ORDER BY name LIMIT 50")
+            let what = table == "classes" ? "class" : String(table.dropLast())
+            throw CatalogError("unknown \(what) '\(name)'; the catalog has: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+        }
+    }
+
+    /// SQL condition on the masks table (alias `m`) for a selection.
+    public func selectionSQL(_ db: Database, _ s: Selection) throws -> (String, StatementArguments) { try whereClause(db, s) }
+
+    func whereClause(_ db: Database, _ s: Selection, prefix p: String = "m.") throws -> (String, StatementArguments) {
+        var parts: [String] = [], args = StatementArguments()
+        func add(_ column: String, _ values: [DatabaseValueConvertible]) {
+            guard !values.isEmpty else { return }
+            parts.append("\(p)\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
+            args += StatementArguments(values)
+        }
+        add("modality_id", try ids(db, table: "modalities", names: s.modalities))
+        add("class_id", try ids(db, table: "classes", names: s.classes))
+        add("split", s.splits.map(\.rawValue))
+        add("dataset_id", try ids(db, table: "datasets", names: s.datasets))
+        return (parts.isEmpty ? "1" : parts.joined(separator: " AND "), args)
+    }
+
+    /// Image–mask pairs matching `selection`, in mask id order.
+    public func query(_ selection: Selection, limit: Int? = nil, afterID: Int64 = 0) throws -> [PairRecord] {
+        try db.read { db in
+            let (cond, args) = try whereClause(db, selection)
+            let sql = """
+                SELECT m.id, m.image_id, d.name, c.name, mo.name, k.name, m.split, m.instance, i.axis, i.slice,
+                       m.area, m.x0, m.y0, m.x1, m.y1, i.width, i.height
+                FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id
+                JOIN datasets d ON d.id = m.dataset_id JOIN modalities mo ON mo.id = m.modality_id JOIN classes k ON k.id = m.class_id
+                WHERE \(cond) AND m.id > \(afterID) ORDER BY m.id \(limit.map { "LIMIT \($0)" } ?? "")
+                """
+            return try Row.fetchAll(db, sql: sql, arguments: args).map { r in
+                PairRecord(id: r[0], imageID: r[1], dataset: r[2], case: r[3], modality: r[4], class: r[5],
+                           split: Split(rawValue: r[6])?.name ?? "?", instance: r[7], axis: r[8], slice: r[9],
+                           area: r[10], bbox: [r[11], r[12], r[13], r[14]], width: r[15], height: r[16])
+            }
+        }
+    }
+
+    public func count(_ selection: Selection) throws -> Int {
+        try db.read { db in
+            let (cond, args) = try whereClause(db, selection)
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM masks m WHERE \(cond)", arguments: args) ?? 0
+        }
+    }
+
+    public func errors(dataset: String? = nil, limit: Int? = nil) throws -> [ErrorRecord] {
+        try db.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT id, run_id, dataset, path, stage, message, at FROM errors
+                \(dataset == nil ? "" : "WHERE dataset = ?") ORDER BY id \(limit.map { "LIMIT \($0)" } ?? "")
+                """, arguments: dataset.map { [$0] } ?? [])
+            return rows.map { ErrorRecord(id: $0[0], runID: $0[1], dataset: $0[2], path: $0[3], stage: $0[4], message: $0[5], at: $0[6]) }
+        }
+    }
+
+    /// Where an image's pixels and a mask's bits are stored.
+    public struct Locations: Sendable {
+        public var image: ShardLocation
+        public var masks: [(id: Int64, className: String, instance: Int, box: [Int], location: ShardLocation)]
+    }
+
+    public func locations(imageID: Int64) throws -> Locations {
+        try db.read { db in
+            guard let r = try Row.fetchOne(db, sql: """
+                SELECT s.name, b.offset, b.length FROM images i JOIN blobs b ON b.id = i.blob_id JOIN shards s ON s.id = b.shard_id WHERE i.id = ?
+                """, arguments: [imageID]) else { throw CatalogError("no image with id \(imageID)") }
+            let masks = try Row.fetchAll(db, sql: """
+                SELECT m.id, k.name, m.instance, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length
+                FROM masks m JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id WHERE m.image_id = ? ORDER BY m.id
+                """, arguments: [imageID]).map { m in
+                (id: m[0] as Int64, className: m[1] as String, instance: m[2] as Int, box: [m[3], m[4], m[5], m[6]] as [Int],
+                 location: ShardLocation(shard: m[7], offset: m[8], length: m[9]))
+            }
+            return Locations(image: ShardLocation(shard: r[0], offset: r[1], length: r[2]), masks: masks)
+        }
+    }
+}

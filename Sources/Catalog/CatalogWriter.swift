@@ -1,0 +1,149 @@
+import Foundation
+import GRDB
+
+/// What the ingest writer hands the catalog for one source file: its images with their masks, or
+/// the reason it was rejected. A batch of these is committed in one transaction, after the pixels
+/// they point at were flushed to the shards.
+public struct SourceResult: Sendable {
+    public enum Outcome: Sendable { case done([NewImage]), rejected(stage: String, message: String) }
+    public var datasetID: Int64, datasetName: String
+    public var path: String, maskPath: String?
+    public var size: Int64, mtime: Double, contentHash: String?
+    public var runID: Int64
+    public var outcome: Outcome
+    public init(datasetID: Int64, datasetName: String, path: String, maskPath: String?, size: Int64, mtime: Double,
+                contentHash: String?, runID: Int64, outcome: Outcome) {
+        self.datasetID = datasetID; self.datasetName = datasetName; self.path = path; self.maskPath = maskPath
+        self.size = size; self.mtime = mtime; self.contentHash = contentHash; self.runID = runID; self.outcome = outcome
+    }
+}
+
+public enum BlobRef: Sendable {
+    case existing(Int64)
+    case new(hash: String, shardID: Int64, offset: Int64, length: Int32)
+}
+
+public struct NewImage: Sendable {
+    public var caseName: String, modalityID: Int64
+    public var axis: String, slice: Int
+    public var width: Int, height: Int, channels: Int, origWidth: Int, origHeight: Int
+    public var spacing: [Double]
+    public var transform: String
+    public var blob: BlobRef
+    public var masks: [NewMask]
+    public init(caseName: String, modalityID: Int64, axis: String, slice: Int, width: Int, height: Int, channels: Int,
+                origWidth: Int, origHeight: Int, spacing: [Double], transform: String, blob: BlobRef, masks: [NewMask]) {
+        self.caseName = caseName; self.modalityID = modalityID; self.axis = axis; self.slice = slice
+        self.width = width; self.height = height; self.channels = channels; self.origWidth = origWidth
+        self.origHeight = origHeight; self.spacing = spacing; self.transform = transform; self.blob = blob; self.masks = masks
+    }
+}
+
+public struct NewMask: Sendable {
+    public var classID: Int64, instance: Int, area: Int
+    public var box: (x0: Int, y0: Int, x1: Int, y1: Int)
+    public var shardID: Int64, offset: Int64, length: Int32
+    public init(classID: Int64, instance: Int, area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int), shardID: Int64, offset: Int64, length: Int32) {
+        self.classID = classID; self.instance = instance; self.area = area; self.box = box
+        self.shardID = shardID; self.offset = offset; self.length = length
+    }
+}
+
+extension Catalog {
+    private struct CountKey: Hashable { var dataset: Int64, modality: Int64, cls: Int64, split: Int }
+
+    /// Records a batch of source files in one transaction.
+    public func commit(_ results: [SourceResult]) throws {
+        let policy = try splitPolicy()
+        try db.write { db in
+            var counts: [CountKey: (images: Int, masks: Int)] = [:]
+            var cases: [String: (Int64, Int)] = [:]
+            let insertImage = try db.cachedStatement(sql: """
+                INSERT INTO images(dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
+                    orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """)
+            let insertMask = try db.cachedStatement(sql: """
+                INSERT INTO masks(image_id, class_id, instance, area, x0, y0, x1, y1, shard_id, offset, length, modality_id, split, dataset_id)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                """)
+            let insertBlob = try db.cachedStatement(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES (?,?,?,?) ON CONFLICT(hash) DO NOTHING")
+            let findBlob = try db.cachedStatement(sql: "SELECT id FROM blobs WHERE hash = ?")
+            for r in results {
+                if let old = try Int64.fetchOne(db, sql: "SELECT id FROM source_files WHERE dataset_id = ? AND path = ?", arguments: [r.datasetID, r.path]) {
+                    try Self.removeImages(db, sourceID: old)
+                    try db.execute(sql: "DELETE FROM source_files WHERE id = ?", arguments: [old])
+                }
+                var imageCount = 0, maskCount = 0
+                let status: String
+                switch r.outcome {
+                case .done(let images):
+                    status = "done"
+                    imageCount = images.count
+                    maskCount = images.reduce(0) { $0 + $1.masks.count }
+                case .rejected(let stage, let message):
+                    status = "rejected"
+                    try db.execute(sql: "INSERT INTO errors(run_id, dataset, path, stage, message, at) VALUES (?,?,?,?,?,?)",
+                                   arguments: [r.runID, r.datasetName, r.path, stage, message, Self.now()])
+                }
+                try db.execute(sql: """
+                    INSERT INTO source_files(dataset_id, path, mask_path, size, mtime, content_hash, status, images, masks, run_id)
+                    VALUES (?,?,?,?,?,?,?,?,?,?)
+                    """, arguments: [r.datasetID, r.path, r.maskPath, r.size, r.mtime, r.contentHash, status, imageCount, maskCount, r.runID])
+                let sourceID = db.lastInsertedRowID
+                guard case .done(let images) = r.outcome else { continue }
+                for im in images {
+                    let caseKey = "\(r.datasetID)\u{1F}\(im.caseName)"
+                    let (caseID, split): (Int64, Int)
+                    if let c = cases[caseKey] { (caseID, split) = c } else {
+                        let s = policy.split(dataset: r.datasetName, case: im.caseName).rawValue
+                        try db.execute(sql: "INSERT INTO cases(dataset_id, name, split) VALUES (?,?,?) ON CONFLICT DO NOTHING",
+                                       arguments: [r.datasetID, im.caseName, s])
+                        let row = try Row.fetchOne(db, sql: "SELECT id, split FROM cases WHERE dataset_id = ? AND name = ?", arguments: [r.datasetID, im.caseName])!
+                        (caseID, split) = (row[0], row[1])
+                        cases[caseKey] = (caseID, split)
+                    }
+                    let blobID: Int64
+                    switch im.blob {
+                    case .existing(let id): blobID = id
+                    case let .new(hash, shard, offset, length):
+                        try insertBlob.execute(arguments: [hash, shard, offset, length])
+                        blobID = try Int64.fetchOne(findBlob, arguments: [hash])!
+                    }
+                    try insertImage.execute(arguments: [
+                        r.datasetID, caseID, sourceID, im.modalityID, split, im.axis, im.slice, im.width, im.height, im.channels,
+                        im.origWidth, im.origHeight, im.spacing[0], im.spacing[1], im.spacing[2], im.transform, blobID,
+                    ])
+                    let imageID = db.lastInsertedRowID
+                    counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: 0, split: split), default: (0, 0)].images += 1
+                    for m in im.masks {
+                        try insertMask.execute(arguments: [
+                            imageID, m.classID, m.instance, m.area, m.box.x0, m.box.y0, m.box.x1, m.box.y1,
+                            m.shardID, m.offset, m.length, im.modalityID, split, r.datasetID,
+                        ])
+                        counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: m.classID, split: split), default: (0, 0)].masks += 1
+                    }
+                }
+            }
+            let bump = try db.cachedStatement(sql: """
+                INSERT INTO counts(dataset_id, modality_id, class_id, split, images, masks) VALUES (?,?,?,?,?,?)
+                ON CONFLICT DO UPDATE SET images = images + excluded.images, masks = masks + excluded.masks
+                """)
+            for (k, v) in counts { try bump.execute(arguments: [k.dataset, k.modality, k.cls, k.split, v.images, v.masks]) }
+        }
+    }
+
+    /// Removes a source file's images and masks (the file changed since it was ingested), keeping
+    /// the running counts right. Shard bytes stay: shards are append-only.
+    static func removeImages(_ db: Database, sourceID: Int64) throws {
+        try db.execute(sql: """
+            UPDATE counts SET images = images - (SELECT COUNT(*) FROM images i WHERE i.source_id = ?1 AND i.dataset_id = counts.dataset_id
+                AND i.modality_id = counts.modality_id AND i.split = counts.split) WHERE class_id = 0;
+            UPDATE counts SET masks = masks - (SELECT COUNT(*) FROM masks m JOIN images i ON i.id = m.image_id WHERE i.source_id = ?1
+                AND m.dataset_id = counts.dataset_id AND m.modality_id = counts.modality_id AND m.class_id = counts.class_id AND m.split = counts.split)
+                WHERE class_id != 0;
+            DELETE FROM masks WHERE image_id IN (SELECT id FROM images WHERE source_id = ?1);
+            DELETE FROM images WHERE source_id = ?1;
+            """.replacingOccurrences(of: "?1", with: String(sourceID)))
+    }
+}

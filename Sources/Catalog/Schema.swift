@@ -1,0 +1,99 @@
+import GRDB
+
+/// Named, append-only migrations: a released migration is never edited; changes come as new ones.
+enum Schema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1_catalog") { db in
+            try db.execute(sql: """
+                CREATE TABLE datasets (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    title TEXT, layout TEXT NOT NULL, modality TEXT,
+                    licence TEXT, citation TEXT,
+                    manifest TEXT NOT NULL            -- the YAML the dataset was ingested with
+                );
+                CREATE TABLE modalities (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+                CREATE TABLE classes (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT);
+                -- Patients (or studies where a dataset has no patient ids). The split lives here, so
+                -- one patient can never be in two splits.
+                CREATE TABLE cases (
+                    id INTEGER PRIMARY KEY,
+                    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+                    name TEXT NOT NULL,
+                    split INTEGER NOT NULL,           -- 0 train, 1 val, 2 test
+                    UNIQUE (dataset_id, name)
+                );
+                CREATE TABLE ingest_runs (
+                    id INTEGER PRIMARY KEY,
+                    started_at TEXT NOT NULL, finished_at TEXT,
+                    options TEXT NOT NULL,            -- JSON of the run's settings
+                    status TEXT NOT NULL DEFAULT 'running',
+                    files_done INTEGER NOT NULL DEFAULT 0, files_rejected INTEGER NOT NULL DEFAULT 0,
+                    images INTEGER NOT NULL DEFAULT 0, masks INTEGER NOT NULL DEFAULT 0
+                );
+                -- One row per ingested unit (an image file, with its mask file). Paths are relative
+                -- to the dataset folder.
+                CREATE TABLE source_files (
+                    id INTEGER PRIMARY KEY,
+                    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+                    path TEXT NOT NULL, mask_path TEXT,
+                    size INTEGER NOT NULL, mtime REAL NOT NULL, content_hash TEXT,
+                    status TEXT NOT NULL,             -- done | rejected
+                    images INTEGER NOT NULL DEFAULT 0, masks INTEGER NOT NULL DEFAULT 0,
+                    run_id INTEGER REFERENCES ingest_runs(id),
+                    UNIQUE (dataset_id, path)
+                );
+                CREATE TABLE shards (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+                -- Normalised pixels, stored once per distinct content.
+                CREATE TABLE blobs (
+                    id INTEGER PRIMARY KEY,
+                    hash TEXT NOT NULL UNIQUE,
+                    shard_id INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL
+                );
+                CREATE TABLE images (
+                    id INTEGER PRIMARY KEY,
+                    dataset_id INTEGER NOT NULL, case_id INTEGER NOT NULL, source_id INTEGER NOT NULL,
+                    modality_id INTEGER NOT NULL, split INTEGER NOT NULL,
+                    axis TEXT NOT NULL, slice INTEGER NOT NULL,
+                    width INTEGER NOT NULL, height INTEGER NOT NULL, channels INTEGER NOT NULL,
+                    orig_width INTEGER NOT NULL, orig_height INTEGER NOT NULL,
+                    spacing_x REAL NOT NULL, spacing_y REAL NOT NULL, spacing_z REAL NOT NULL,
+                    transform TEXT NOT NULL,          -- JSON: how to map back to the source grid
+                    blob_id INTEGER NOT NULL REFERENCES blobs(id)
+                );
+                CREATE INDEX images_case ON images(case_id);
+                CREATE INDEX images_source ON images(source_id);
+                CREATE INDEX images_select ON images(modality_id, split, dataset_id);
+                -- modality, split and dataset are copied from the image so that filtered selections
+                -- read one index.
+                CREATE TABLE masks (
+                    id INTEGER PRIMARY KEY,
+                    image_id INTEGER NOT NULL,
+                    class_id INTEGER NOT NULL, instance INTEGER NOT NULL,
+                    area INTEGER NOT NULL, x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+                    shard_id INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
+                    modality_id INTEGER NOT NULL, split INTEGER NOT NULL, dataset_id INTEGER NOT NULL
+                );
+                CREATE INDEX masks_image ON masks(image_id);
+                CREATE INDEX masks_select ON masks(modality_id, class_id, split, dataset_id);
+                CREATE INDEX masks_class ON masks(class_id, split);
+                -- Running totals, kept in the same transactions as the rows they count, so that
+                -- `catalog stats` never scans millions of rows.
+                CREATE TABLE counts (
+                    dataset_id INTEGER NOT NULL, modality_id INTEGER NOT NULL, class_id INTEGER NOT NULL,
+                    split INTEGER NOT NULL,
+                    images INTEGER NOT NULL DEFAULT 0, masks INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (dataset_id, modality_id, class_id, split)
+                ) WITHOUT ROWID;
+                CREATE TABLE errors (
+                    id INTEGER PRIMARY KEY,
+                    run_id INTEGER, dataset TEXT, path TEXT NOT NULL,
+                    stage TEXT NOT NULL, message TEXT NOT NULL, at TEXT NOT NULL
+                );
+                CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                """)
+        }
+        return m
+    }
+}

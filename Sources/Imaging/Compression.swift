@@ -1,0 +1,54 @@
+import CCodecs
+import Foundation
+
+/// gzip and zlib through libdeflate (fast path) and zlib (multi-member and damaged streams).
+public enum Compression {
+    public static func gunzip(_ data: Data) throws -> Data {
+        try data.withUnsafeBytes { raw in
+            try call { out, len, err in
+                mc_gunzip(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, &out, &len, err, 256)
+            }
+        }
+    }
+
+    public static func gzip(_ data: Data, level: Int32 = 6) -> Data {
+        data.withUnsafeBytes { raw in
+            try! call { out, len, _ in mc_gzip(raw.bindMemory(to: UInt8.self).baseAddress, raw.count, level, &out, &len) }
+        }
+    }
+
+    public static func zlibCompress(_ bytes: UnsafeRawBufferPointer, level: Int32 = 1) -> Data {
+        try! call { out, len, _ in mc_zlib_compress(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, level, &out, &len) }
+    }
+
+    /// `expected`: the decompressed size when known, which takes the fast path and checks it.
+    public static func zlibDecompress(_ bytes: UnsafeRawBufferPointer, expected: Int = 0) throws -> Data {
+        try call { out, len, err in
+            mc_zlib_decompress(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count, expected, &out, &len, err, 256)
+        }
+    }
+
+    public static func isGzip(_ data: Data) -> Bool { data.count >= 2 && data[data.startIndex] == 0x1f && data[data.startIndex + 1] == 0x8b }
+
+    static func call(_ body: (inout UnsafeMutablePointer<UInt8>?, inout Int, UnsafeMutablePointer<CChar>) -> Int32) throws -> Data {
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var len = 0
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = err.withUnsafeMutableBufferPointer { body(&out, &len, $0.baseAddress!) }
+        guard rc == 0, let p = out else { throw ImagingError(String(cString: err)) }
+        return Data(bytesNoCopy: p, count: len, deallocator: .custom { ptr, _ in mc_free(ptr) })
+    }
+}
+
+public enum Checksum {
+    public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 { mc_crc32(0, bytes.baseAddress, bytes.count) }
+    public static func crc32(_ data: Data) -> UInt32 { data.withUnsafeBytes { crc32($0) } }
+
+    /// 128-bit XXH3 as 32 hex digits: content identity for deduplication, not security.
+    public static func xxh128(_ bytes: UnsafeRawBufferPointer) -> String {
+        var h: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &h) { mc_xxh128(bytes.baseAddress, bytes.count, $0.bindMemory(to: UInt64.self).baseAddress) }
+        return String(format: "%016llx%016llx", h.1, h.0)
+    }
+    public static func xxh128(_ data: Data) -> String { data.withUnsafeBytes { xxh128($0) } }
+}

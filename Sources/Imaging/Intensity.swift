@@ -1,0 +1,92 @@
+import Foundation
+
+/// How raw intensities become 8-bit pixels.
+public enum IntensityPolicy: Equatable, Sendable, CustomStringConvertible {
+    /// CT: clip to [level − width/2, level + width/2] HU and scale to 0…255.
+    case window(width: Double, level: Double)
+    /// MR, US, OCT, X-ray…: clip to the given percentiles of the foreground (voxels above the
+    /// volume's minimum) and scale to 0…255; background stays 0. MedSAM's pre_CT_MR.py does this.
+    case percentile(lower: Double, upper: Double)
+    /// Scale the volume's min…max to 0…255.
+    case minMax
+    /// Values already 0…255 (8-bit photographs): clamp only.
+    case none
+
+    public static let ctSoftTissue = IntensityPolicy.window(width: 400, level: 40)
+    public static let defaultPercentile = IntensityPolicy.percentile(lower: 0.5, upper: 99.5)
+
+    public var description: String {
+        switch self {
+        case let .window(w, l): "window W\(fmt(w))/L\(fmt(l))"
+        case let .percentile(lo, hi): "percentile \(fmt(lo))–\(fmt(hi))"
+        case .minMax: "min-max"
+        case .none: "none"
+        }
+    }
+    private func fmt(_ x: Double) -> String { x.rounded() == x ? String(Int(x)) : String(x) }
+}
+
+public enum Intensity {
+    /// The affine map from raw intensities to 0…255 chosen by `policy` for this volume.
+    public struct Mapping: Sendable {
+        public var low: Float, high: Float
+        /// Voxels at or below this value are background and map to 0 (percentile policy).
+        public var background: Float?
+
+        @inline(__always) public func apply(_ x: Float) -> Float {
+            if let b = background, x <= b { return 0 }
+            let scale: Float = high > low ? 255 / (high - low) : 0
+            return ((min(max(x, low), high) - low) * scale).rounded()
+        }
+    }
+
+    public static func mapping(for v: Volume, policy: IntensityPolicy) -> Mapping {
+        switch policy {
+        case let .window(w, l):
+            return Mapping(low: Float(l - w / 2), high: Float(l + w / 2), background: nil)
+        case let .percentile(pl, ph):
+            let minimum = v.voxels.min() ?? 0
+            let b = percentiles(v.voxels, of: [pl, ph], above: minimum, integral: v.isIntegral)
+            return Mapping(low: Float(b[0]), high: Float(b[1]), background: minimum)
+        case .minMax:
+            return Mapping(low: v.voxels.min() ?? 0, high: v.voxels.max() ?? 0, background: nil)
+        case .none:
+            return Mapping(low: 0, high: 255, background: nil)
+        }
+    }
+
+    /// Maps every voxel to 0…255 (still `Float`, rounded) according to `policy`.
+    @discardableResult
+    public static func normalise(_ v: inout Volume, policy: IntensityPolicy) -> Mapping {
+        let m = mapping(for: v, policy: policy)
+        v.voxels.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = m.apply(p[i]) } }
+        return m
+    }
+
+    /// numpy-style (linear interpolation) percentiles of the values strictly above `above`.
+    /// Integer data with a modest range goes through a histogram (exact, O(n)); other data is sorted.
+    public static func percentiles(_ values: [Float], of ps: [Double], above: Float = -.infinity, integral: Bool) -> [Double] {
+        var lo = Float.infinity, hi = -Float.infinity, n = 0
+        for x in values where x > above { lo = min(lo, x); hi = max(hi, x); n += 1 }
+        if n == 0 { return ps.map { _ in Double(above.isFinite ? above : 0) } }
+        func ranks(_ p: Double) -> (Int, Int, Double) {
+            let r = p / 100 * Double(n - 1)
+            let f = Int(r.rounded(.down))
+            return (f, min(f + 1, n - 1), r - Double(f))
+        }
+        if integral && hi - lo < 4_000_000 {
+            let base = Int(lo)
+            var hist = [Int](repeating: 0, count: Int(hi) - base + 1)
+            hist.withUnsafeMutableBufferPointer { h in for x in values where x > above { h[Int(x) - base] += 1 } }
+            func orderStat(_ k: Int) -> Double {
+                var acc = 0
+                for (i, c) in hist.enumerated() { acc += c; if acc > k { return Double(base + i) } }
+                return Double(hi)
+            }
+            return ps.map { p in let (a, b, t) = ranks(p); let va = orderStat(a); return va + (orderStat(b) - va) * t }
+        }
+        var sorted = values.filter { $0 > above }
+        sorted.sort()
+        return ps.map { p in let (a, b, t) = ranks(p); return Double(sorted[a]) + Double(sorted[b] - sorted[a]) * t }
+    }
+}

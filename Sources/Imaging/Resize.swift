@@ -1,0 +1,82 @@
+import Foundation
+
+/// Separable resampling of 2D planes.
+///
+/// Images use a triangle (bilinear) filter whose support widens when shrinking, so downsampling
+/// averages instead of aliasing; this is the filter Pillow calls BILINEAR, which keeps medcat's
+/// output comparable with Python pipelines. Label masks use nearest neighbour.
+public enum Resize {
+    struct Taps { var start: [Int]; var count: [Int]; var weights: [Float]; var width: Int }
+
+    static func taps(from inSize: Int, to outSize: Int) -> Taps {
+        let scale = Double(inSize) / Double(outSize)
+        let filterScale = max(scale, 1), support = filterScale
+        let width = Int(support.rounded(.up)) * 2 + 1
+        var start = [Int](repeating: 0, count: outSize), count = start
+        var weights = [Float](repeating: 0, count: outSize * width)
+        for o in 0..<outSize {
+            let center = (Double(o) + 0.5) * scale
+            let lo = max(Int(center - support + 0.5), 0), hi = min(Int(center + support + 0.5), inSize)
+            var total = 0.0
+            var w = [Double]()
+            for k in lo..<hi {
+                let x = (Double(k) - center + 0.5) / filterScale
+                let t = max(0, 1 - abs(x))
+                w.append(t); total += t
+            }
+            start[o] = lo; count[o] = hi - lo
+            for (k, t) in w.enumerated() { weights[o * width + k] = Float(total > 0 ? t / total : 0) }
+        }
+        return Taps(start: start, count: count, weights: weights, width: width)
+    }
+
+    /// Resamples an interleaved plane of `channels` components.
+    public static func bilinear(_ src: UnsafeBufferPointer<Float>, width: Int, height: Int, channels: Int,
+                                toWidth ow: Int, toHeight oh: Int) -> [Float] {
+        if ow == width && oh == height { return Array(src) }
+        let tx = taps(from: width, to: ow), ty = taps(from: height, to: oh)
+        var tmp = [Float](repeating: 0, count: ow * height * channels)
+        tmp.withUnsafeMutableBufferPointer { t in
+            for y in 0..<height {
+                let row = y * width * channels, orow = y * ow * channels
+                for x in 0..<ow {
+                    let s = tx.start[x], n = tx.count[x], wb = x * tx.width
+                    for c in 0..<channels {
+                        var acc: Float = 0
+                        for k in 0..<n { acc += src[row + (s + k) * channels + c] * tx.weights[wb + k] }
+                        t[orow + x * channels + c] = acc
+                    }
+                }
+            }
+        }
+        var out = [Float](repeating: 0, count: ow * oh * channels)
+        tmp.withUnsafeBufferPointer { t in
+            out.withUnsafeMutableBufferPointer { o in
+                let stride = ow * channels
+                for y in 0..<oh {
+                    let s = ty.start[y], n = ty.count[y], wb = y * ty.width
+                    let orow = y * stride
+                    for k in 0..<n {
+                        let w = ty.weights[wb + k], irow = (s + k) * stride
+                        for i in 0..<stride { o[orow + i] += t[irow + i] * w }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Nearest-neighbour resampling of a single-channel plane (labels).
+    public static func nearest<T>(_ src: UnsafeBufferPointer<T>, width: Int, height: Int, toWidth ow: Int, toHeight oh: Int, zero: T) -> [T] {
+        let sx = Double(width) / Double(ow), sy = Double(height) / Double(oh)
+        let xs = (0..<ow).map { min(Int((Double($0) + 0.5) * sx), width - 1) }
+        var out = [T](repeating: zero, count: ow * oh)
+        out.withUnsafeMutableBufferPointer { o in
+            for y in 0..<oh {
+                let row = min(Int((Double(y) + 0.5) * sy), height - 1) * width
+                for x in 0..<ow { o[y * ow + x] = src[row + xs[x]] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,164 @@
+import Catalog
+import Foundation
+import GRDB
+import Imaging
+
+/// Writes a selection of the catalog in layouts that Python tools read:
+/// - `sa-med2d`: SA-Med2D-20M's layout: images/*.png, masks/*.png (0/255) and
+///   image2label_<split>.json mapping each image to its masks;
+/// - `webdataset`: tar shards of samples `<key>.png`, `<key>.mask_NNN.png`, `<key>.json`.
+public final class Exporter {
+    public enum Format: String, CaseIterable, Sendable { case saMed2d = "sa-med2d", webdataset }
+
+    let catalog: Catalog
+    private var readers: [String: ShardReader] = [:]
+
+    public init(catalog: Catalog) { self.catalog = catalog }
+
+    struct ImageRow {
+        var id: Int64, dataset: String, caseName: String, modality: String, split: String, axis: String, slice: Int
+        var width: Int, height: Int, channels: Int
+        var masks: [(className: String, instance: Int, area: Int, box: [Int], location: ShardLocation)]
+        var image: ShardLocation
+    }
+
+    /// Returns (images, masks) written.
+    @discardableResult
+    public func export(_ format: Format, selection: Selection, to out: URL, samplesPerShard: Int = 1000) throws -> (Int, Int) {
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        var images = 0, masks = 0
+        switch format {
+        case .saMed2d:
+            let fm = FileManager.default
+            try fm.createDirectory(at: out.appendingPathComponent("images"), withIntermediateDirectories: true)
+            try fm.createDirectory(at: out.appendingPathComponent("masks"), withIntermediateDirectories: true)
+            var index: [String: [String: [String]]] = [:]
+            try forEach(selection) { row in
+                let stem = "\(row.modality)--\(row.dataset)--\(row.caseName)--\(row.axis)_\(String(format: "%04d", row.slice))"
+                let imagePath = "images/\(stem).png"
+                try png(try pixels(row)).write(to: out.appendingPathComponent(imagePath))
+                var maskPaths: [String] = []
+                for (k, m) in row.masks.enumerated() {
+                    let p = "masks/\(stem)--\(m.className)_\(String(format: "%03d", m.instance == 0 ? k : m.instance)).png"
+                    try png(try mask(row, m.location, box: m.box)).write(to: out.appendingPathComponent(p))
+                    maskPaths.append(p)
+                }
+                index[row.split, default: [:]][imagePath] = maskPaths
+                images += 1; masks += row.masks.count
+            }
+            for (split, map) in index {
+                let data = try JSONSerialization.data(withJSONObject: map, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+                try data.write(to: out.appendingPathComponent("image2label_\(split).json"))
+            }
+        case .webdataset:
+            var tars: [String: (TarWriter, Int, Int)] = [:]  // split → writer, samples in shard, shard number
+            try forEach(selection) { row in
+                var (tar, n, shard) = try tars[row.split] ?? (TarWriter(url: out.appendingPathComponent("\(row.split)-000000.tar")), 0, 0)
+                if n >= samplesPerShard {
+                    try tar.close(); shard += 1; n = 0
+                    tar = try TarWriter(url: out.appendingPathComponent(String(format: "%@-%06d.tar", row.split, shard)))
+                }
+                let key = String(format: "%09lld", row.id)
+                try tar.add("\(key).png", try png(try pixels(row)))
+                var meta: [[String: Any]] = []
+                for (k, m) in row.masks.enumerated() {
+                    try tar.add(String(format: "%@.mask_%03d.png", key, k), try png(try mask(row, m.location, box: m.box)))
+                    meta.append(["class": m.className, "instance": m.instance, "area": m.area, "bbox": m.box])
+                }
+                let info: [String: Any] = ["id": row.id, "dataset": row.dataset, "case": row.caseName, "modality": row.modality,
+                                           "split": row.split, "axis": row.axis, "slice": row.slice, "masks": meta]
+                try tar.add("\(key).json", try JSONSerialization.data(withJSONObject: info, options: [.sortedKeys, .withoutEscapingSlashes]))
+                tars[row.split] = (tar, n + 1, shard)
+                images += 1; masks += row.masks.count
+            }
+            for (tar, _, _) in tars.values { try tar.close() }
+        }
+        return (images, masks)
+    }
+
+    /// Images having at least one mask in the selection, with those masks, in id order.
+    func forEach(_ selection: Selection, _ body: (ImageRow) throws -> Void) throws {
+        var after: Int64 = 0
+        while true {
+            let page: [ImageRow] = try catalog.db.read { db in
+                let (cond, args) = try catalog.selectionSQL(db, selection)
+                let rows = try Row.fetchAll(db, sql: """
+                    SELECT m.image_id, d.name, c.name, mo.name, i.split, i.axis, i.slice, i.width, i.height, i.channels,
+                           sb.name, b.offset, b.length, k.name, m.instance, m.area, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length
+                    FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id JOIN datasets d ON d.id = i.dataset_id
+                    JOIN modalities mo ON mo.id = i.modality_id JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id
+                    JOIN blobs b ON b.id = i.blob_id JOIN shards sb ON sb.id = b.shard_id
+                    WHERE \(cond) AND m.image_id IN (SELECT DISTINCT image_id FROM masks m WHERE \(cond) AND m.image_id > ? ORDER BY image_id LIMIT 500)
+                    ORDER BY m.image_id, m.id
+                    """, arguments: args + args + [after])
+                var out: [ImageRow] = []
+                for r in rows {
+                    let id: Int64 = r[0]
+                    if out.last?.id != id {
+                        out.append(ImageRow(id: id, dataset: r[1], caseName: r[2], modality: r[3], split: Split(rawValue: r[4])?.name ?? "train",
+                                            axis: r[5], slice: r[6], width: r[7], height: r[8], channels: r[9], masks: [],
+                                            image: ShardLocation(shard: r[10], offset: r[11], length: r[12])))
+                    }
+                    out[out.count - 1].masks.append((r[13], r[14], r[15], [r[16], r[17], r[18], r[19]], ShardLocation(shard: r[20], offset: r[21], length: r[22])))
+                }
+                return out
+            }
+            if page.isEmpty { return }
+            for row in page { try body(row) }
+            after = page.last!.id
+        }
+    }
+
+    private func reader(_ shard: String) throws -> ShardReader {
+        if let r = readers[shard] { return r }
+        let r = try ShardReader(url: catalog.shardDirectory.appendingPathComponent(shard))
+        readers[shard] = r
+        return r
+    }
+
+    func pixels(_ row: ImageRow) throws -> Volume {
+        let rec = try reader(row.image.shard).record(at: row.image.offset)
+        return Volume(size: [rec.width, rec.height, 1], components: rec.kind == .rgb8 ? 3 : 1, voxels: rec.bytes.map(Float.init))
+    }
+
+    func mask(_ row: ImageRow, _ loc: ShardLocation, box: [Int]) throws -> Volume {
+        let rec = try reader(loc.shard).record(at: loc.offset)
+        let bits = rec.bytes.withUnsafeBytes { MaskBits.unpack($0, width: rec.width, height: rec.height, box: (box[0], box[1], box[2], box[3])) }
+        return Volume(size: [rec.width, rec.height, 1], voxels: bits.map { $0 != 0 ? 255 : 0 })
+    }
+
+    private func png(_ v: Volume) throws -> Data { try Raster.encodePNG(v) }
+}
+
+/// A minimal POSIX ustar writer (what WebDataset reads).
+final class TarWriter {
+    let handle: FileHandle
+    init(url: URL) throws {
+        FileManager.default.createFile(atPath: url.path, contents: nil)
+        handle = try FileHandle(forWritingTo: url)
+    }
+
+    func add(_ name: String, _ data: Data) throws {
+        precondition(name.utf8.count < 100, "tar member names are short keys")
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ s: String, _ at: Int) { for (i, b) in s.utf8.enumerated() { h[at + i] = b } }
+        put(name, 0)
+        put("0000644", 100); put("0000000", 108); put("0000000", 116)
+        put(String(format: "%011o", data.count), 124)
+        put(String(format: "%011o", 0), 136)
+        put("        ", 148)
+        h[156] = UInt8(ascii: "0")
+        put("ustar", 257); put("00", 263)
+        let sum = h.reduce(0) { $0 + Int($1) }
+        put(String(format: "%06o", sum), 148); h[154] = 0; h[155] = UInt8(ascii: " ")
+        try handle.write(contentsOf: Data(h))
+        try handle.write(contentsOf: data)
+        let pad = (512 - data.count % 512) % 512
+        if pad > 0 { try handle.write(contentsOf: Data(count: pad)) }
+    }
+
+    func close() throws {
+        try handle.write(contentsOf: Data(count: 1024))
+        try handle.close()
+    }
+}

@@ -1,0 +1,38 @@
+import Foundation
+import Imaging
+
+public enum SliceAxis: String, CaseIterable, Codable, Sendable {
+    case axial = "z", coronal = "y", sagittal = "x"
+}
+
+/// Settings of one ingest run (documented defaults in the README; recorded with the run).
+public struct IngestOptions: Sendable {
+    /// Output side in pixels: longest side resized to this, then padded to a square.
+    public var size = 256
+    public var axes: [SliceAxis] = [.axial]
+    /// One mask per connected component instead of one per class.
+    public var instances = false
+    /// Keep slices that have no mask.
+    public var keepEmpty = false
+    /// Components under this many pixels in a 2D slice (source grid) are dropped.
+    public var minMaskPixels = 100
+    /// 3D components under this many voxels are dropped before slicing.
+    public var minComponentVoxels = 1000
+    public var workers = ProcessInfo.processInfo.activeProcessorCount
+    /// Replaces the manifest's and the modality's intensity policy.
+    public var intensity: IntensityPolicy?
+    public var modality: String?
+    /// Try again files that an earlier run rejected, even if unchanged.
+    public var retryRejected = false
+
+    public init() {}
+
+    var json: String {
+        let d: [String: Any] = [
+            "size": size, "axes": axes.map(\.rawValue).joined(), "instances": instances, "keep_empty": keepEmpty,
+            "min_mask_pixels": minMaskPixels, "min_component_voxels": minComponentVoxels, "workers": workers,
+            "intensity": intensity?.description ?? "default", "modality": modality ?? "manifest",
+        ]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: d, options: .sortedKeys), as: UTF8.self)
+    }
+}

@@ -1,0 +1,275 @@
+import Catalog
+import Foundation
+import Imaging
+import Logging
+
+/// What an ingest run did.
+public struct IngestSummary: Sendable {
+    public var datasets: [String] = []
+    public var filesSeen = 0, filesSkipped = 0, filesDone = 0, filesRejected = 0
+    /// Files of these datasets rejected by this or an earlier run and still rejected.
+    public var rejectedTotal = 0
+    public var images = 0, masks = 0, deduplicated = 0
+    public var seconds = 0.0
+}
+
+/// Runs `medcat ingest`: discovery, skipping what is done, parallel decoding, and one writer that
+/// appends pixels to the shards and commits catalog rows in source order.
+///
+/// Crash safety: pixels are flushed to the shard before the transaction that references them
+/// commits, and a source file is marked done in that same transaction. A run killed at any point
+/// leaves complete files recorded and the rest absent; the next run does the rest. Shard bytes
+/// written after the last commit are orphans, never referenced.
+public final class IngestRunner {
+    let catalog: Catalog
+    let library: ManifestLibrary
+    let options: IngestOptions
+    let log: Logger
+    let progress: Progress?
+    /// Units committed per transaction (each unit's slices are already many rows).
+    let batchSize = 16
+
+    public init(catalog: Catalog, library: ManifestLibrary, options: IngestOptions, log: Logger, progress: Progress?) {
+        self.catalog = catalog
+        self.library = library
+        self.options = options
+        self.log = log
+        self.progress = progress
+    }
+
+    public func run(root: URL, manifest explicit: Manifest?) throws -> IngestSummary {
+        let start = Date()
+        var summary = IngestSummary()
+        guard FS.isDirectory(root) else { throw LayoutError(description: "'\(root.lastPathComponent)' is not a folder") }
+        var found: [(Manifest, URL)]
+        if var m = explicit {
+            if let mod = options.modality { m.modality = mod }
+            found = [(m, root)]
+        } else {
+            found = try Layouts.discover(root, library: library, modalityOverride: options.modality)
+        }
+        let plans = try found.map { try Layouts.plan($0.0, root: $0.1, vocabulary: library.vocabulary) }
+        let runID = try catalog.beginRun(options: options.json)
+        try ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)
+        let shards = try ShardSet(catalog: catalog, prefix: "run\(runID)")
+        var status = "failed"
+        defer {
+            try? shards.seal()
+            try? catalog.finishRun(runID, status: status)
+        }
+        for plan in plans {
+            let m = plan.manifest
+            summary.datasets.append(m.name)
+            log.info("dataset \(m.name): layout \(m.layout.rawValue), \(plan.items.count) images, modality \(m.modality ?? Set(plan.items.map(\.modality)).sorted().joined(separator: "/"))")
+            for name in Set(m.labels.values) { _ = try catalog.classID(name, description: library.vocabulary.descriptions[name]) }
+            let datasetID = try catalog.registerDataset(.init(name: m.name, title: m.title, layout: m.layout.rawValue, modality: m.modality,
+                                                               licence: m.licence, citation: m.citation, manifest: m.source))
+            let known = try catalog.sourceStates(datasetID: datasetID)
+            var pending: [(WorkItem, Int64, Double)] = []
+            var problems: [SourceResult] = []
+            for p in plan.problems {
+                let url = plan.root.appendingPathComponent(p.path)
+                let (size, mtime) = FS.stat(url)
+                if let k = known[p.path], k.size == size, k.mtime == mtime, !options.retryRejected { summary.filesSkipped += 1; continue }
+                problems.append(SourceResult(datasetID: datasetID, datasetName: m.name, path: p.path, maskPath: nil, size: size, mtime: mtime,
+                                             contentHash: nil, runID: runID, outcome: .rejected(stage: "pair", message: p.message)))
+            }
+            for item in plan.items {
+                let (size, mtime) = FS.stat(item.image)
+                let (msize, mmtime) = item.mask.map(FS.stat) ?? (0, 0)
+                // A unit is unchanged when the image and its mask are; the mask's stat joins the key.
+                let combined = mtime + mmtime / 1e10 + Double(msize) / 1e20
+                if let k = known[item.key], k.size == size, k.mtime == combined, k.status == "done" || !options.retryRejected {
+                    summary.filesSkipped += 1
+                    continue
+                }
+                pending.append((item, size, combined))
+            }
+            summary.filesSeen += plan.items.count + plan.problems.count
+            if !problems.isEmpty {
+                try catalog.commit(problems)
+                summary.filesRejected += problems.count
+                for p in problems { if case .rejected(_, let msg) = p.outcome { log.warning("rejected \(m.name)/\(p.path): \(msg)") } }
+            }
+            try process(pending, plan: plan, datasetID: datasetID, runID: runID, shards: shards, summary: &summary)
+            summary.rejectedTotal += try catalog.db.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM source_files WHERE dataset_id = ? AND status = 'rejected'", arguments: [datasetID]) ?? 0
+            }
+        }
+        progress?.finish()
+        status = "done"
+        summary.seconds = Date().timeIntervalSince(start)
+        return summary
+    }
+
+    /// Decodes on `options.workers` threads; commits in item order so ids do not depend on timing.
+    private func process(_ items: [(WorkItem, Int64, Double)], plan: DatasetPlan, datasetID: Int64, runID: Int64,
+                         shards: ShardSet, summary: inout IngestSummary) throws {
+        if items.isEmpty { return }
+        let builder = SampleBuilder(manifest: plan.manifest, options: options)
+        let queue = UnitQueue(count: items.count, window: max(2, options.workers * 2))
+        progress?.begin(total: items.count)
+        for _ in 0..<max(1, options.workers) {
+            let t = Thread {
+                while let i = queue.take() {
+                    do { queue.put(i, .success(try builder.build(items[i].0))) } catch let e as IngestFailure { queue.put(i, .failure(e)) } catch {
+                        queue.put(i, .failure(IngestFailure(stage: "process", message: "\(error)")))
+                    }
+                }
+            }
+            t.stackSize = 8 << 20
+            t.start()
+        }
+        defer { queue.stop() }
+
+        var batch: [SourceResult] = []
+        func flush() throws {
+            if batch.isEmpty { return }
+            try shards.flush()
+            try catalog.commit(batch)
+            batch.removeAll(keepingCapacity: true)
+        }
+        for index in 0..<items.count {
+                let r = queue.result(index)
+                let (item, size, mtime) = items[index]
+                let outcome: SourceResult.Outcome
+                switch r {
+                case .success(let images):
+                    let rows = try shards.store(images, modality: try catalog.modalityID(item.modality), caseName: item.caseName, summary: &summary)
+                    outcome = .done(rows)
+                    summary.filesDone += 1
+                    summary.images += rows.count
+                    summary.masks += rows.reduce(0) { $0 + $1.masks.count }
+                    progress?.advance(slices: rows.count)
+                case .failure(let e):
+                    outcome = .rejected(stage: e.stage, message: e.message)
+                    summary.filesRejected += 1
+                    log.warning("rejected \(plan.manifest.name)/\(item.key): \(e.stage): \(e.message)")
+                    progress?.advance(slices: 0)
+                }
+                batch.append(SourceResult(datasetID: datasetID, datasetName: plan.manifest.name, path: item.key, maskPath: item.maskKey,
+                                          size: size, mtime: mtime, contentHash: nil, runID: runID, outcome: outcome))
+                if batch.count >= batchSize { try flush() }
+        }
+        try flush()
+    }
+}
+
+/// Hands unit indices to decoder threads and their results back in index order. At most `window`
+/// units are decoded ahead of the writer, which bounds memory.
+final class UnitQueue: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var results: [Int: Result<[PreparedImage], IngestFailure>] = [:]
+    private var next = 0, consumed = 0, stopped = false
+    let count: Int, window: Int
+
+    init(count: Int, window: Int) { self.count = count; self.window = window }
+
+    func take() -> Int? {
+        cond.lock(); defer { cond.unlock() }
+        while next - consumed >= window && !stopped { cond.wait() }
+        if next >= count || stopped { return nil }
+        next += 1
+        return next - 1
+    }
+
+    func put(_ i: Int, _ r: Result<[PreparedImage], IngestFailure>) {
+        cond.lock(); results[i] = r; cond.broadcast(); cond.unlock()
+    }
+
+    func result(_ i: Int) -> Result<[PreparedImage], IngestFailure> {
+        cond.lock(); defer { cond.unlock() }
+        while results[i] == nil { cond.wait() }
+        consumed = i + 1
+        cond.broadcast()
+        return results.removeValue(forKey: i)!
+    }
+
+    func stop() { cond.lock(); stopped = true; cond.broadcast(); cond.unlock() }
+}
+
+/// The run's shard files: images and masks go to one file at a time, rolled over at 2 GiB.
+final class ShardSet {
+    let catalog: Catalog
+    let prefix: String
+    var writer: ShardWriter?
+    var name = ""
+    var shardID: Int64 = 0
+    var sequence = 0
+    /// Pixels written in this run but not committed yet, by content hash (deduplication inside a batch).
+    var pendingBlobs: [String: BlobRef] = [:]
+    let rollover: Int64 = 2 << 30
+
+    init(catalog: Catalog, prefix: String) throws {
+        self.catalog = catalog
+        self.prefix = prefix
+        try FileManager.default.createDirectory(at: catalog.shardDirectory, withIntermediateDirectories: true)
+    }
+
+    static func recoverUnsealed(in dir: URL, log: Logger) throws {
+        for url in FS.children(dir) where url.pathExtension == "mcs" {
+            let reader = try? ShardReader(url: url)
+            if reader?.isSealed == true { continue }
+            let r = try ShardRepair.recover(url: url)
+            log.notice("recovered shard \(url.lastPathComponent) left by an interrupted run: \(r.records) records kept, \(r.truncatedBytes) bytes of a torn tail dropped")
+        }
+    }
+
+    private func current() throws -> ShardWriter {
+        if let w = writer, w.byteCount < rollover { return w }
+        try writer?.seal()
+        name = String(format: "%@-%03d", prefix, sequence)
+        sequence += 1
+        let w = try ShardWriter(directory: catalog.shardDirectory, name: name)
+        shardID = try catalog.shardID(name + ".mcs")
+        writer = w
+        return w
+    }
+
+    func store(_ images: [PreparedImage], modality: Int64, caseName: String, summary: inout IngestSummary) throws -> [NewImage] {
+        var rows: [NewImage] = []
+        for im in images {
+            let w = try current()
+            var blob: BlobRef
+            if let known = pendingBlobs[im.hash] {
+                blob = known
+                summary.deduplicated += 1
+            } else if let id = try catalog.blobID(hash: im.hash) {
+                blob = .existing(id)
+                summary.deduplicated += 1
+            } else {
+                let loc = try im.pixels.withUnsafeBytes {
+                    try w.append(kind: im.channels == 3 ? .rgb8 : .grey8, width: im.size, height: im.size, bytes: $0, compress: true)
+                }
+                blob = .new(hash: im.hash, shardID: shardID, offset: loc.offset, length: loc.length)
+                pendingBlobs[im.hash] = blob
+            }
+            var masks: [NewMask] = []
+            for m in im.masks {
+                let bits = m.pixels.withUnsafeBufferPointer { MaskBits.pack($0, width: im.size, height: im.size, box: m.box) }
+                let loc = try bits.withUnsafeBytes { try w.append(kind: .mask, width: im.size, height: im.size, bytes: $0, compress: true) }
+                masks.append(NewMask(classID: try catalog.classID(m.className), instance: m.instance, area: m.area, box: m.box,
+                                     shardID: shardID, offset: loc.offset, length: loc.length))
+            }
+            rows.append(NewImage(caseName: caseName, modalityID: modality, axis: im.axis.rawValue, slice: im.slice,
+                                 width: im.size, height: im.size, channels: im.channels, origWidth: im.origWidth, origHeight: im.origHeight,
+                                 spacing: im.spacing, transform: im.transform, blob: blob, masks: masks))
+        }
+        return rows
+    }
+
+    func flush() throws {
+        try writer?.flush()
+        // Committed next: later batches find these through the catalog.
+        pendingBlobs.removeAll(keepingCapacity: true)
+    }
+
+    func seal() throws { try writer?.seal(); writer = nil }
+}
+
+extension FS {
+    static func stat(_ u: URL) -> (Int64, Double) {
+        let a = try? FileManager.default.attributesOfItem(atPath: u.path)
+        return ((a?[.size] as? NSNumber)?.int64Value ?? 0, (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+    }
+}

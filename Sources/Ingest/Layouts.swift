@@ -1,0 +1,316 @@
+import Foundation
+import Imaging
+
+/// One unit of ingest: an image (one channel of it, for multi-channel sets) and its label file.
+public struct WorkItem: Sendable {
+    public var dataset: String
+    public var caseName: String
+    public var image: URL
+    /// Catalog key of the unit: the image path relative to the dataset folder, plus "#N" for frame N
+    /// of a 4D file.
+    public var key: String
+    public var mask: URL?
+    public var maskKey: String?
+    public var modality: String
+    /// Frame of a 4D NIfTI (MSD multi-channel images).
+    public var frame: Int?
+}
+
+/// A folder recognised as one dataset.
+public struct DatasetPlan: Sendable {
+    public var manifest: Manifest
+    public var root: URL
+    public var items: [WorkItem]
+    /// Files in the dataset that could not be paired or are not images, with the reason.
+    public var problems: [(path: String, message: String)]
+}
+
+public struct LayoutError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+enum Layouts {
+    // MARK: Detection
+
+    /// Which layout a folder has, if any. The order matters: specific layouts before generic ones.
+    static func detect(_ dir: URL) -> Manifest.Layout? {
+        let names = Set(FS.children(dir).map { $0.lastPathComponent })
+        if names.contains("dataset.json"), names.contains("imagesTr") {
+            let json = (try? JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("dataset.json")))) as? [String: Any]
+            return json?["channel_names"] != nil ? .nnunet : .msd
+        }
+        let subdirs = FS.children(dir).filter(FS.isDirectory)
+        let sample = subdirs.prefix(20)
+        if sample.contains(where: { FS.exists($0.appendingPathComponent("imaging.nii.gz")) || FS.exists($0.appendingPathComponent("imaging.nii")) }) { return .kits }
+        if sample.contains(where: { d in FS.children(d).contains { Brats.isSeg($0.lastPathComponent) } }) { return .brats }
+        let shallow = FS.files(dir, depth: 2)
+        if shallow.contains(where: { $0.lastPathComponent.range(of: #"_frame\d+_gt\.nii(\.gz)?$"#, options: .regularExpression) != nil }) { return .acdc }
+        if shallow.contains(where: { $0.lastPathComponent.range(of: #"_gt\.(mhd|mha|nii|nii\.gz)$"#, options: .regularExpression) != nil && $0.lastPathComponent.hasPrefix("patient") }) { return .camus }
+        if shallow.contains(where: { $0.lastPathComponent.range(of: #"^ISIC_\d+_segmentation\.png$"#, options: .regularExpression) != nil }) { return .isic }
+        if Paired.folders(dir, images: ["images"], masks: ["1st_manual"]) != nil { return .drive }
+        if Paired.folders(dir) != nil {
+            return dir.lastPathComponent.range(of: "(?i)kvasir", options: .regularExpression) != nil ? .kvasir : .paired
+        }
+        return nil
+    }
+
+    /// Finds datasets at `root` itself or in its subfolders (two levels).
+    static func discover(_ root: URL, library: ManifestLibrary, modalityOverride: String?) throws -> [(Manifest, URL)] {
+        func manifest(for layout: Manifest.Layout, at dir: URL) throws -> Manifest {
+            guard var m = library.choose(layout: layout, folderName: dir.lastPathComponent) else {
+                throw LayoutError(description: "\(dir.lastPathComponent): recognised as '\(layout.rawValue)' but no manifest covers it")
+            }
+            if let mod = modalityOverride { m.modality = mod }
+            return m
+        }
+        if let layout = detect(root) { return [(try manifest(for: layout, at: root), root)] }
+        var found: [(Manifest, URL)] = []
+        for dir in FS.children(root).filter(FS.isDirectory) {
+            if let layout = detect(dir) { found.append((try manifest(for: layout, at: dir), dir)); continue }
+            for sub in FS.children(dir).filter(FS.isDirectory) {
+                if let layout = detect(sub) { found.append((try manifest(for: layout, at: sub), sub)) }
+            }
+        }
+        if found.isEmpty { throw LayoutError(description: diagnose(root)) }
+        return found
+    }
+
+    static func diagnose(_ root: URL) -> String {
+        let files = FS.files(root, depth: 3)
+        var byExt: [String: Int] = [:]
+        for f in files { byExt[f.lastPathComponent.hasSuffix(".nii.gz") ? "nii.gz" : f.pathExtension.lowercased(), default: 0] += 1 }
+        let summary = byExt.sorted { $0.value > $1.value }.prefix(6).map { "\($0.value) .\($0.key)" }.joined(separator: ", ")
+        let dirs = FS.children(root).filter(FS.isDirectory).prefix(8).map(\.lastPathComponent)
+        return """
+            no known dataset layout in '\(root.lastPathComponent)' (found \(files.isEmpty ? "no files" : summary)\
+            \(dirs.isEmpty ? "" : "; folders: " + dirs.joined(separator: ", ")))
+            Known layouts: MSD/nnU-Net (dataset.json + imagesTr/labelsTr), KiTS (case_*/imaging.nii.gz + segmentation.nii.gz),
+            BraTS (case folders with *_seg.nii.gz), ACDC (*_frameNN.nii.gz + _gt), CAMUS (*.mhd + _gt.mhd),
+            ISIC (ISIC_*.jpg + ISIC_*_segmentation.png), DRIVE (images/ + 1st_manual/), Kvasir-SEG and generic
+            pairs (images|imgs/ + masks|labels|gt/ with matching file names).
+            For another layout, write a manifest (see manifests/README.md), e.g.
+              name: my-dataset
+              layout: paired
+              modality: ct
+              labels: {1: liver}
+            and run: medcat ingest \(root.lastPathComponent) --manifest my-dataset.yaml
+            """
+    }
+
+    // MARK: Pairing
+
+    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary) throws -> DatasetPlan {
+        var plan = DatasetPlan(manifest: manifest, root: root, items: [], problems: [])
+        switch manifest.layout {
+        case .msd, .nnunet: try Decathlon.pair(&plan, vocabulary: vocabulary)
+        case .kits: Kits.pair(&plan)
+        case .brats: Brats.pair(&plan)
+        case .acdc: Suffixed.pair(&plan, maskSuffix: "_gt", imagePattern: #"_frame\d+$"#, caseFromFolder: true)
+        case .camus: Suffixed.pair(&plan, maskSuffix: "_gt", imagePattern: #"_(2CH|4CH)_(ED|ES)$"#, caseFromFolder: true)
+        case .isic: Suffixed.pair(&plan, maskSuffix: "_segmentation", imagePattern: #"^ISIC_\d+$"#, caseFromFolder: false)
+        case .drive: Paired.pair(&plan, images: ["images"], masks: ["1st_manual"]) { stem in
+            stem.range(of: #"^\d+"#, options: .regularExpression).map { String(stem[$0]) }
+        }
+        case .kvasir, .paired: Paired.pair(&plan, images: Paired.imageFolders, masks: Paired.maskFolders) { $0 }
+        }
+        if manifest.modality == nil && manifest.channels.isEmpty && manifest.layout != .msd && manifest.layout != .nnunet {
+            throw LayoutError(description: "\(root.lastPathComponent): the '\(manifest.name)' manifest does not say the modality; pass --modality (e.g. ct, mr_t1, ultrasound) or --manifest FILE")
+        }
+        plan.items.sort { $0.key < $1.key }
+        return plan
+    }
+
+    static func item(_ plan: DatasetPlan, case name: String, image: URL, mask: URL?, modality: String? = nil, frame: Int? = nil) -> WorkItem {
+        var caseName = name
+        if let re = plan.manifest.casePattern, let r = name.range(of: re, options: .regularExpression) { caseName = String(name[r]) }
+        let key = FS.relative(image, to: plan.root) + (frame.map { "#\($0)" } ?? "")
+        return WorkItem(dataset: plan.manifest.name, caseName: caseName, image: image, key: key, mask: mask,
+                        maskKey: mask.map { FS.relative($0, to: plan.root) }, modality: modality ?? plan.manifest.modality ?? "unknown", frame: frame)
+    }
+}
+
+/// MSD (4D multi-channel NIfTI, dataset.json "modality") and nnU-Net v2 (one file per channel,
+/// `_0000` suffixes, dataset.json "channel_names").
+enum Decathlon {
+    static func pair(_ plan: inout DatasetPlan, vocabulary: ClassVocabulary) throws {
+        let root = plan.root
+        let json = (try? JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("dataset.json")))) as? [String: Any] ?? [:]
+        let channelNames = (json["channel_names"] ?? json["modality"]) as? [String: Any] ?? [:]
+        let channels = channelNames.keys.compactMap { Int($0) }.sorted()
+        func modality(_ c: Int) -> String {
+            if let m = plan.manifest.channels.first(where: { $0.key == String(c) }) { return m.modality }
+            return Decathlon.modality(fromChannelName: "\(channelNames[String(c)] ?? "")") ?? plan.manifest.modality ?? "unknown"
+        }
+        let labelsDir = root.appendingPathComponent("labelsTr")
+        for image in FS.children(root.appendingPathComponent("imagesTr")) where !FS.isHidden(image) {
+            let name = image.lastPathComponent
+            guard ImageIO.format(of: image) != nil else { plan.problems.append((FS.relative(image, to: root), "not an image file")); continue }
+            if plan.manifest.layout == .nnunet {
+                guard let m = name.range(of: #"_(\d{4})\.(nii\.gz|nii|nrrd|mha|png|tif)$"#, options: .regularExpression) else {
+                    plan.problems.append((FS.relative(image, to: root), "nnU-Net image without a _XXXX channel suffix")); continue
+                }
+                let caseName = String(name[..<m.lowerBound]), ext = String(name[m].split(separator: ".", maxSplits: 1)[1])
+                let channel = Int(name[m].dropFirst().prefix(4))!
+                let mask = labelsDir.appendingPathComponent("\(caseName).\(ext)")
+                guard FS.exists(mask) else { plan.problems.append((FS.relative(image, to: root), "no label file labelsTr/\(caseName).\(ext)")); continue }
+                plan.items.append(Layouts.item(plan, case: caseName, image: image, mask: mask, modality: modality(channel)))
+            } else {
+                let mask = labelsDir.appendingPathComponent(name)
+                guard FS.exists(mask) else { plan.problems.append((FS.relative(image, to: root), "no label file labelsTr/\(name)")); continue }
+                let caseName = FS.stem(image)
+                for c in channels.isEmpty ? [0] : channels {
+                    plan.items.append(Layouts.item(plan, case: caseName, image: image, mask: mask, modality: modality(c), frame: channels.count > 1 ? c : nil))
+                }
+            }
+        }
+        // Labels from dataset.json when the manifest has none (generic nnU-Net).
+        if plan.manifest.labels.isEmpty, let labels = json["labels"] as? [String: Any] {
+            var problems: [String] = []
+            for (k, v) in labels {
+                // MSD: {"1": "liver"}; nnU-Net v2: {"liver": 1} (or a list of values for regions).
+                let (value, name): (Int?, String) = Int(k) != nil ? (Int(k), "\(v)") : (Int("\(v)"), k)
+                guard let value, value > 0 else { continue }
+                if let cls = vocabulary.resolve(name) { plan.manifest.labels[value] = cls } else { problems.append("'\(name)' (\(value))") }
+            }
+            if !problems.isEmpty {
+                throw LayoutError(description: "\(root.lastPathComponent)/dataset.json: label names \(problems.sorted().joined(separator: ", ")) are not in classes.yaml; write a manifest that maps them (see manifests/README.md)")
+            }
+        }
+    }
+
+    static func modality(fromChannelName n: String) -> String? {
+        switch n.lowercased().replacingOccurrences(of: " ", with: "") {
+        case "ct": "ct"
+        case "flair": "mr_flair"
+        case "t1", "t1w", "t1n": "mr_t1"
+        case "t1gd", "t1ce", "t1c": "mr_t1ce"
+        case "t2", "t2w": "mr_t2"
+        case "adc": "mr_adc"
+        case "dwi": "mr_dwi"
+        case "mri", "mr", "cine": "mr"
+        case "pet": "pet"
+        case "us", "ultrasound": "ultrasound"
+        default: nil
+        }
+    }
+}
+
+enum Kits {
+    static func pair(_ plan: inout DatasetPlan) {
+        for dir in FS.children(plan.root).filter(FS.isDirectory) where dir.lastPathComponent.hasPrefix("case_") {
+            guard let image = ["imaging.nii.gz", "imaging.nii"].map(dir.appendingPathComponent).first(where: FS.exists) else { continue }
+            let mask = ["segmentation.nii.gz", "segmentation.nii"].map(dir.appendingPathComponent).first(where: FS.exists)
+            if mask == nil {
+                plan.problems.append((FS.relative(image, to: plan.root), "no segmentation.nii.gz beside the image (test cases have none)"))
+                continue
+            }
+            plan.items.append(Layouts.item(plan, case: dir.lastPathComponent, image: image, mask: mask))
+        }
+    }
+}
+
+/// BraTS: per-case folders; every sequence is an image sharing the case's segmentation.
+enum Brats {
+    static func isSeg(_ name: String) -> Bool { name.range(of: #"[_-]seg\.nii(\.gz)?$"#, options: .regularExpression) != nil }
+
+    static func pair(_ plan: inout DatasetPlan) {
+        let channels = plan.manifest.channels.isEmpty
+            ? [("t1", "mr_t1"), ("t1ce", "mr_t1ce"), ("t2", "mr_t2"), ("flair", "mr_flair")] : plan.manifest.channels.map { ($0.key, $0.modality) }
+        for dir in FS.children(plan.root).filter(FS.isDirectory) {
+            let files = FS.children(dir)
+            guard let seg = files.first(where: { isSeg($0.lastPathComponent) }) else { continue }
+            for file in files where !isSeg(file.lastPathComponent) && !FS.isHidden(file) {
+                let stem = FS.stem(file)
+                guard let (_, modality) = channels.first(where: { stem.hasSuffix("_\($0.0)") || stem.hasSuffix("-\($0.0)") }) else {
+                    plan.problems.append((FS.relative(file, to: plan.root), "not a known BraTS sequence (\(channels.map(\.0).joined(separator: ", ")))"))
+                    continue
+                }
+                plan.items.append(Layouts.item(plan, case: dir.lastPathComponent, image: file, mask: seg, modality: modality))
+            }
+        }
+    }
+}
+
+/// Layouts where the label file is the image's name plus a suffix (ACDC `_gt`, CAMUS `_gt`,
+/// ISIC `_segmentation`), anywhere below the dataset folder.
+enum Suffixed {
+    static func pair(_ plan: inout DatasetPlan, maskSuffix: String, imagePattern: String, caseFromFolder: Bool) {
+        let files = FS.files(plan.root, depth: 4).filter { !FS.isHidden($0) }
+        var masksByStem: [String: URL] = [:]
+        for f in files where FS.stem(f).hasSuffix(maskSuffix) {
+            masksByStem[String(FS.stem(f).dropLast(maskSuffix.count))] = f
+        }
+        for f in files where !FS.stem(f).hasSuffix(maskSuffix) {
+            let stem = FS.stem(f)
+            guard stem.range(of: imagePattern, options: .regularExpression) != nil else { continue }
+            guard ImageIO.format(of: f) != nil, !(f.pathExtension.lowercased() == "raw") else { continue }
+            guard let mask = masksByStem[stem] else {
+                plan.problems.append((FS.relative(f, to: plan.root), "no label file \(stem)\(maskSuffix).* found")); continue
+            }
+            let caseName = caseFromFolder ? f.deletingLastPathComponent().lastPathComponent : stem
+            plan.items.append(Layouts.item(plan, case: caseName, image: f, mask: mask))
+        }
+    }
+}
+
+/// Image and mask folders side by side, matched by file stem (optionally normalised, e.g. DRIVE's
+/// "21_training" ↔ "21_manual1").
+enum Paired {
+    static let imageFolders = ["images", "imgs", "image", "img"]
+    static let maskFolders = ["masks", "labels", "gt", "mask", "label", "groundtruth", "ground_truth"]
+
+    static func folders(_ dir: URL, images: [String] = imageFolders, masks: [String] = maskFolders) -> (URL, URL)? {
+        let subdirs = FS.children(dir).filter(FS.isDirectory)
+        func find(_ names: [String]) -> URL? { subdirs.first { names.contains($0.lastPathComponent.lowercased()) } }
+        guard let i = find(images), let m = find(masks) else { return nil }
+        return (i, m)
+    }
+
+    static func pair(_ plan: inout DatasetPlan, images: [String], masks: [String], key: (String) -> String?) {
+        guard let (imageDir, maskDir) = folders(plan.root, images: images, masks: masks) else { return }
+        var maskByKey: [String: URL] = [:]
+        for m in FS.files(maskDir, depth: 3) where ImageIO.format(of: m) != nil {
+            if let k = key(FS.stem(m)) { maskByKey[k] = m }
+        }
+        for f in FS.files(imageDir, depth: 3) where !FS.isHidden(f) {
+            let rel = FS.relative(f, to: plan.root)
+            guard ImageIO.format(of: f) != nil else {
+                if f.pathExtension.lowercased() != "raw" { plan.problems.append((rel, "not an image file (unknown type '.\(f.pathExtension)')")) }
+                continue
+            }
+            guard let k = key(FS.stem(f)), let mask = maskByKey[k] else {
+                plan.problems.append((rel, "no mask with the same name in \(maskDir.lastPathComponent)/")); continue
+            }
+            plan.items.append(Layouts.item(plan, case: k, image: f, mask: mask))
+        }
+    }
+}
+
+/// File-system helpers with deterministic (sorted) order.
+enum FS {
+    static func children(_ dir: URL) -> [URL] {
+        ((try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: [.isDirectoryKey])) ?? [])
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+    static func isDirectory(_ u: URL) -> Bool { (try? u.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true }
+    static func exists(_ u: URL) -> Bool { FileManager.default.fileExists(atPath: u.path) }
+    static func isHidden(_ u: URL) -> Bool { u.lastPathComponent.hasPrefix(".") }
+    static func files(_ dir: URL, depth: Int) -> [URL] {
+        var out: [URL] = []
+        for c in children(dir) where !isHidden(c) {
+            if isDirectory(c) { if depth > 1 { out += files(c, depth: depth - 1) } } else { out.append(c) }
+        }
+        return out
+    }
+    /// File name without its image extension (".nii.gz" counts as one).
+    static func stem(_ u: URL) -> String {
+        let n = u.lastPathComponent
+        for ext in [".nii.gz", ".nii", ".mhd", ".mha", ".nrrd", ".nhdr", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp"]
+            where n.lowercased().hasSuffix(ext) { return String(n.dropLast(ext.count)) }
+        return u.deletingPathExtension().lastPathComponent
+    }
+    static func relative(_ u: URL, to root: URL) -> String {
+        let p = u.standardizedFileURL.path, r = root.standardizedFileURL.path
+        return p.hasPrefix(r + "/") ? String(p.dropFirst(r.count + 1)) : u.lastPathComponent
+    }
+}

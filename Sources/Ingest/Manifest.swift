@@ -1,0 +1,166 @@
+import Foundation
+import Imaging
+import Yams
+
+public struct ManifestError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ d: String) { description = d }
+}
+
+/// A dataset's description: what the files themselves do not say. See manifests/README.md.
+public struct Manifest: Sendable {
+    public enum Layout: String, CaseIterable, Sendable {
+        case msd, nnunet, kits, brats, acdc, camus, isic, kvasir, drive, paired
+    }
+
+    public var name: String
+    public var title: String?
+    public var layout: Layout
+    public var modality: String?
+    /// Label value → class name (canonical, resolved through the vocabulary).
+    public var labels: [Int: String]
+    public var ignore: Set<Int>
+    public var binarize: Double?
+    public var intensity: IntensityPolicy?
+    /// Channel key (file suffix or MSD channel index) → modality, in file order.
+    public var channels: [(key: String, modality: String)]
+    public var detectFolder: String?
+    public var isLayoutDefault: Bool
+    public var casePattern: String?
+    public var licence: String?, citation: String?, homepage: String?
+    /// The YAML text, stored in the catalog with the dataset.
+    public var source: String
+
+    public static let modalities: Set<String> = [
+        "ct", "mr_t1", "mr_t1ce", "mr_t2", "mr_flair", "mr_adc", "mr_dwi", "mr_pd", "mr", "pet", "x_ray",
+        "ultrasound", "dermoscopy", "endoscopy", "fundus", "oct", "histology", "microscopy",
+    ]
+
+    public static func parse(_ yaml: String, file: String, vocabulary: ClassVocabulary) throws -> Manifest {
+        func bad(_ what: String) -> ManifestError { ManifestError("\(file): \(what)") }
+        let loaded: Any?
+        do { loaded = try Yams.load(yaml: yaml) } catch { throw bad("not valid YAML (\(error))") }
+        guard let map = loaded as? [String: Any] else { throw bad("expected a mapping at the top level") }
+        func string(_ key: String) -> String? { (map[key] as? String) ?? (map[key].flatMap { $0 is NSNull ? nil : "\($0)" }) }
+        guard let name = string("name"), name.range(of: "^[a-z0-9][a-z0-9_-]*$", options: .regularExpression) != nil else {
+            throw bad("'name' is missing or not lowercase [a-z0-9_-]")
+        }
+        guard let layoutName = string("layout"), let layout = Layout(rawValue: layoutName) else {
+            throw bad("'layout' must be one of \(Layout.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let modality = string("modality")
+        if let m = modality, !modalities.contains(m) {
+            throw bad("unknown modality '\(m)'; use one of \(modalities.sorted().joined(separator: ", "))")
+        }
+        var labels: [Int: String] = [:]
+        for (k, v) in (map["labels"] as? [AnyHashable: Any]) ?? [:] {
+            let key = "\(k.base)", raw = "\(v)"
+            guard let cls = vocabulary.resolve(raw) else {
+                throw bad("label \(key): class '\(raw)' is not in classes.yaml (add it, or one of its aliases)")
+            }
+            let bounds = key.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard let lo = bounds.first ?? nil, let hi = bounds.last ?? nil, bounds.count <= 2, lo <= hi, lo > 0 else {
+                throw bad("label key '\(key)' must be a positive value or a range 'a-b'")
+            }
+            for value in lo...hi {
+                if labels[value] != nil { throw bad("label value \(value) is mapped twice") }
+                labels[value] = cls
+            }
+        }
+        var channels: [(String, String)] = []
+        if let c = map["channels"] as? [AnyHashable: Any] {
+            channels = c.map { ("\($0.key.base)", "\($0.value)") }.sorted { $0.0 < $1.0 }
+        } else if let c = map["channels"] as? [Any] {
+            channels = c.enumerated().map { (String($0.offset), "\($0.element)") }
+        }
+        for (_, m) in channels where !modalities.contains(m) { throw bad("channel modality '\(m)' is unknown") }
+        var intensity: IntensityPolicy?
+        if let i = map["intensity"] as? [String: Any] {
+            func num(_ k: String, _ d: Double) throws -> Double {
+                guard let v = i[k] else { return d }
+                guard let x = Double("\(v)") else { throw bad("intensity.\(k) must be a number") }
+                return x
+            }
+            switch i["policy"] as? String {
+            case "window": intensity = .window(width: try num("width", 400), level: try num("level", 40))
+            case "percentile": intensity = .percentile(lower: try num("lower", 0.5), upper: try num("upper", 99.5))
+            case "minmax": intensity = .minMax
+            case "none": intensity = IntensityPolicy.none
+            default: throw bad("intensity.policy must be window, percentile, minmax or none")
+            }
+        }
+        let detect = map["detect"] as? [String: Any] ?? [:]
+        if let re = detect["folder"] as? String, (try? NSRegularExpression(pattern: re)) == nil { throw bad("detect.folder is not a valid regex") }
+        return Manifest(
+            name: name, title: string("title"), layout: layout, modality: modality, labels: labels,
+            ignore: Set(((map["ignore"] as? [Any]) ?? []).compactMap { Int("\($0)") }),
+            binarize: map["binarize"].flatMap { Double("\($0)") }, intensity: intensity, channels: channels,
+            detectFolder: detect["folder"] as? String, isLayoutDefault: (detect["default"] as? Bool) ?? false,
+            casePattern: string("case_pattern"), licence: string("licence"), citation: string("citation"),
+            homepage: string("homepage"), source: yaml)
+    }
+
+    func matchesFolder(_ name: String) -> Bool {
+        guard let re = detectFolder else { return false }
+        return name.range(of: re, options: .regularExpression) != nil
+    }
+
+    /// The intensity policy for an image: the manifest's, else the modality default
+    /// (CT: soft-tissue window; 8-bit 2D pictures: unchanged; everything else: percentile clip).
+    func intensityPolicy(modality: String, volume: Volume, override: IntensityPolicy?) -> IntensityPolicy {
+        if let o = override { return o }
+        if let i = intensity { return i }
+        if modality == "ct" { return .ctSoftTissue }
+        if volume.is2D, volume.voxels.allSatisfy({ $0 >= 0 && $0 <= 255 }) { return IntensityPolicy.none }
+        return .defaultPercentile
+    }
+}
+
+/// The shared class vocabulary (manifests/classes.yaml): canonical names and their aliases.
+public struct ClassVocabulary: Sendable {
+    public private(set) var names: [String] = []
+    public private(set) var descriptions: [String: String] = [:]
+    private var lookup: [String: String] = [:]
+
+    public init(yaml: String) throws {
+        guard let top = try Yams.load(yaml: yaml) as? [String: Any], let list = top["classes"] as? [[String: Any]] else {
+            throw ManifestError("classes.yaml: expected 'classes:' with a list of {name, aliases, description}")
+        }
+        for entry in list {
+            guard let name = entry["name"] as? String else { throw ManifestError("classes.yaml: an entry has no name") }
+            names.append(name)
+            descriptions[name] = entry["description"] as? String
+            for key in [name] + ((entry["aliases"] as? [Any]) ?? []).map({ "\($0)" }) {
+                if let other = lookup[key.lowercased()], other != name {
+                    throw ManifestError("classes.yaml: '\(key)' names both \(other) and \(name)")
+                }
+                lookup[key.lowercased()] = name
+            }
+        }
+    }
+
+    public func resolve(_ name: String) -> String? { lookup[name.lowercased()] }
+}
+
+/// The manifests compiled into the binary (generated from manifests/ by tools/embed-manifests.py).
+public struct ManifestLibrary: Sendable {
+    public let vocabulary: ClassVocabulary
+    public let manifests: [Manifest]
+
+    public static func builtin() throws -> ManifestLibrary {
+        guard let classes = BuiltinManifests.files["classes.yaml"] else { throw ManifestError("classes.yaml is not embedded") }
+        let vocabulary = try ClassVocabulary(yaml: classes)
+        let manifests = try BuiltinManifests.files.filter { $0.key != "classes.yaml" }.sorted { $0.key < $1.key }
+            .map { try Manifest.parse($0.value, file: "manifests/\($0.key)", vocabulary: vocabulary) }
+        return ManifestLibrary(vocabulary: vocabulary, manifests: manifests)
+    }
+
+    public func manifest(named name: String) -> Manifest? { manifests.first { $0.name == name } }
+
+    /// The manifest for a folder recognised as `layout`: one whose folder regex matches, else the
+    /// layout's default.
+    func choose(layout: Manifest.Layout, folderName: String) -> Manifest? {
+        let candidates = manifests.filter { $0.layout == layout }
+        return candidates.first { $0.matchesFolder(folderName) } ?? candidates.first { $0.isLayoutDefault }
+    }
+}

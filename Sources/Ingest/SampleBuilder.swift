@@ -1,0 +1,217 @@
+import Foundation
+import Imaging
+
+/// A normalised 2D slice ready for the shards: `size`×`size` pixels (content at the top left,
+/// zero padding right and bottom, as SAM pads) and its masks.
+struct PreparedImage {
+    var axis: SliceAxis, slice: Int
+    var pixels: [UInt8], channels: Int, size: Int
+    var contentWidth: Int, contentHeight: Int
+    var origWidth: Int, origHeight: Int
+    var spacing: [Double]
+    var transform: String
+    var hash: String
+    var masks: [PreparedMask]
+}
+
+struct PreparedMask {
+    var className: String, instance: Int, area: Int
+    var box: (x0: Int, y0: Int, x1: Int, y1: Int)
+    /// Full-size 0/1 mask (size×size).
+    var pixels: [UInt8]
+}
+
+/// Why a unit was rejected, and at which step.
+struct IngestFailure: Error {
+    var stage: String, message: String
+}
+
+/// Turns one work item (an image and its label file) into normalised slices with binary masks.
+struct SampleBuilder {
+    var manifest: Manifest
+    var options: IngestOptions
+
+    func build(_ item: WorkItem) throws -> [PreparedImage] {
+        var image = try read(item.image, frame: item.frame, what: "image")
+        guard let maskURL = item.mask else { throw IngestFailure(stage: "pair", message: "no label file") }
+        let mask = try read(maskURL, frame: nil, what: "mask")
+        if image.components == 3 && image.is2D == false { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
+        guard image.size == mask.size else {
+            throw IngestFailure(stage: "geometry", message: "mask grid \(mask.size.map(String.init).joined(separator: "×")) differs from image grid \(image.size.map(String.init).joined(separator: "×"))")
+        }
+        if !image.is2D && !image.sameGrid(as: mask) {
+            throw IngestFailure(stage: "geometry", message: "mask and image have the same size but different spacing, origin or orientation (image spacing \(fmt(image.spacing)), mask spacing \(fmt(mask.spacing)))")
+        }
+        var (classMap, classNames) = try classes(mask)
+        let reorientation = image.reorientation()
+        if !reorientation.isIdentity {
+            image = image.reoriented(reorientation)
+            classMap = reorient(classMap, size: mask.size, reorientation)
+        }
+        if !image.is2D { Components.removeSmall(&classMap, size: image.size, minSize: options.minComponentVoxels) }
+        let policy = manifest.intensityPolicy(modality: item.modality, volume: image, override: options.intensity)
+        let mapping = Intensity.mapping(for: image, policy: policy)
+        var out: [PreparedImage] = []
+        for axis in image.is2D ? [.axial] : options.axes {
+            let count = axis == .axial ? image.nz : axis == .coronal ? image.ny : image.nx
+            for index in 0..<count {
+                if let prepared = slice(image, classMap, classNames, axis: axis, index: index, mapping: mapping, reorientation: reorientation) {
+                    out.append(prepared)
+                }
+            }
+        }
+        return out
+    }
+
+    private func fmt(_ v: [Double]) -> String { v.map { String(format: "%.3g", $0) }.joined(separator: "×") }
+
+    private func read(_ url: URL, frame: Int?, what: String) throws -> Volume {
+        do {
+            if let f = frame {
+                let frames = try NIfTI.readFrames(url, limit: f + 1)
+                guard frames.count > f else { throw ImagingError("NIfTI: the file has \(frames.count) frames; channel \(f) is missing") }
+                return frames[f]
+            }
+            return try ImageIO.read(url)
+        } catch let e as ImagingError {
+            throw IngestFailure(stage: "read \(what)", message: e.message)
+        } catch {
+            throw IngestFailure(stage: "read \(what)", message: "\(error.localizedDescription)")
+        }
+    }
+
+    /// Label values → 1-based indices into the dataset's class list (labels of one class merge).
+    private func classes(_ mask: Volume) throws -> ([Int32], [String]) {
+        var values = mask.voxels
+        if mask.components == 3 {
+            // Grey masks saved as RGB: take the brightest channel.
+            values = (0..<mask.voxelCount).map { max(mask.voxels[3 * $0], mask.voxels[3 * $0 + 1], mask.voxels[3 * $0 + 2]) }
+        }
+        if let t = manifest.binarize {
+            let name = manifest.labels[1] ?? manifest.labels.values.first ?? "foreground"
+            let threshold = Float(t)
+            return (values.map { $0 >= threshold ? 1 : 0 }, [name])
+        }
+        var present = Set<Int32>()
+        var bad: Float?
+        var map = [Int32](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { v in
+            map.withUnsafeMutableBufferPointer { m in
+                var last: Float = 0
+                for i in v.indices {
+                    let x = v[i]
+                    if x == 0 { continue }
+                    if x != x.rounded() || x < 0 { bad = x; continue }
+                    m[i] = Int32(x)
+                    if x != last { present.insert(Int32(x)); last = x }
+                }
+            }
+        }
+        if let b = bad { throw IngestFailure(stage: "labels", message: "label map has a non-integer or negative value (\(b)); is it a probability map?") }
+        let unknown = present.filter { manifest.labels[Int($0)] == nil && !manifest.ignore.contains(Int($0)) }.sorted()
+        if !unknown.isEmpty {
+            let known = manifest.labels.sorted { $0.key < $1.key }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            throw IngestFailure(stage: "labels", message: "label value\(unknown.count > 1 ? "s" : "") \(unknown.prefix(10).map(String.init).joined(separator: ", ")) not in the '\(manifest.name)' manifest (it maps \(known.isEmpty ? "nothing" : known)\(manifest.labels.count > 8 ? ", …" : ""))")
+        }
+        let names = Array(Set(manifest.labels.values)).sorted()
+        let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0 + 1)) })
+        var lut = [Int32: Int32]()
+        for v in present { lut[v] = manifest.labels[Int(v)].flatMap { index[$0] } ?? 0 }
+        map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = lut[m[i]] ?? 0 } }
+        return (map, names)
+    }
+
+    private func reorient(_ labels: [Int32], size: [Int], _ r: Reorientation) -> [Int32] {
+        let v = Volume(size: size, voxels: labels.map(Float.init))
+        return v.reoriented(r).voxels.map { Int32($0) }
+    }
+
+    // MARK: One slice
+
+    private func slice(_ image: Volume, _ classMap: [Int32], _ classNames: [String], axis: SliceAxis, index: Int,
+                       mapping: Intensity.Mapping, reorientation: Reorientation) -> PreparedImage? {
+        let (nx, ny, nz) = (image.nx, image.ny, image.nz)
+        // Plane geometry: columns and rows in display order (superior at the top for x/y planes).
+        let (cols, rows, colSpacing, rowSpacing): (Int, Int, Double, Double) = switch axis {
+        case .axial: (nx, ny, image.spacing[0], image.spacing[1])
+        case .coronal: (nx, nz, image.spacing[0], image.spacing[2])
+        case .sagittal: (ny, nz, image.spacing[1], image.spacing[2])
+        }
+        @inline(__always) func voxel(_ c: Int, _ r: Int) -> Int {
+            switch axis {
+            case .axial: (index * ny + r) * nx + c
+            case .coronal: ((nz - 1 - r) * ny + index) * nx + c
+            case .sagittal: ((nz - 1 - r) * ny + c) * nx + index
+            }
+        }
+        var labels = [Int32](repeating: 0, count: cols * rows)
+        var any = false
+        classMap.withUnsafeBufferPointer { m in
+            for r in 0..<rows { for c in 0..<cols { let v = m[voxel(c, r)]; if v != 0 { labels[r * cols + c] = v; any = true } } }
+        }
+        if !any && !options.keepEmpty { return nil }
+        if any { Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels) }
+
+        // Physical aspect preserved: longest physical side → size.
+        let width = Double(cols) * colSpacing, height = Double(rows) * rowSpacing
+        let scale = Double(options.size) / max(width, height)
+        let cw = max(1, min(options.size, Int((width * scale).rounded()))), ch = max(1, min(options.size, Int((height * scale).rounded())))
+
+        var masks: [PreparedMask] = []
+        for (k, name) in classNames.enumerated() {
+            let cls = Int32(k + 1)
+            var binary = labels.map { $0 == cls ? Int32(1) : 0 }
+            guard binary.contains(1) else { continue }
+            var parts: [[Int32]] = [binary]
+            if options.instances {
+                let (ids, sizes) = binary.withUnsafeBufferPointer { Components.label($0, size: [cols, rows, 1]) }
+                parts = (1..<sizes.count).map { id in ids.map { $0 == Int32(id) ? 1 : 0 } }
+            }
+            for (i, part) in parts.enumerated() {
+                binary = part
+                let small = binary.withUnsafeBufferPointer { Resize.nearest($0, width: cols, height: rows, toWidth: cw, toHeight: ch, zero: 0) }
+                var full = [UInt8](repeating: 0, count: options.size * options.size)
+                var area = 0, x0 = Int.max, y0 = Int.max, x1 = -1, y1 = -1
+                for y in 0..<ch {
+                    for x in 0..<cw where small[y * cw + x] != 0 {
+                        full[y * options.size + x] = 1
+                        area += 1; x0 = min(x0, x); y0 = min(y0, y); x1 = max(x1, x); y1 = max(y1, y)
+                    }
+                }
+                if area == 0 { continue }
+                masks.append(PreparedMask(className: name, instance: options.instances ? i + 1 : 0, area: area, box: (x0, y0, x1, y1), pixels: full))
+            }
+        }
+        if masks.isEmpty && !options.keepEmpty { return nil }
+
+        let channels = image.components
+        var plane = [Float](repeating: 0, count: cols * rows * channels)
+        image.voxels.withUnsafeBufferPointer { v in
+            for r in 0..<rows {
+                for c in 0..<cols {
+                    let src = voxel(c, r) * channels, dst = (r * cols + c) * channels
+                    for q in 0..<channels { plane[dst + q] = mapping.apply(v[src + q]) }
+                }
+            }
+        }
+        let resized = plane.withUnsafeBufferPointer { Resize.bilinear($0, width: cols, height: rows, channels: channels, toWidth: cw, toHeight: ch) }
+        var pixels = [UInt8](repeating: 0, count: options.size * options.size * channels)
+        for y in 0..<ch {
+            for x in 0..<cw * channels {
+                pixels[y * options.size * channels + x] = UInt8(min(max(resized[y * cw * channels + x].rounded(), 0), 255))
+            }
+        }
+        let transform: [String: Any] = [
+            "axis": axis.rawValue, "index": index, "plane": [cols, rows], "content": [cw, ch], "size": options.size,
+            "permutation": reorientation.permutation, "flipped": reorientation.flipped,
+            "rows_flipped": axis != .axial, "source_spacing": image.spacing,
+        ]
+        let hash = pixels.withUnsafeBytes { Checksum.xxh128($0) } + "-\(options.size)x\(channels)"
+        return PreparedImage(
+            axis: axis, slice: index, pixels: pixels, channels: channels, size: options.size,
+            contentWidth: cw, contentHeight: ch, origWidth: cols, origHeight: rows,
+            spacing: [colSpacing, rowSpacing, axis == .axial ? image.spacing[2] : axis == .coronal ? image.spacing[1] : image.spacing[0]],
+            transform: String(decoding: try! JSONSerialization.data(withJSONObject: transform, options: .sortedKeys), as: UTF8.self),
+            hash: hash, masks: masks)
+    }
+}

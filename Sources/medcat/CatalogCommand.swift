@@ -1,0 +1,114 @@
+import ArgumentParser
+import Catalog
+import Foundation
+
+struct CatalogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "catalog",
+        abstract: "Inspect and query the catalog.",
+        subcommands: [Stats.self, Query.self, Errors.self, SplitCommand.self]
+    )
+
+    /// Filters shared by commands that select image–mask pairs.
+    struct Filters: ParsableArguments {
+        @Option(name: .customLong("modality"), help: "Modality (repeatable), e.g. ct, mr_t1.")
+        var modalities: [String] = []
+        @Option(name: .customLong("class"), help: "Class name (repeatable), e.g. liver.")
+        var classes: [String] = []
+        @Option(name: .customLong("dataset"), help: "Dataset name (repeatable).")
+        var datasets: [String] = []
+        @Option(name: .customLong("split"), help: "train, val or test (repeatable).")
+        var splits: [String] = []
+
+        func validate() throws {
+            for s in splits where Split(name: s) == nil { throw ValidationError("--split must be train, val or test (got '\(s)')") }
+        }
+        var selection: Selection {
+            Selection(modalities: modalities, classes: classes, datasets: datasets, splits: splits.compactMap(Split.init(name:)))
+        }
+    }
+
+    struct Stats: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Counts per modality, class, dataset and split.")
+        @OptionGroup var common: CatalogOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            let s = try Catalog(path: common.catalog).stats()
+            if json { print(Output.json(s, pretty: true)); return }
+            print("\(s.datasets) datasets, \(s.cases) cases, \(s.images) images, \(s.masks) masks (\(s.blobs) stored images); \(s.sourceFiles) source files, \(s.rejectedFiles) rejected")
+            func section(_ title: String, _ rows: [CatalogStats.Row], cases: Bool) {
+                guard !rows.isEmpty else { return }
+                print("\n" + Output.table([title, "images", "masks"] + (cases ? ["cases"] : []),
+                                          rows.map { [$0.name, "\($0.images)", "\($0.masks)"] + (cases ? ["\($0.cases ?? 0)"] : []) }))
+            }
+            section("modality", s.byModality, cases: false)
+            section("dataset", s.byDataset, cases: true)
+            section("split", s.bySplit, cases: true)
+            if !s.byClass.isEmpty { print("\n" + Output.table(["class", "masks"], s.byClass.map { [$0.name, "\($0.masks)"] })) }
+        }
+    }
+
+    struct Query: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Image–mask pairs matching the filters, one JSON object per line.",
+            discussion: "Example: medcat catalog query --modality ct --class kidney_tumor --split train --limit 10")
+        @OptionGroup var common: CatalogOptions
+        @OptionGroup var filters: Filters
+        @Option(help: "At most this many pairs.") var limit: Int?
+        @Flag(help: "Print mask ids only.") var ids = false
+        @Flag(help: "Print the number of matching pairs only.") var count = false
+
+        func run() throws {
+            let catalog = try Catalog(path: common.catalog)
+            if count { print(try catalog.count(filters.selection)); return }
+            var after: Int64 = 0, printed = 0
+            // Pages keep memory flat on selections of millions of pairs.
+            while limit.map({ printed < $0 }) ?? true {
+                let page = try catalog.query(filters.selection, limit: min(10_000, (limit ?? .max) - printed), afterID: after)
+                if page.isEmpty { break }
+                var out = ""
+                for r in page { out += (ids ? String(r.id) : Output.json(r)) + "\n" }
+                FileHandle.standardOutput.write(Data(out.utf8))
+                printed += page.count
+                after = page.last!.id
+            }
+        }
+    }
+
+    struct Errors: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Files that were rejected, and why.")
+        @OptionGroup var common: CatalogOptions
+        @Option(help: "Only this dataset.") var dataset: String?
+        @Flag(help: "Print JSON lines.") var json = false
+
+        func run() throws {
+            let errors = try Catalog(path: common.catalog).errors(dataset: dataset)
+            if json { for e in errors { print(Output.json(e)) }; return }
+            if errors.isEmpty { print("no errors"); return }
+            for e in errors { print("\(e.dataset ?? "?")/\(e.path): \(e.stage): \(e.message)") }
+        }
+    }
+
+    struct SplitCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "split",
+            abstract: "Re-assign case-level splits with new ratios or seed (deterministic).",
+            discussion: "Example: medcat catalog split --ratios 0.7,0.15,0.15 --seed 1")
+        @OptionGroup var common: CatalogOptions
+        @Option(help: "train,val,test ratios.") var ratios: String = "0.8,0.1,0.1"
+        @Option(help: "Seed of the assignment.") var seed: UInt64 = 0
+
+        func validate() throws {
+            let r = ratios.split(separator: ",").compactMap { Double($0) }
+            guard r.count == 3, r.allSatisfy({ $0 >= 0 }), r.reduce(0, +) > 0 else { throw ValidationError("--ratios must be three non-negative numbers, e.g. 0.8,0.1,0.1") }
+        }
+
+        func run() throws {
+            let r = ratios.split(separator: ",").compactMap { Double($0) }
+            let catalog = try Catalog(path: common.catalog)
+            try catalog.resplit(SplitPolicy(train: r[0], val: r[1], test: r[2], seed: seed))
+            for row in try catalog.stats().bySplit { print("\(row.name): \(row.cases ?? 0) cases, \(row.images) images, \(row.masks) masks") }
+        }
+    }
+}

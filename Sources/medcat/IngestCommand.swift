@@ -1,0 +1,130 @@
+import ArgumentParser
+import Catalog
+import Foundation
+import Imaging
+import Ingest
+
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Recognise datasets in a folder, slice and normalise them, and record image–mask pairs in the catalog.",
+        discussion: """
+            Re-running on the same folder adds nothing; an interrupted run resumes where it stopped.
+            Exit status: 0 when every file was ingested, 2 when some were rejected (see `medcat catalog errors`).
+
+            Examples:
+              medcat ingest ./raw
+              medcat ingest ./raw/KiTS19 --size 1024 --workers 8
+              medcat ingest ./my-ct --manifest my-ct.yaml --window 1500/-600
+              medcat ingest ./pairs --modality ultrasound --instances
+            """
+    )
+
+    @OptionGroup var common: CatalogOptions
+
+    @Argument(help: "Folder holding one dataset or several side by side.")
+    var root: String
+
+    @Option(help: "Manifest YAML to use instead of layout detection.")
+    var manifest: String?
+
+    @Option(help: "Decoder threads (default: all cores).")
+    var workers: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Output side in pixels (longest side resized, then padded to a square).")
+    var size: Int = 256
+
+    @Option(help: "Slicing axes of 3D volumes: z (axial) or xyz (axial, coronal, sagittal).")
+    var axes: String = "z"
+
+    @Flag(help: "One mask per connected component instead of one per class.")
+    var instances = false
+
+    @Flag(help: "Keep slices that have no mask.")
+    var keepEmpty = false
+
+    @Option(help: "Drop 2D mask components under this many pixels (source grid).")
+    var minMaskPixels: Int = 100
+
+    @Option(help: "Drop 3D components under this many voxels.")
+    var minComponentVoxels: Int = 1000
+
+    @Option(help: "CT window WIDTH/LEVEL in HU for every image of this run, e.g. 1500/-600.")
+    var window: String?
+
+    @Option(help: "Percentile clip LOW/HIGH for every image of this run, e.g. 0.5/99.5.")
+    var percentile: String?
+
+    @Option(help: "Modality for folders whose manifest does not say it (e.g. ct, mr_t1, ultrasound).")
+    var modality: String?
+
+    @Flag(help: "Try again files rejected by an earlier run even if unchanged.")
+    var retryRejected = false
+
+    func validate() throws {
+        guard size >= 16 && size <= 4096 else { throw ValidationError("--size must be between 16 and 4096") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        guard axes == "z" || axes == "xyz" else { throw ValidationError("--axes must be z or xyz") }
+        if window != nil && percentile != nil { throw ValidationError("give --window or --percentile, not both") }
+        if let w = window, Self.pair(w) == nil { throw ValidationError("--window must be WIDTH/LEVEL, e.g. 400/40") }
+        if let p = percentile, Self.pair(p) == nil { throw ValidationError("--percentile must be LOW/HIGH, e.g. 0.5/99.5") }
+        if let m = modality, !Manifest.modalities.contains(m) {
+            throw ValidationError("unknown modality '\(m)'; use one of \(Manifest.modalities.sorted().joined(separator: ", "))")
+        }
+    }
+
+    static func pair(_ s: String) -> (Double, Double)? {
+        let p = s.split(separator: "/").compactMap { Double($0) }
+        return p.count == 2 ? (p[0], p[1]) : nil
+    }
+
+    func run() throws {
+        let log = common.logger("ingest")
+        var options = IngestOptions()
+        options.size = size
+        options.axes = axes == "z" ? [.axial] : [.axial, .coronal, .sagittal]
+        options.instances = instances
+        options.keepEmpty = keepEmpty
+        options.minMaskPixels = minMaskPixels
+        options.minComponentVoxels = minComponentVoxels
+        options.workers = workers
+        options.modality = modality
+        options.retryRejected = retryRejected
+        if let w = window.flatMap(Self.pair) { options.intensity = .window(width: w.0, level: w.1) }
+        if let p = percentile.flatMap(Self.pair) { options.intensity = .percentile(lower: p.0, upper: p.1) }
+
+        let library = try ManifestLibrary.builtin()
+        var explicit: Manifest?
+        if let path = manifest {
+            let text: String
+            do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("cannot read manifest \(path)") }
+            explicit = try Manifest.parse(text, file: (path as NSString).lastPathComponent, vocabulary: library.vocabulary)
+        }
+        let catalog = try Catalog(path: common.catalog)
+        let lock = try CatalogLock(path: common.catalog)
+        defer { lock.release() }
+        let interactive = isatty(STDERR_FILENO) == 1
+        let progress = Progress(interactive: interactive) { FileHandle.standardError.write(Data($0.utf8)) }
+        let runner = IngestRunner(catalog: catalog, library: library, options: options, log: log, progress: progress)
+        let s = try runner.run(root: URL(fileURLWithPath: root), manifest: explicit)
+        print(String(format: "ingested %@: %d files done, %d unchanged, %d rejected; %d images, %d masks (%d duplicate images stored once) in %.1f s (%.0f slices/s)",
+                     s.datasets.joined(separator: ", "), s.filesDone, s.filesSkipped, s.filesRejected, s.images, s.masks, s.deduplicated,
+                     s.seconds, Double(s.images) / max(s.seconds, 1e-3)))
+        if s.rejectedTotal > 0 {
+            print("\(s.rejectedTotal) file\(s.rejectedTotal == 1 ? " is" : "s are") rejected; see `medcat catalog errors`")
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// One ingest per catalog at a time (the shard writer assumes it is alone).
+final class CatalogLock {
+    let fd: Int32
+    init(path: String) throws {
+        fd = open(path + ".lock", O_CREAT | O_RDWR, 0o644)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            throw ValidationError("another medcat process is writing \((path as NSString).lastPathComponent); wait for it to finish")
+        }
+    }
+    func release() { flock(fd, LOCK_UN); close(fd) }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+@main
+struct Medcat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "medcat",
+        abstract: "Turn public medical segmentation datasets into a training-ready corpus of 2D image–mask pairs.",
+        discussion: """
+            Examples:
+              medcat ingest ./raw                          recognise datasets under ./raw and catalog them
+              medcat catalog stats                         counts per modality, class, dataset and split
+              medcat catalog query --modality ct --class liver --split train --limit 5
+              medcat catalog errors                        what was rejected, and why
+              medcat export --format sa-med2d --out ./sam  SA-Med2D-20M layout for Python tools
+            """,
+        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self]
+    )
+}
+
+/// Shared by every command: where the catalog lives.
+struct CatalogOptions: ParsableArguments {
+    @Option(name: .long, help: "Catalog database (shard files go in a folder beside it).")
+    var catalog: String = "medcat.sqlite"
+
+    @Flag(name: .shortAndLong, help: "Log more detail.")
+    var verbose = false
+
+    func logger(_ label: String) -> Logger {
+        LoggingSystem.bootstrapOnce()
+        var log = Logger(label: label)
+        log.logLevel = verbose ? .debug : .info
+        return log
+    }
+}
+
+extension LoggingSystem {
+    nonisolated(unsafe) private static var done = false
+    static func bootstrapOnce() {
+        if done { return }
+        done = true
+        bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .info
+            return PlainLogHandler(inner: h)
+        }
+    }
+}
+
+/// Log lines without the timestamp-and-label prefix noise: "level: message".
+struct PlainLogHandler: LogHandler {
+    var inner: StreamLogHandler
+    var logLevel: Logger.Level { get { inner.logLevel } set { inner.logLevel = newValue } }
+    var metadata: Logger.Metadata { get { inner.metadata } set { inner.metadata = newValue } }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { inner[metadataKey: key] } set { inner[metadataKey: key] = newValue } }
+    func log(event: LogEvent) {
+        let prefix = event.level == .info || event.level == .notice ? "" : "\(event.level): "
+        FileHandle.standardError.write(Data((prefix + event.message.description + "\n").utf8))
+    }
+}
+
+enum Output {
+    static func json<T: Encodable>(_ value: T, pretty: Bool = false) -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! e.encode(value), as: UTF8.self)
+    }
+
+    /// A left-aligned text table.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let widths = header.indices.map { i in max(header[i].count, rows.map { $0[i].count }.max() ?? 0) }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[i] - c.count) + c }
+                .joined(separator: "  ")
+        }
+        return ([line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}

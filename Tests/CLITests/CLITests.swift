@@ -1,0 +1,158 @@
+import Foundation
+import Imaging
+import XCTest
+
+/// Runs the built `medcat` binary as a user would and checks what it prints and writes.
+final class CLITests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    static var binary: URL {
+        var d = Bundle.main.bundleURL
+        while d.pathExtension == "xctest" || !FileManager.default.fileExists(atPath: d.appendingPathComponent("medcat").path) {
+            d = d.deletingLastPathComponent()
+            if d.path == "/" { break }
+        }
+        return d.appendingPathComponent("medcat")
+    }
+
+    @discardableResult
+    func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        p.currentDirectoryURL = dir
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let result = (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+        XCTAssertEqual(p.terminationStatus, expect, "medcat \(args.joined(separator: " ")): \(result.1)", file: file, line: line)
+        return result
+    }
+
+    /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each.
+    func kits(_ n: Int, at root: URL, size: Int = 64) throws {
+        for c in 0..<n {
+            let d = root.appendingPathComponent(String(format: "case_%05d", c))
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            var img = [Float](repeating: 0, count: size * size * 16), lab = img
+            for k in 0..<16 { for j in 0..<size { for i in 0..<size {
+                let p = (k * size + j) * size + i
+                img[p] = Float(-1000 + (i * 37 + j * 11 + k * 5 + c * 13) % 1400)
+                if (10..<30).contains(i) && (10..<30).contains(j) && (2..<10).contains(k) { lab[p] = 1 }
+                if (40..<56).contains(i) && (10..<26).contains(j) && (4..<9).contains(k) { lab[p] = 2 }
+            } } }
+            try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: img), to: d.appendingPathComponent("imaging.nii.gz"), datatype: .int16, gzipLevel: 1)
+            try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: lab), to: d.appendingPathComponent("segmentation.nii.gz"), datatype: .uint8, gzipLevel: 1)
+        }
+    }
+
+    func testHelpListsEveryCommandWithExamples() throws {
+        let (out, _) = try medcat(["--help"])
+        for word in ["ingest", "catalog", "export", "manifests", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }
+        let (ingestHelp, _) = try medcat(["ingest", "--help"])
+        for word in ["--catalog", "--workers", "--size", "--axes", "--instances", "--window", "--manifest"] {
+            XCTAssertTrue(ingestHelp.contains(word), "ingest help lacks \(word)")
+        }
+    }
+
+    func testBadArgumentsAreValidationErrors() throws {
+        let (_, e1) = try medcat(["ingest", ".", "--axes", "q"], expect: 64)
+        XCTAssertTrue(e1.contains("--axes must be z or xyz"), e1)
+        let (_, e2) = try medcat(["ingest", ".", "--window", "wide"], expect: 64)
+        XCTAssertTrue(e2.contains("WIDTH/LEVEL"), e2)
+        let (_, e3) = try medcat(["catalog", "query", "--split", "False"], expect: 64)
+        XCTAssertTrue(e3.contains("train, val or test"), e3)
+        let (_, e4) = try medcat(["ingest", ".", "--modality", "xray"], expect: 64)
+        XCTAssertTrue(e4.contains("unknown modality 'xray'"), e4)
+    }
+
+    func testIngestStatsQueryErrorsExport() throws {
+        let raw = dir.appendingPathComponent("raw/KiTS19")
+        try kits(3, at: raw)
+        try Data("broken".utf8).write(to: raw.appendingPathComponent("case_00002/imaging.nii.gz"))
+        let (out, _) = try medcat(["ingest", "raw", "--workers", "2"], expect: 2)
+        XCTAssertTrue(out.contains("2 files done, 0 unchanged, 1 rejected; 16 images, 26 masks"), out)
+        XCTAssertTrue(out.contains("see `medcat catalog errors`"), out)
+
+        let (statsJSON, _) = try medcat(["catalog", "stats", "--json"])
+        let stats = try JSONSerialization.jsonObject(with: Data(statsJSON.utf8)) as! [String: Any]
+        XCTAssertEqual(stats["images"] as? Int, 16)
+        XCTAssertEqual(stats["masks"] as? Int, 26)
+        XCTAssertEqual(stats["rejected_files"] as? Int, 1)
+        let (statsText, _) = try medcat(["catalog", "stats"])
+        XCTAssertTrue(statsText.contains("kits19"), statsText)
+        XCTAssertTrue(statsText.contains("kidney_tumor"), statsText)
+        XCTAssertFalse(statsText.contains(dir.path), "stats must not print file paths")
+
+        let (lines, _) = try medcat(["catalog", "query", "--modality", "ct", "--class", "kidney_tumor"])
+        let rows = lines.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(rows.count, 10)
+        for r in rows {
+            for key in ["id", "dataset", "case", "modality", "class", "split"] { XCTAssertNotNil(r[key], "query row lacks \(key)") }
+            XCTAssertEqual(r["class"] as? String, "kidney_tumor")
+            XCTAssertEqual(r["area"] as? Int, 64 * 64)
+        }
+        let (count, _) = try medcat(["catalog", "query", "--class", "kidney", "--count"])
+        XCTAssertEqual(count.trimmingCharacters(in: .whitespacesAndNewlines), "16")
+        let (_, unknown) = try medcat(["catalog", "query", "--class", "liver"], expect: 1)
+        XCTAssertTrue(unknown.contains("unknown class 'liver'"), unknown)
+
+        let (errors, _) = try medcat(["catalog", "errors"])
+        XCTAssertTrue(errors.contains("kits19/case_00002/imaging.nii.gz: read image: NIfTI"), errors)
+        let (errorsJSON, _) = try medcat(["catalog", "errors", "--json"])
+        XCTAssertEqual(errorsJSON.split(separator: "\n").count, 1)
+
+        let (exported, _) = try medcat(["export", "--format", "sa-med2d", "--out", "sa", "--class", "kidney_tumor"])
+        XCTAssertTrue(exported.contains("exported 10 images and 10 masks"), exported)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("sa/masks").path).count, 10)
+    }
+
+    func testManifestsCommand() throws {
+        let (list, _) = try medcat(["manifests"])
+        for name in ["kits19", "brats2021", "msd-task03-liver", "isic2018", "kvasir-seg", "drive", "acdc", "camus", "nnunet", "paired"] {
+            XCTAssertTrue(list.contains(name), "\(name) missing from `medcat manifests`")
+        }
+        let (yaml, _) = try medcat(["manifests", "kits19"])
+        XCTAssertTrue(yaml.contains("layout: kits"), yaml)
+    }
+
+    /// SIGKILL at arbitrary moments, then resume: the final catalog equals an uninterrupted run's.
+    func testKilledIngestResumesToTheSameCatalog() throws {
+        let raw = dir.appendingPathComponent("raw/KiTS19")
+        try kits(24, at: raw, size: 128)
+        try medcat(["ingest", "raw", "--catalog", "reference.sqlite", "--workers", "2"])
+        let (reference, _) = try medcat(["catalog", "query", "--catalog", "reference.sqlite"])
+        XCTAssertEqual(reference.split(separator: "\n").count, 24 * 13)
+        var killedMidway = 0
+        for (n, delay) in [0.05, 0.15, 0.3, 0.5, 0.8].enumerated() {
+            let db = "killed\(n).sqlite"
+            let p = Process()
+            p.executableURL = Self.binary
+            p.arguments = ["ingest", "raw", "--catalog", db, "--workers", "2"]
+            p.currentDirectoryURL = dir
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            Thread.sleep(forTimeInterval: delay)
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            if p.terminationReason == .uncaughtSignal { killedMidway += 1 }
+            let (out, _) = try medcat(["ingest", "raw", "--catalog", db, "--workers", "1"])
+            XCTAssertTrue(out.contains("0 rejected"), out)
+            let (resumed, _) = try medcat(["catalog", "query", "--catalog", db])
+            XCTAssertEqual(resumed, reference, "catalog after a kill at \(delay) s differs from an uninterrupted run")
+            // Every stored mask is readable and passes its checksum: export them all.
+            let (exported, _) = try medcat(["export", "--catalog", db, "--format", "webdataset", "--out", "wds\(n)"])
+            XCTAssertTrue(exported.contains("\(24 * 8) images and \(24 * 13) masks"), exported)
+        }
+        XCTAssertGreaterThan(killedMidway, 0, "no run was killed before it finished; make the dataset larger")
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+
+@testable import Imaging
+
+final class ProcessingTests: XCTestCase {
+    func testCTWindow() {
+        var v = Volume(size: [5, 1, 1], voxels: [-1000, -160, 40, 240, 3000])
+        Intensity.normalise(&v, policy: .ctSoftTissue)
+        XCTAssertEqual(v.voxels, [0, 0, 128, 255, 255])  // 200/400·255 = 127.5 → 128
+    }
+
+    func testPercentilesMatchNumpyLinearInterpolation() {
+        // numpy.percentile([1..10], [0.5, 25, 99.5]) = [1.045, 3.25, 9.955]
+        let values = (1...10).map(Float.init)
+        for integral in [true, false] {
+            let p = Intensity.percentiles(values, of: [0.5, 25, 99.5], integral: integral)
+            XCTAssertEqual(p[0], 1.045, accuracy: 1e-9)
+            XCTAssertEqual(p[1], 3.25, accuracy: 1e-9)
+            XCTAssertEqual(p[2], 9.955, accuracy: 1e-9)
+        }
+    }
+
+    func testPercentilePolicyIgnoresBackgroundAndKeepsItZero() {
+        var voxels = [Float](repeating: 0, count: 1000)
+        for i in 0..<800 { voxels[i] = Float(100 + i) }  // foreground 100…899
+        var v = Volume(size: [1000, 1, 1], voxels: voxels)
+        let m = Intensity.normalise(&v, policy: .percentile(lower: 0.5, upper: 99.5))
+        XCTAssertEqual(Double(m.low), 100 + 0.005 * 799, accuracy: 1e-3)
+        XCTAssertEqual(Double(m.high), 100 + 0.995 * 799, accuracy: 1e-3)
+        XCTAssertEqual(v.voxels[900], 0)
+        XCTAssertEqual(v.voxels[0], 0)
+        XCTAssertEqual(v.voxels[799], 255)
+        XCTAssertEqual(v.voxels[400], ((500 - m.low) * 255 / (m.high - m.low)).rounded())
+    }
+
+    func testResizeOfConstantAndRampPlanes() {
+        let constant = [Float](repeating: 7, count: 64 * 48)
+        let c = constant.withUnsafeBufferPointer { Resize.bilinear($0, width: 64, height: 48, channels: 1, toWidth: 21, toHeight: 37) }
+        XCTAssertTrue(c.allSatisfy { abs($0 - 7) < 1e-4 })
+        // Halving a ramp averages pairs: (2k + 2k+1)/2 with the widened triangle filter is symmetric.
+        let ramp = (0..<8).map(Float.init)
+        let r = ramp.withUnsafeBufferPointer { Resize.bilinear($0, width: 8, height: 1, channels: 1, toWidth: 4, toHeight: 1) }
+        for (i, x) in r.enumerated() where i > 0 && i < 3 { XCTAssertEqual(x, Float(2 * i) + 0.5, accuracy: 1e-4) }
+        // Upsampling ×2 with half-pixel centres: interior samples at k/2 − 0.25.
+        let up = ramp.withUnsafeBufferPointer { Resize.bilinear($0, width: 8, height: 1, channels: 1, toWidth: 16, toHeight: 1) }
+        XCTAssertEqual(up[5], 2.25, accuracy: 1e-5)
+        XCTAssertEqual(up[0], 0, accuracy: 1e-5)
+    }
+
+    func testNearestKeepsLabelsExact() {
+        let src: [Int32] = [1, 2, 3, 4]
+        let out = src.withUnsafeBufferPointer { Resize.nearest($0, width: 2, height: 2, toWidth: 4, toHeight: 4, zero: 0) }
+        XCTAssertEqual(out, [1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4])
+    }
+
+    func testComponents2DUseEightConnectivity() {
+        // Two diagonal pixels touch (8-conn); a separate blob of another label next to them does not merge.
+        let l: [Int32] = [
+            1, 0, 0, 2,
+            0, 1, 0, 2,
+            0, 0, 0, 0,
+            1, 1, 0, 1,
+        ]
+        let (ids, sizes) = l.withUnsafeBufferPointer { Components.label($0, size: [4, 4, 1]) }
+        XCTAssertEqual(sizes.count - 1, 4)
+        XCTAssertEqual(ids[0], ids[5])
+        XCTAssertNotEqual(ids[0], ids[12])
+        XCTAssertEqual(ids[3], ids[7])
+        XCTAssertEqual(sizes.dropFirst().sorted(), [1, 2, 2, 2])
+    }
+
+    func testComponents3DUseTwentySixConnectivityAndRemoveSmall() {
+        // Corner-touching voxels in consecutive slices connect in 3D.
+        var l = [Int32](repeating: 0, count: 125)
+        func at(_ x: Int, _ y: Int, _ z: Int) -> Int { x + 5 * y + 25 * z }
+        for i in 0..<3 { l[at(i, i, i)] = 5 }  // a diagonal chain
+        l[at(4, 0, 0)] = 5  // isolated
+        let (_, sizes) = l.withUnsafeBufferPointer { Components.label($0, size: [5, 5, 5]) }
+        XCTAssertEqual(sizes.dropFirst().sorted(), [1, 3])
+        let removed = Components.removeSmall(&l, size: [5, 5, 5], minSize: 2)
+        XCTAssertEqual(removed, 1)
+        XCTAssertEqual(l[at(4, 0, 0)], 0)
+        XCTAssertEqual(l[at(2, 2, 2)], 5)
+    }
+
+    func testComponentsOnALargeRandomVolumeMatchAFloodFill() {
+        var rng = SystemRandomNumberGenerator()
+        let size = [40, 30, 20], n = 40 * 30 * 20
+        let l: [Int32] = (0..<n).map { _ in Int.random(in: 0..<10, using: &rng) < 3 ? Int32.random(in: 1...2, using: &rng) : 0 }
+        let (ids, sizes) = l.withUnsafeBufferPointer { Components.label($0, size: size) }
+        // Reference: breadth-first flood fill with 26 neighbours.
+        var ref = [Int](repeating: 0, count: n), count = 0
+        for s in 0..<n where l[s] != 0 && ref[s] == 0 {
+            count += 1; ref[s] = count
+            var queue = [s], head = 0
+            while head < queue.count {
+                let p = queue[head]; head += 1
+                let x = p % 40, y = p / 40 % 30, z = p / 1200
+                for dz in -1...1 { for dy in -1...1 { for dx in -1...1 {
+                    let X = x + dx, Y = y + dy, Z = z + dz
+                    guard X >= 0, X < 40, Y >= 0, Y < 30, Z >= 0, Z < 20 else { continue }
+                    let q = X + 40 * Y + 1200 * Z
+                    if l[q] == l[p] && ref[q] == 0 { ref[q] = count; queue.append(q) }
+                } } }
+            }
+        }
+        XCTAssertEqual(sizes.count - 1, count)
+        // Same partition: a bijection between ids.
+        var map: [Int32: Int] = [:]
+        for i in 0..<n where l[i] != 0 {
+            if let m = map[ids[i]] { XCTAssertEqual(m, ref[i]) } else { map[ids[i]] = ref[i] }
+        }
+    }
+}

@@ -1,0 +1,287 @@
+import Catalog
+import Foundation
+import GRDB
+import Imaging
+import Logging
+import XCTest
+
+@testable import Ingest
+
+final class IngestTests: XCTestCase {
+    var dir: URL!
+    var library: ManifestLibrary!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ingest-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        library = try ManifestLibrary.builtin()
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func ingest(_ root: URL, catalog: Catalog? = nil, options: IngestOptions = IngestOptions(), manifest: Manifest? = nil) throws -> (Catalog, IngestSummary) {
+        let c = try catalog ?? Catalog(path: dir.appendingPathComponent("catalog.sqlite").path)
+        var log = Logger(label: "test")
+        log.logLevel = .critical
+        let s = try IngestRunner(catalog: c, library: library, options: options, log: log, progress: nil).run(root: root, manifest: manifest)
+        return (c, s)
+    }
+
+    func perDataset(_ c: Catalog) throws -> [String: (Int, Int)] {
+        Dictionary(uniqueKeysWithValues: try c.stats().byDataset.map { ($0.name, ($0.images, $0.masks)) })
+    }
+
+    func testEveryLayoutIsRecognisedWithExactCounts() throws {
+        let raw = dir.appendingPathComponent("raw")
+        let expected = try DatasetFactory.allLayouts(at: raw)
+        var options = IngestOptions()
+        options.workers = 2
+        let (c, s) = try ingest(raw, options: options)
+        let rejected = try c.errors().map { "\($0.path): \($0.message)" }
+        XCTAssertEqual(s.filesRejected, 0, "\(rejected)")
+        XCTAssertEqual(Set(s.datasets), Set(expected.keys))
+        let got = try perDataset(c)
+        for (name, (images, masks)) in expected {
+            XCTAssertEqual(got[name]?.0, images, "\(name) images")
+            XCTAssertEqual(got[name]?.1, masks, "\(name) masks")
+        }
+        let stats = try c.stats()
+        let modalities = Set(stats.byModality.map(\.name))
+        XCTAssertEqual(modalities, ["ct", "mr_t1", "mr_t1ce", "mr_t2", "mr_flair", "mr", "ultrasound", "dermoscopy", "endoscopy", "fundus"])
+        let classes = Dictionary(uniqueKeysWithValues: stats.byClass.map { ($0.name, $0.masks) })
+        XCTAssertEqual(classes["kidney"], 2 * 8 + 2 * 5)  // KiTS A (8 per case) + nnU-Net kidney (B, 5 per channel)
+        XCTAssertEqual(classes["kidney_tumor"], 2 * 5)
+        XCTAssertEqual(classes["spleen"], 8)
+        XCTAssertEqual(classes["skin_lesion"], 2)
+        XCTAssertEqual(classes["polyp"], 1)
+        XCTAssertEqual(classes["retinal_vessel"], 1)
+        // Identical ISIC pictures are stored once.
+        XCTAssertEqual(stats.blobs, stats.images - 1)
+        // Every image's masks have the expected geometry: the 20×20 box at 4× scale.
+        let kidney = try c.query(Selection(classes: ["kidney"], datasets: ["kits19"]))
+        XCTAssertEqual(kidney.count, 16)
+        for r in kidney {
+            XCTAssertEqual(r.area, 80 * 80)
+            XCTAssertEqual(r.bbox, [40, 40, 119, 119])
+            XCTAssertEqual(r.width, 256)
+        }
+    }
+
+    func testRerunAddsNothingAndChangedFilesAreReplaced() throws {
+        let raw = dir.appendingPathComponent("raw")
+        let d = raw.appendingPathComponent("KiTS19/case_00000")
+        try DatasetFactory.write(DatasetFactory.ct(), d.appendingPathComponent("imaging.nii.gz"))
+        try DatasetFactory.write(DatasetFactory.labels(), d.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        let (c, first) = try ingest(raw)
+        XCTAssertEqual(first.images, 8)
+        let (_, second) = try ingest(raw, catalog: c)
+        XCTAssertEqual(second.filesDone, 0)
+        XCTAssertEqual(second.filesSkipped, 1)
+        XCTAssertEqual(try c.stats().images, 8)
+        // A changed label file replaces the unit's rows (here: only label A remains).
+        var onlyA = DatasetFactory.labels()
+        onlyA.voxels = onlyA.voxels.map { $0 == 2 ? 0 : $0 }
+        Thread.sleep(forTimeInterval: 0.01)
+        try DatasetFactory.write(onlyA, d.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        let (_, third) = try ingest(raw, catalog: c)
+        XCTAssertEqual(third.filesDone, 1)
+        let stats = try c.stats()
+        XCTAssertEqual(stats.images, 8)
+        XCTAssertEqual(stats.masks, 8)
+        XCTAssertEqual(stats.byClass.map(\.name), ["kidney"])
+    }
+
+    func testBadInputsAreRecordedAndEverythingElseIngested() throws {
+        let raw = dir.appendingPathComponent("raw/KiTS19")
+        func kase(_ n: Int) -> URL { raw.appendingPathComponent("case_0000\(n)") }
+        for n in 0..<5 {
+            try DatasetFactory.write(DatasetFactory.ct(), kase(n).appendingPathComponent("imaging.nii.gz"))
+            try DatasetFactory.write(DatasetFactory.labels(), kase(n).appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        }
+        // 1: truncated image; 2: mask on another grid; 3: a label value the manifest lacks; 4: empty file.
+        let img1 = kase(1).appendingPathComponent("imaging.nii.gz")
+        let bytes = try Data(contentsOf: img1)
+        try bytes.prefix(bytes.count / 3).write(to: img1)
+        var small = DatasetFactory.labels()
+        small.size = [64, 64, 8]; small.voxels = Array(small.voxels.prefix(64 * 64 * 8))
+        try DatasetFactory.write(small, kase(2).appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        try DatasetFactory.write(DatasetFactory.labels(a: 1, b: 7), kase(3).appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        try Data().write(to: kase(4).appendingPathComponent("imaging.nii.gz"))
+
+        let (c, s) = try ingest(raw)
+        XCTAssertEqual(s.filesDone, 1)
+        XCTAssertEqual(s.filesRejected, 4)
+        XCTAssertEqual(s.rejectedTotal, 4)
+        XCTAssertEqual(try c.stats().images, 8)
+        let errors = Dictionary(uniqueKeysWithValues: try c.errors().map { ($0.path, "\($0.stage): \($0.message)") })
+        XCTAssertEqual(errors.count, 4)
+        XCTAssertTrue(errors["case_00001/imaging.nii.gz"]?.contains("truncated") == true, "\(errors)")
+        XCTAssertTrue(errors["case_00002/imaging.nii.gz"]?.contains("mask grid 64×64×8 differs from image grid 64×64×16") == true, "\(errors)")
+        XCTAssertTrue(errors["case_00003/imaging.nii.gz"]?.contains("label value 7 not in the 'kits19' manifest") == true, "\(errors)")
+        XCTAssertTrue(errors["case_00004/imaging.nii.gz"]?.contains("file is empty") == true, "\(errors)")
+        // A second run does not record them again, and still reports them.
+        let (_, again) = try ingest(raw, catalog: c)
+        XCTAssertEqual(again.filesRejected, 0)
+        XCTAssertEqual(again.rejectedTotal, 4)
+        XCTAssertEqual(try c.errors().count, 4)
+    }
+
+    func testNonImageFilesAndUnpairedImagesInAPairedFolder() throws {
+        let raw = dir.appendingPathComponent("Kvasir-SEG")
+        try DatasetFactory.writeData(try Raster.encodeJPEG(DatasetFactory.photo(rgb: true), quality: 90), raw.appendingPathComponent("images/a.jpg"))
+        try DatasetFactory.writeData(try Raster.encodeJPEG(DatasetFactory.binaryMask(), quality: 90), raw.appendingPathComponent("masks/a.jpg"))
+        try DatasetFactory.writeData(try Raster.encodeJPEG(DatasetFactory.photo(rgb: true), quality: 90), raw.appendingPathComponent("images/b.jpg"))
+        try DatasetFactory.writeData(Data("not an image".utf8), raw.appendingPathComponent("images/notes.txt"))
+        try DatasetFactory.writeData(Data("garbage".utf8), raw.appendingPathComponent("images/c.jpg"))
+        try DatasetFactory.writeData(Data("garbage".utf8), raw.appendingPathComponent("masks/c.jpg"))
+        let (c, s) = try ingest(raw)
+        XCTAssertEqual(s.filesDone, 1)
+        let errors = Dictionary(uniqueKeysWithValues: try c.errors().map { ($0.path, $0.message) })
+        XCTAssertEqual(Set(errors.keys), ["images/b.jpg", "images/notes.txt", "images/c.jpg"])
+        XCTAssertTrue(errors["images/b.jpg"]!.contains("no mask"))
+        XCTAssertTrue(errors["images/notes.txt"]!.contains("not an image"))
+        XCTAssertTrue(errors["images/c.jpg"]!.contains("JPEG"), errors["images/c.jpg"]!)
+    }
+
+    func testUnknownLayoutSaysWhatWasFoundAndHowToWriteAManifest() throws {
+        let raw = dir.appendingPathComponent("mystery")
+        try DatasetFactory.write(DatasetFactory.ct(), raw.appendingPathComponent("scans/a.nii.gz"))
+        XCTAssertThrowsError(try ingest(raw)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("no known dataset layout in 'mystery'"), m)
+            XCTAssertTrue(m.contains("1 .nii.gz"), m)
+            XCTAssertTrue(m.contains("--manifest"), m)
+        }
+    }
+
+    func testGenericPairsNeedAModality() throws {
+        let raw = dir.appendingPathComponent("pairs")
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.photo(rgb: false)), raw.appendingPathComponent("imgs/x1.png"))
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.binaryMask(on: 1)), raw.appendingPathComponent("gt/x1.png"))
+        XCTAssertThrowsError(try ingest(raw)) { XCTAssertTrue("\($0)".contains("--modality"), "\($0)") }
+        let yaml = "name: my-us\nlayout: paired\nmodality: ultrasound\nlabels: {1: left_ventricle}\n"
+        let m = try Manifest.parse(yaml, file: "my-us.yaml", vocabulary: library.vocabulary)
+        let (c, s) = try ingest(raw, manifest: m)
+        XCTAssertEqual(s.images, 1)
+        XCTAssertEqual(try c.query(Selection()).first?.class, "left_ventricle")
+        XCTAssertEqual(try c.query(Selection()).first?.modality, "ultrasound")
+    }
+
+    func testOptionsChangeTheOutput() throws {
+        let raw = dir.appendingPathComponent("KiTS19")
+        try DatasetFactory.write(DatasetFactory.ct(), raw.appendingPathComponent("case_00000/imaging.nii.gz"))
+        try DatasetFactory.write(DatasetFactory.labels(), raw.appendingPathComponent("case_00000/segmentation.nii.gz"), type: .uint8)
+        var o = IngestOptions()
+        o.keepEmpty = true
+        o.size = 1024
+        o.minComponentVoxels = 1
+        o.minMaskPixels = 1
+        let (c, s) = try ingest(raw, options: o)
+        XCTAssertEqual(s.images, 16)
+        // Without thresholds: the column (16 slices), the speck (3 slices) survive too.
+        XCTAssertEqual(s.masks, 8 + 5 + 16 + 3 - 8)  // the column shares class A with the box on slices 2…9
+        let r = try c.query(Selection(classes: ["kidney_tumor"])).first!
+        XCTAssertEqual(r.width, 1024)
+        // xyz slicing: coronal and sagittal planes too, with physical aspect (16 × 2.5 mm = 40 mm high vs 64 mm wide).
+        var o2 = IngestOptions()
+        o2.axes = [.axial, .coronal, .sagittal]
+        let (c2, s2) = try ingest(raw, catalog: try Catalog(path: ":memory:"), options: o2)
+        XCTAssertGreaterThan(s2.images, 8)
+        let coronal = try c2.query(Selection(classes: ["kidney"])).filter { $0.axis == "y" }
+        XCTAssertEqual(coronal.count, 20 + 8)  // rows 10…29 of the box, 40…47 of the column (8×16 px per plane)
+        // Box spans z 2…9 (8 slices × 2.5 mm = 20 mm) and x 10…29 (20 mm): square at 4 px/mm.
+        let b = coronal[0].bbox
+        XCTAssertEqual(b[2] - b[0] + 1, 80)
+        XCTAssertEqual(b[3] - b[1] + 1, 80)
+    }
+
+    func testInstancesSplitComponents() throws {
+        let raw = dir.appendingPathComponent("Kvasir-SEG")
+        var mask = DatasetFactory.binaryMask(on: 0)
+        for j in 5..<20 { for i in 5..<20 { mask.voxels[j * 64 + i] = 255 } }
+        for j in 25..<45 { for i in 30..<60 { mask.voxels[j * 64 + i] = 255 } }
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.photo(rgb: true)), raw.appendingPathComponent("images/p.png"))
+        try DatasetFactory.writeData(try Raster.encodePNG(mask), raw.appendingPathComponent("masks/p.png"))
+        var o = IngestOptions()
+        o.instances = true
+        let (c, _) = try ingest(raw, options: o)
+        let rows = try c.query(Selection())
+        XCTAssertEqual(rows.map(\.instance), [1, 2])
+        XCTAssertEqual(rows.map(\.area).reduce(0, +), rows.count == 2 ? rows[0].area + rows[1].area : -1)
+    }
+
+    func testSplitsAreCaseLevelDeterministicAndResplittable() throws {
+        let raw = dir.appendingPathComponent("BraTS2021")
+        for n in 0..<12 {
+            let d = raw.appendingPathComponent("BraTS2021_000\(String(format: "%02d", n))")
+            for s in ["t1", "flair"] { try DatasetFactory.write(DatasetFactory.mr(seed: n), d.appendingPathComponent("\(d.lastPathComponent)_\(s).nii.gz")) }
+            try DatasetFactory.write(DatasetFactory.labels(a: 2, b: 1), d.appendingPathComponent("\(d.lastPathComponent)_seg.nii.gz"), type: .uint8)
+        }
+        let (c, _) = try ingest(raw)
+        func splitsPerCase() throws -> [String: Set<String>] {
+            var m: [String: Set<String>] = [:]
+            for r in try c.query(Selection()) { m[r.case, default: []].insert(r.split) }
+            return m
+        }
+        let before = try splitsPerCase()
+        XCTAssertEqual(before.count, 12)
+        XCTAssertTrue(before.values.allSatisfy { $0.count == 1 }, "a case in two splits")
+        let policy = SplitPolicy()
+        for (k, v) in before { XCTAssertEqual(v.first, policy.split(dataset: "brats2021", case: k).name) }
+        try c.resplit(SplitPolicy(train: 0, val: 0, test: 1, seed: 3))
+        XCTAssertTrue(try splitsPerCase().values.allSatisfy { $0 == ["test"] })
+        XCTAssertEqual(try c.stats().bySplit.first { $0.name == "test" }?.images, try c.stats().images)
+    }
+
+    func testExportSAMed2DAndWebDataset() throws {
+        let raw = dir.appendingPathComponent("KiTS19")
+        try DatasetFactory.write(DatasetFactory.ct(), raw.appendingPathComponent("case_00000/imaging.nii.gz"))
+        try DatasetFactory.write(DatasetFactory.labels(), raw.appendingPathComponent("case_00000/segmentation.nii.gz"), type: .uint8)
+        let (c, _) = try ingest(raw)
+        let out = dir.appendingPathComponent("sa")
+        let (images, masks) = try Exporter(catalog: c).export(.saMed2d, selection: Selection(), to: out)
+        XCTAssertEqual(images, 8)
+        XCTAssertEqual(masks, 13)
+        let split = try c.query(Selection()).first!.split
+        let index = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("image2label_\(split).json"))) as! [String: [String]]
+        XCTAssertEqual(index.count, 8)
+        let (image, maskPaths) = index.sorted { $0.key < $1.key }[3]
+        XCTAssertTrue(image.hasPrefix("images/ct--kits19--case_00000--z_0005"), image)
+        let picture = try ImageIO.read(out.appendingPathComponent(image))
+        XCTAssertEqual(picture.size, [256, 256, 1])
+        let tumour = try ImageIO.read(out.appendingPathComponent(maskPaths.first { $0.contains("kidney_tumor") }!))
+        XCTAssertEqual(tumour.voxels.filter { $0 == 255 }.count, 64 * 64)
+        XCTAssertEqual(Set(tumour.voxels), [0, 255])
+        // The exported image equals the CT window of the source slice, resized ×4 (spot check of a flat area is not
+        // possible on the ramp; check the padding instead: the 64×64 mm plane fills the square, so no padding).
+        XCTAssertGreaterThan(picture.voxels.last!, 0)
+
+        let wds = dir.appendingPathComponent("wds")
+        let (wi, wm) = try Exporter(catalog: c).export(.webdataset, selection: Selection(classes: ["kidney_tumor"]), to: wds, samplesPerShard: 2)
+        XCTAssertEqual(wi, 5)
+        XCTAssertEqual(wm, 5)
+        let tars = try FileManager.default.contentsOfDirectory(atPath: wds.path).sorted()
+        XCTAssertEqual(tars.count, 3)  // 2 + 2 + 1
+        let tar = try Data(contentsOf: wds.appendingPathComponent(tars[0]))
+        let names = stride(from: 0, to: tar.count - 1024, by: 512).compactMap { o -> String? in
+            let h = tar[o..<o + 100]
+            guard h.first != 0, tar[o + 257..<o + 262] == Data("ustar".utf8) else { return nil }
+            return String(decoding: h.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        XCTAssertEqual(names.count, 6)
+        XCTAssertTrue(names.contains { $0.hasSuffix(".mask_000.png") })
+        XCTAssertTrue(names.contains { $0.hasSuffix(".json") })
+    }
+
+    func testEmbeddedManifestsMatchTheManifestsFolder() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let folder = root.appendingPathComponent("manifests")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }
+        XCTAssertEqual(Set(files), Set(BuiltinManifests.files.keys), "run `make manifests`")
+        for f in files {
+            var text = try String(contentsOf: folder.appendingPathComponent(f), encoding: .utf8)
+            if !text.hasSuffix("\n") { text += "\n" }
+            XCTAssertEqual(BuiltinManifests.files[f], text, "\(f) is stale: run `make manifests`")
+        }
+        XCTAssertGreaterThanOrEqual(library.manifests.count, 20)
+    }
+}

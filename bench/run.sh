@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `make bench`: medcat against its peers, measured in the same run on this machine.
+#   BENCH_VOLUMES   CT volumes for the ingest benchmark (default 200, 512×512×100 int16)
+#   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+medcat=${1:-.build/release/medcat}
+out=bench/out
+volumes=${BENCH_VOLUMES:-200}
+images=${BENCH_IMAGES:-5000000}
+size=${BENCH_SIZE:-512}
+slices=${BENCH_SLICES:-100}
+mkdir -p "$out"
+python3 -m pip install -q --target .deps/py -r bench/requirements.txt --upgrade-strategy only-if-needed >/dev/null 2>&1 \
+    || [ -d .deps/py/nibabel ] || { echo "bench: cannot install nibabel/Pillow"; exit 1; }
+
+echo "== ingest: $volumes CT volumes ${size}×${size}×${slices} int16 .nii.gz with multi-label masks"
+data="$out/volumes-$size-$slices"
+python3 bench/gen_volumes.py "$data" --count "$volumes" --size "$size" --slices "$slices" --jobs "$(nproc)"
+# Only the first $volumes cases take part.
+ls "$data/KiTS19" | sort | head -n "$volumes" > "$out/cases.txt"
+rm -rf "$out/ingest-in"; mkdir -p "$out/ingest-in/KiTS19"
+while read -r c; do ln -s "$(pwd)/$data/KiTS19/$c" "$out/ingest-in/KiTS19/$c"; done < "$out/cases.txt"
+
+rm -rf "$out/ref"
+ref=$(python3 bench/reference_ingest.py "$out/ingest-in" "$out/ref" --size 256 --window 400 --level 40 | tail -n 1)
+echo "python (nibabel+numpy+scipy+Pillow, 1 process): $ref"
+
+run_medcat() {  # $1 workers
+    rm -rf "$out/w$1.sqlite"* "$out/w$1.shards"
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$medcat" ingest "$out/ingest-in" --catalog "$out/w$1.sqlite" --workers "$1" >"$out/w$1.log" 2>&1 || { cat "$out/w$1.log"; exit 1; }
+    t1=$(date +%s.%N)
+    local n
+    n=$("$medcat" catalog stats --json --catalog "$out/w$1.sqlite" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images"])')
+    python3 -c "import json; print(json.dumps({'workers': $1, 'slices': $n, 'seconds': $t1 - $t0, 'slices_per_s': $n / ($t1 - $t0)}))"
+}
+m1=$(run_medcat 1); echo "medcat --workers 1: $m1"
+mn=$(run_medcat "$(nproc)"); echo "medcat --workers $(nproc): $mn"
+python3 - "$ref" "$m1" "$mn" <<'PY'
+import json, sys
+ref, m1, mn = (json.loads(a) for a in sys.argv[1:])
+print(f"ingest slices/s per core: medcat {m1['slices_per_s']:.1f} vs python {ref['slices_per_s']:.1f}"
+      f"  ratio {m1['slices_per_s'] / ref['slices_per_s']:.2f}x (goal >= 5x)")
+print(f"ingest with {mn['workers']} workers: {mn['slices_per_s']:.1f} slices/s ({mn['slices_per_s'] / m1['slices_per_s']:.2f}x one worker)")
+if m1["slices"] != ref["slices"]:
+    print(f"note: slice counts differ: medcat {m1['slices']}, python {ref['slices']}")
+PY
+
+echo "== catalog at scale: $images images, 4 masks each"
+bench_bin=$(dirname "$medcat")/medcat-catalog-bench
+cat_json=$("$bench_bin" "$out/scale.sqlite" "$images" 4)
+peer_json=$(python3 bench/catalog_peer.py "$out/peer.sqlite" 1000000)
+python3 - "$cat_json" "$peer_json" <<'PY'
+import json, sys
+c, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"insert: {c['mask_rows_per_s']:,.0f} mask rows/s ({c['rows_per_s']:,.0f} rows/s incl. images; goal >= 200k)"
+      f"  vs python sqlite3 executemany {p['rows_per_s']:,.0f} rows/s  ratio {c['mask_rows_per_s'] / p['rows_per_s']:.2f}x")
+print(f"catalog stats: {c['stats_seconds'] * 1000:.1f} ms for {c['stats_images']:,} images (goal < 1 s)")
+print(f"query modality+class+split, first 1000 of {c['count_rows']:,}: {c['query_seconds'] * 1000:.1f} ms (goal < 50 ms);"
+      f" full count {c['count_seconds'] * 1000:.0f} ms")
+print(f"database size: {c['db_bytes'] / 2**30:.2f} GiB ({c['db_bytes'] / (c['images'] + c['masks']):.0f} bytes/row)")
+PY
+rm -f "$out/scale.sqlite"* "$out/peer.sqlite"*
