@@ -11,7 +11,8 @@ for f in files:
     text = f.read_text()
     if not text.endswith("\n"):
         text += "\n"
-    out.append(f'        "{f.name}": #"""\n{text}"""#,')
+    # A multi-line literal drops the newline before its closing delimiter: add one to keep the file's.
+    out.append(f'        "{f.name}": #"""\n{text}\n"""#,')
 out += ["    ]" if files else "    :]", "}", ""]
 target = root / "Sources/Ingest/BuiltinManifests.swift"
 new = "\n".join(out)

@@ -178,15 +178,15 @@ public final class Catalog {
     static func now() -> String { ISO8601DateFormatter().string(from: Date()) }
 
     public struct SourceState: Equatable, Sendable {
-        public var size: Int64, mtime: Double, status: String
+        public var stamp: String, status: String
     }
 
     /// What is already recorded for a dataset's files, for skipping unchanged ones.
     public func sourceStates(datasetID: Int64) throws -> [String: SourceState] {
         try db.read { db in
             var out: [String: SourceState] = [:]
-            let rows = try Row.fetchCursor(db, sql: "SELECT path, size, mtime, status FROM source_files WHERE dataset_id = ?", arguments: [datasetID])
-            while let r = try rows.next() { out[r["path"]] = SourceState(size: r["size"], mtime: r["mtime"], status: r["status"]) }
+            let rows = try Row.fetchCursor(db, sql: "SELECT path, stamp, status FROM source_files WHERE dataset_id = ?", arguments: [datasetID])
+            while let r = try rows.next() { out[r["path"]] = SourceState(stamp: r["stamp"], status: r["status"]) }
             return out
         }
     }

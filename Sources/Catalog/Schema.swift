@@ -38,7 +38,8 @@ enum Schema {
                     id INTEGER PRIMARY KEY,
                     dataset_id INTEGER NOT NULL REFERENCES datasets(id),
                     path TEXT NOT NULL, mask_path TEXT,
-                    size INTEGER NOT NULL, mtime REAL NOT NULL, content_hash TEXT,
+                    size INTEGER NOT NULL, mtime REAL NOT NULL,
+                    stamp TEXT NOT NULL,              -- size and mtime of the image and mask files: unchanged units are skipped
                     status TEXT NOT NULL,             -- done | rejected
                     images INTEGER NOT NULL DEFAULT 0, masks INTEGER NOT NULL DEFAULT 0,
                     run_id INTEGER REFERENCES ingest_runs(id),

@@ -24,6 +24,7 @@ detect:
 licence: "Research use, citation required; CC BY-NC-SA 4.0 on the Human Heart Project platform (verify)"
 citation: "Bernard O. et al. Deep Learning Techniques for Automatic MRI Cardiac Multi-structures Segmentation and Diagnosis: Is the Problem Solved? IEEE Transactions on Medical Imaging 37(11), 2514-2525 (2018)"
 homepage: https://www.creatis.insa-lyon.fr/Challenge/acdc/
+
 """#,
         "brats2021.yaml": #"""
 # BraTS 2021: RSNA-ASNR-MICCAI Brain Tumor Segmentation Challenge (adult glioma, 1251 labelled cases).
@@ -47,6 +48,7 @@ detect:
 licence: "BraTS data terms: research use with citation of the BraTS papers; reportedly CC BY-NC 4.0 (verify on the Synapse challenge page)"
 citation: "Baid U. et al. The RSNA-ASNR-MICCAI BraTS 2021 Benchmark on Brain Tumor Segmentation and Radiogenomic Classification. arXiv:2107.02314 (2021); Menze B. H. et al. The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS). IEEE Transactions on Medical Imaging 34(10), 1993-2024 (2015); Bakas S. et al. Advancing The Cancer Genome Atlas glioma MRI collections with expert segmentation labels and radiomic features. Scientific Data 4, 170117 (2017)"
 homepage: http://braintumorsegmentation.org
+
 """#,
         "brats2023.yaml": #"""
 # BraTS 2023 GLI: ASNR-MICCAI Brain Tumor Segmentation Challenge 2023, adult glioma (1251 labelled cases).
@@ -72,6 +74,7 @@ detect:
 licence: "BraTS data terms: research use with citation of the BraTS papers; reportedly CC BY-NC 4.0 (verify on the Synapse challenge page)"
 citation: "Baid U. et al. The RSNA-ASNR-MICCAI BraTS 2021 Benchmark on Brain Tumor Segmentation and Radiogenomic Classification. arXiv:2107.02314 (2021); Menze B. H. et al. The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS). IEEE Transactions on Medical Imaging 34(10), 1993-2024 (2015); Bakas S. et al. Advancing The Cancer Genome Atlas glioma MRI collections with expert segmentation labels and radiomic features. Scientific Data 4, 170117 (2017)"
 homepage: "https://www.synapse.org/#!Synapse:syn51156910"
+
 """#,
         "camus.yaml": #"""
 # CAMUS: Cardiac Acquisitions for Multi-structure Ultrasound Segmentation, 2D echocardiography,
@@ -96,6 +99,7 @@ detect:
 licence: "Research use, citation required; CC BY-NC-SA 4.0 on the Human Heart Project platform (verify)"
 citation: "Leclerc S. et al. Deep Learning for Segmentation Using an Open Large-Scale Dataset in 2D Echocardiography. IEEE Transactions on Medical Imaging 38(9), 2198-2210 (2019)"
 homepage: https://www.creatis.insa-lyon.fr/Challenge/camus/
+
 """#,
         "classes.yaml": #"""
 # The one shared class vocabulary. Every `labels:` value in a manifest (and every label name read
@@ -452,6 +456,7 @@ classes:
   - name: cell_nucleus
     aliases: [nuclei, cell nuclei]
     description: Cell nuclei in histology or microscopy images
+
 """#,
         "colin27-aal.yaml": #"""
 # Colin27 T1 template ("ch2", single-subject average of 27 scans, MNI space, 181 x 217 x 181 at 1 mm)
@@ -490,6 +495,7 @@ detect:
 licence: "BSD-3-clause as packaged in Debian mricron-data (debian/copyright); verify upstream terms of the Colin27 template (MNI/McConnell Brain Imaging Centre) and the AAL atlas (GIN, Caen)"
 citation: "Holmes C. J. et al. Enhancement of MR images using registration for signal averaging. Journal of Computer Assisted Tomography 22(2), 324-333 (1998); Tzourio-Mazoyer N. et al. Automated anatomical labeling of activations in SPM using a macroscopic anatomical parcellation of the MNI MRI single-subject brain. NeuroImage 15(1), 273-289 (2002)"
 homepage: https://www.nitrc.org/projects/mricron
+
 """#,
         "drive.yaml": #"""
 # DRIVE: Digital Retinal Images for Vessel Extraction, 40 colour fundus photographs (565 x 584),
@@ -514,6 +520,7 @@ detect:
 licence: "No explicit licence; free for research use, citation required (verify on drive.grand-challenge.org)"
 citation: "Staal J. et al. Ridge-based vessel segmentation in color images of the retina. IEEE Transactions on Medical Imaging 23(4), 501-509 (2004)"
 homepage: https://drive.grand-challenge.org
+
 """#,
         "isic2016.yaml": #"""
 # ISIC 2016 (ISBI 2016 "Skin Lesion Analysis Toward Melanoma Detection"), Part 1: lesion segmentation.
@@ -537,6 +544,7 @@ detect:
 licence: "CC0 1.0 (ISIC Archive images released for the 2016 challenge; verify)"
 citation: "Gutman D. et al. Skin Lesion Analysis toward Melanoma Detection: A Challenge at the International Symposium on Biomedical Imaging (ISBI) 2016, hosted by the International Skin Imaging Collaboration (ISIC). arXiv:1605.01397 (2016)"
 homepage: https://challenge.isic-archive.com/landing/2016/
+
 """#,
         "isic2017.yaml": #"""
 # ISIC 2017 ("Skin Lesion Analysis Toward Melanoma Detection", ISBI 2017), Part 1: lesion segmentation.
@@ -561,6 +569,7 @@ detect:
 licence: "CC0 1.0 (ISIC Archive images released for the 2017 challenge; verify)"
 citation: "Codella N. C. F. et al. Skin Lesion Analysis Toward Melanoma Detection: A Challenge at the 2017 International Symposium on Biomedical Imaging (ISBI), Hosted by the International Skin Imaging Collaboration (ISIC). IEEE ISBI 2018, 168-172 (arXiv:1710.05006)"
 homepage: https://challenge.isic-archive.com/landing/2017/
+
 """#,
         "isic2018.yaml": #"""
 # ISIC 2018 ("Skin Lesion Analysis Toward Melanoma Detection", MICCAI 2018), Task 1: lesion
@@ -586,6 +595,7 @@ detect:
 licence: CC BY-NC 4.0
 citation: "Codella N. et al. Skin Lesion Analysis Toward Melanoma Detection 2018: A Challenge Hosted by the International Skin Imaging Collaboration (ISIC). arXiv:1902.03368 (2019); Tschandl P. et al. The HAM10000 dataset, a large collection of multi-source dermatoscopic images of common pigmented skin lesions. Scientific Data 5, 180161 (2018)"
 homepage: https://challenge.isic-archive.com/landing/2018/
+
 """#,
         "kits19.yaml": #"""
 # KiTS19: Kidney Tumor Segmentation Challenge 2019 (arterial-phase abdominal CT, 210 labelled cases).
@@ -610,6 +620,7 @@ detect:
 licence: CC BY-NC-SA 4.0
 citation: "Heller N. et al. The KiTS19 Challenge Data: 300 Kidney Tumor Cases with Clinical Context, CT Semantic Segmentations, and Surgical Outcomes. arXiv:1904.00445 (2019); Heller N. et al. The state of the art in kidney and kidney tumor segmentation in contrast-enhanced CT imaging: Results of the KiTS19 challenge. Medical Image Analysis 67, 101821 (2021)"
 homepage: https://kits19.grand-challenge.org
+
 """#,
         "kits23.yaml": #"""
 # KiTS23: Kidney and Kidney Tumor Segmentation Challenge 2023 (corticomedullary/nephrographic CT, 489
@@ -636,6 +647,7 @@ detect:
 licence: "CC BY-NC-SA 4.0 (verify on kits-challenge.org)"
 citation: "Heller N. et al. The KiTS21 Challenge: Automatic segmentation of kidneys, renal tumors, and renal cysts in corticomedullary-phase CT. arXiv:2307.01984 (2023); Heller N. et al. The state of the art in kidney and kidney tumor segmentation in contrast-enhanced CT imaging: Results of the KiTS19 challenge. Medical Image Analysis 67, 101821 (2021)"
 homepage: https://kits-challenge.org/kits23/
+
 """#,
         "kvasir-seg.yaml": #"""
 # Kvasir-SEG: 1000 colonoscopy images of gastrointestinal polyps with segmentation masks (Simula /
@@ -659,6 +671,7 @@ detect:
 licence: "Research and educational use only; commercial use needs prior written permission (Simula terms; verify)"
 citation: "Jha D. et al. Kvasir-SEG: A Segmented Polyp Dataset. MultiMedia Modeling (MMM 2020), LNCS 11962, 451-462 (2020)"
 homepage: https://datasets.simula.no/kvasir-seg/
+
 """#,
         "msd-task01-braintumour.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task01_BrainTumour.
@@ -681,6 +694,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task02-heart.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task02_Heart.
@@ -700,6 +714,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task03-liver.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task03_Liver.
@@ -724,6 +739,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task04-hippocampus.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task04_Hippocampus.
@@ -744,6 +760,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task05-prostate.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task05_Prostate.
@@ -765,6 +782,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task06-lung.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task06_Lung.
@@ -788,6 +806,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task07-pancreas.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task07_Pancreas.
@@ -812,6 +831,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task08-hepaticvessel.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task08_HepaticVessel.
@@ -836,6 +856,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task09-spleen.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task09_Spleen.
@@ -859,6 +880,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "msd-task10-colon.yaml": #"""
 # Medical Segmentation Decathlon (MSD), Task10_Colon.
@@ -882,6 +904,7 @@ detect:
 licence: CC BY-SA 4.0
 citation: "Antonelli M. et al. The Medical Segmentation Decathlon. Nature Communications 13, 4128 (2022); Simpson A. L. et al. A large annotated medical image dataset for the development and evaluation of segmentation algorithms. arXiv:1902.09063 (2019)"
 homepage: http://medicaldecathlon.com
+
 """#,
         "nnunet.yaml": #"""
 # Generic nnU-Net v2 raw dataset (any DatasetXXX_Name folder).
@@ -905,6 +928,7 @@ detect:
 licence: "varies: see the source dataset's own licence"
 citation: "Isensee F. et al. nnU-Net: a self-configuring method for deep learning-based biomedical image segmentation. Nature Methods 18, 203-211 (2021)"
 homepage: https://github.com/MIC-DKFZ/nnUNet
+
 """#,
         "paired.yaml": #"""
 # Generic image / mask folders: the fallback for any folder with an image folder (images/, imgs/,
@@ -928,6 +952,7 @@ detect:
 licence: "unknown: see the source dataset"
 citation: null
 homepage: null
+
 """#,
     ]
 }

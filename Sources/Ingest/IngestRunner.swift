@@ -65,25 +65,26 @@ public final class IngestRunner {
             let datasetID = try catalog.registerDataset(.init(name: m.name, title: m.title, layout: m.layout.rawValue, modality: m.modality,
                                                                licence: m.licence, citation: m.citation, manifest: m.source))
             let known = try catalog.sourceStates(datasetID: datasetID)
-            var pending: [(WorkItem, Int64, Double)] = []
+            var pending: [(WorkItem, Int64, Double, String)] = []
             var problems: [SourceResult] = []
             for p in plan.problems {
                 let url = plan.root.appendingPathComponent(p.path)
                 let (size, mtime) = FS.stat(url)
-                if let k = known[p.path], k.size == size, k.mtime == mtime, !options.retryRejected { summary.filesSkipped += 1; continue }
+                let stamp = "\(size):\(mtime)"
+                if known[p.path]?.stamp == stamp, !options.retryRejected { summary.filesSkipped += 1; continue }
                 problems.append(SourceResult(datasetID: datasetID, datasetName: m.name, path: p.path, maskPath: nil, size: size, mtime: mtime,
-                                             contentHash: nil, runID: runID, outcome: .rejected(stage: "pair", message: p.message)))
+                                             stamp: stamp, runID: runID, outcome: .rejected(stage: "pair", message: p.message)))
             }
             for item in plan.items {
                 let (size, mtime) = FS.stat(item.image)
                 let (msize, mmtime) = item.mask.map(FS.stat) ?? (0, 0)
-                // A unit is unchanged when the image and its mask are; the mask's stat joins the key.
-                let combined = mtime + mmtime / 1e10 + Double(msize) / 1e20
-                if let k = known[item.key], k.size == size, k.mtime == combined, k.status == "done" || !options.retryRejected {
+                // A unit is unchanged when both its image and its mask are.
+                let stamp = "\(size):\(mtime);\(msize):\(mmtime)"
+                if let k = known[item.key], k.stamp == stamp, k.status == "done" || !options.retryRejected {
                     summary.filesSkipped += 1
                     continue
                 }
-                pending.append((item, size, combined))
+                pending.append((item, size, mtime, stamp))
             }
             summary.filesSeen += plan.items.count + plan.problems.count
             if !problems.isEmpty {
@@ -103,7 +104,7 @@ public final class IngestRunner {
     }
 
     /// Decodes on `options.workers` threads; commits in item order so ids do not depend on timing.
-    private func process(_ items: [(WorkItem, Int64, Double)], plan: DatasetPlan, datasetID: Int64, runID: Int64,
+    private func process(_ items: [(WorkItem, Int64, Double, String)], plan: DatasetPlan, datasetID: Int64, runID: Int64,
                          shards: ShardSet, summary: inout IngestSummary) throws {
         if items.isEmpty { return }
         let builder = SampleBuilder(manifest: plan.manifest, options: options)
@@ -131,7 +132,7 @@ public final class IngestRunner {
         }
         for index in 0..<items.count {
                 let r = queue.result(index)
-                let (item, size, mtime) = items[index]
+                let (item, size, mtime, stamp) = items[index]
                 let outcome: SourceResult.Outcome
                 switch r {
                 case .success(let images):
@@ -148,7 +149,7 @@ public final class IngestRunner {
                     progress?.advance(slices: 0)
                 }
                 batch.append(SourceResult(datasetID: datasetID, datasetName: plan.manifest.name, path: item.key, maskPath: item.maskKey,
-                                          size: size, mtime: mtime, contentHash: nil, runID: runID, outcome: outcome))
+                                          size: size, mtime: mtime, stamp: stamp, runID: runID, outcome: outcome))
                 if batch.count >= batchSize { try flush() }
         }
         try flush()

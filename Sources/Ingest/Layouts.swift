@@ -46,7 +46,7 @@ enum Layouts {
         let shallow = FS.files(dir, depth: 2)
         if shallow.contains(where: { $0.lastPathComponent.range(of: #"_frame\d+_gt\.nii(\.gz)?$"#, options: .regularExpression) != nil }) { return .acdc }
         if shallow.contains(where: { $0.lastPathComponent.range(of: #"_gt\.(mhd|mha|nii|nii\.gz)$"#, options: .regularExpression) != nil && $0.lastPathComponent.hasPrefix("patient") }) { return .camus }
-        if shallow.contains(where: { $0.lastPathComponent.range(of: #"^ISIC_\d+_segmentation\.png$"#, options: .regularExpression) != nil }) { return .isic }
+        if shallow.contains(where: { $0.lastPathComponent.range(of: #"^ISIC_\d+_segmentation\.png$"#, options: [.regularExpression, .caseInsensitive]) != nil }) { return .isic }
         if Paired.folders(dir, images: ["images"], masks: ["1st_manual"]) != nil { return .drive }
         if Paired.folders(dir) != nil {
             return dir.lastPathComponent.range(of: "(?i)kvasir", options: .regularExpression) != nil ? .kvasir : .paired
@@ -236,14 +236,16 @@ enum Brats {
 enum Suffixed {
     static func pair(_ plan: inout DatasetPlan, maskSuffix: String, imagePattern: String, caseFromFolder: Bool) {
         let files = FS.files(plan.root, depth: 4).filter { !FS.isHidden($0) }
+        // Case-insensitive suffix: ISIC 2016/2017 name masks "_Segmentation".
+        func isMask(_ f: URL) -> Bool { FS.stem(f).lowercased().hasSuffix(maskSuffix) }
         var masksByStem: [String: URL] = [:]
-        for f in files where FS.stem(f).hasSuffix(maskSuffix) {
+        for f in files where isMask(f) && ImageIO.format(of: f) != nil {
             masksByStem[String(FS.stem(f).dropLast(maskSuffix.count))] = f
         }
-        for f in files where !FS.stem(f).hasSuffix(maskSuffix) {
+        for f in files where !isMask(f) {
             let stem = FS.stem(f)
             guard stem.range(of: imagePattern, options: .regularExpression) != nil else { continue }
-            guard ImageIO.format(of: f) != nil, !(f.pathExtension.lowercased() == "raw") else { continue }
+            guard ImageIO.format(of: f) != nil else { continue }
             guard let mask = masksByStem[stem] else {
                 plan.problems.append((FS.relative(f, to: plan.root), "no label file \(stem)\(maskSuffix).* found")); continue
             }

@@ -82,12 +82,12 @@ enum DatasetFactory {
         expected["kits19"] = (2 * img, 2 * msk)
         // BraTS 2021: labels 1, 2, 4; four sequences share the segmentation.
         let b = root.appendingPathComponent("BraTS2021/BraTS2021_00000")
-        for (i, s) in ["t1", "t1ce", "t2", "flair"].enumerated() { try write(mr(seed: i), b.appendingPathComponent("BraTS2021_00000_\(s).nii.gz")) }
+        for (i, s) in ["t1", "t1ce", "t2", "flair"].enumerated() { try write(mr(seed: 10 + i), b.appendingPathComponent("BraTS2021_00000_\(s).nii.gz")) }
         try write(labels(a: 2, b: 4), b.appendingPathComponent("BraTS2021_00000_seg.nii.gz"), type: .uint8)
         expected["brats2021"] = (4 * img, 4 * msk)
         // ACDC: one patient, one frame.
         let a = root.appendingPathComponent("ACDC/patient001")
-        try write(mr(), a.appendingPathComponent("patient001_frame01.nii.gz"))
+        try write(mr(seed: 20), a.appendingPathComponent("patient001_frame01.nii.gz"))
         try write(labels(a: 3, b: 1), a.appendingPathComponent("patient001_frame01_gt.nii.gz"), type: .uint8)
         expected["acdc"] = (img, msk)
         // CAMUS: 2D MetaImage.
@@ -114,7 +114,7 @@ enum DatasetFactory {
         expected["drive"] = (1, 1)
         // MSD Task09 Spleen.
         let s = root.appendingPathComponent("Task09_Spleen")
-        try write(ct(), s.appendingPathComponent("imagesTr/spleen_2.nii.gz"))
+        try write(ct(seed: 30), s.appendingPathComponent("imagesTr/spleen_2.nii.gz"))
         var sp = labels(); sp.voxels = sp.voxels.map { $0 > 0 ? 1 : 0 }
         try write(sp, s.appendingPathComponent("labelsTr/spleen_2.nii.gz"), type: .uint8)
         try writeData(Data(#"{"name": "Spleen", "modality": {"0": "CT"}, "labels": {"0": "background", "1": "spleen"}, "numTraining": 1}"#.utf8),
@@ -122,8 +122,8 @@ enum DatasetFactory {
         expected["msd-task09-spleen"] = (img, img)  // one class: A and B merged → one mask per slice
         // nnU-Net v2 raw dataset, two channels.
         let n = root.appendingPathComponent("Dataset003_Liver")
-        try write(ct(), n.appendingPathComponent("imagesTr/liver_001_0000.nii.gz"))
-        try write(ct(seed: 1), n.appendingPathComponent("imagesTr/liver_001_0001.nii.gz"))
+        try write(ct(seed: 40), n.appendingPathComponent("imagesTr/liver_001_0000.nii.gz"))
+        try write(ct(seed: 41), n.appendingPathComponent("imagesTr/liver_001_0001.nii.gz"))
         try write(labels(), n.appendingPathComponent("labelsTr/liver_001.nii.gz"), type: .uint8)
         try writeData(Data(#"{"channel_names": {"0": "CT", "1": "CT"}, "labels": {"background": 0, "liver": 1, "kidney": 2}, "file_ending": ".nii.gz"}"#.utf8),
                       n.appendingPathComponent("dataset.json"))

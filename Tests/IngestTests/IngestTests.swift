@@ -251,9 +251,14 @@ final class IngestTests: XCTestCase {
         let tumour = try ImageIO.read(out.appendingPathComponent(maskPaths.first { $0.contains("kidney_tumor") }!))
         XCTAssertEqual(tumour.voxels.filter { $0 == 255 }.count, 64 * 64)
         XCTAssertEqual(Set(tumour.voxels), [0, 255])
-        // The exported image equals the CT window of the source slice, resized ×4 (spot check of a flat area is not
-        // possible on the ramp; check the padding instead: the 64×64 mm plane fills the square, so no padding).
-        XCTAssertGreaterThan(picture.voxels.last!, 0)
+        // The exported image is the CT window of source slice 5, resized ×4: resizing keeps the mean.
+        let source = DatasetFactory.ct()
+        let window = (0..<64 * 64).map { i -> Float in
+            let hu = source.voxels[5 * 64 * 64 + i]
+            return ((min(max(hu, -160), 240) + 160) * 255 / 400).rounded()
+        }
+        let mean = { (v: [Float]) in v.reduce(0, +) / Float(v.count) }
+        XCTAssertEqual(mean(picture.voxels), mean(window), accuracy: 0.5)
 
         let wds = dir.appendingPathComponent("wds")
         let (wi, wm) = try Exporter(catalog: c).export(.webdataset, selection: Selection(classes: ["kidney_tumor"]), to: wds, samplesPerShard: 2)

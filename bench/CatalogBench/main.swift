@@ -48,7 +48,7 @@ while inserted < totalImages {
     }
     inserted += images.count
     batch.append(SourceResult(datasetID: datasets[d], datasetName: "dataset\(d)", path: "vol\(volume).nii.gz", maskPath: nil, size: 1, mtime: 0,
-                              contentHash: nil, runID: 1, outcome: .done(images)))
+                              stamp: "", runID: 1, outcome: .done(images)))
     volume += 1
     if batch.count == volumesPerBatch || inserted >= totalImages { try catalog.commit(batch); batch.removeAll() }
 }
