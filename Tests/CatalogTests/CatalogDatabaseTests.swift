@@ -1,0 +1,146 @@
+import Foundation
+import GRDB
+import XCTest
+
+@testable import Catalog
+
+/// The SQLite catalog on an in-memory and an on-disk database.
+final class CatalogDatabaseTests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    func catalogs() throws -> [Catalog] {
+        [try Catalog(path: ":memory:"), try Catalog(path: dir.appendingPathComponent("c.sqlite").path)]
+    }
+
+    /// One volume of `slices` images, each with a mask of class `cls` and one of class `other`.
+    func volume(_ c: Catalog, dataset: Int64, name: String, path: String, caseName: String, slices: Int, modality: String = "ct",
+                cls: String = "liver", other: String = "spleen", hashPrefix: String? = nil) throws -> SourceResult {
+        let m = try c.modalityID(modality), a = try c.classID(cls), b = try c.classID(other), shard = try c.shardID("s.mcs")
+        let images = (0..<slices).map { s in
+            NewImage(caseName: caseName, modalityID: m, axis: "z", slice: s, width: 256, height: 256, channels: 1, origWidth: 512,
+                     origHeight: 512, spacing: [0.8, 0.8, 2.5], transform: "{}",
+                     blob: .new(hash: "\(hashPrefix ?? path)-\(s)", shardID: shard, offset: Int64(s * 1000), length: 900),
+                     masks: [NewMask(classID: a, instance: 0, area: 100 + s, box: (1, 2, 30, 40), shardID: shard, offset: 1, length: 10),
+                             NewMask(classID: b, instance: 0, area: 50, box: (5, 5, 9, 9), shardID: shard, offset: 2, length: 10)])
+        }
+        return SourceResult(datasetID: dataset, datasetName: name, path: path, maskPath: nil, size: 1, mtime: 0, stamp: "1:0",
+                            runID: 1, outcome: .done(images))
+    }
+
+    func dataset(_ c: Catalog, _ name: String) throws -> Int64 {
+        try c.registerDataset(.init(name: name, title: nil, layout: "kits", modality: "ct", licence: nil, citation: nil, manifest: "name: \(name)"))
+    }
+
+    func testMigrationsAreNamedAndIdempotent() throws {
+        let path = dir.appendingPathComponent("m.sqlite").path
+        _ = try Catalog(path: path)
+        let again = try Catalog(path: path)  // re-opening migrates nothing twice
+        let applied = try again.db.read { try Schema.migrator.appliedIdentifiers($0) }
+        XCTAssertEqual(applied, ["v1_catalog"])
+        let mode = try again.db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+        XCTAssertEqual(mode, "wal")
+    }
+
+    func testCommitCountsStatsAndQueries() throws {
+        for c in try catalogs() {
+            let d1 = try dataset(c, "kits19"), d2 = try dataset(c, "lits")
+            try c.commit([try volume(c, dataset: d1, name: "kits19", path: "a", caseName: "case_0", slices: 10),
+                          try volume(c, dataset: d1, name: "kits19", path: "b", caseName: "case_1", slices: 5),
+                          try volume(c, dataset: d2, name: "lits", path: "c", caseName: "p0", slices: 4, modality: "mr_t1", cls: "kidney")])
+            let s = try c.stats()
+            XCTAssertEqual(s.images, 19)
+            XCTAssertEqual(s.masks, 38)
+            XCTAssertEqual(s.cases, 3)
+            XCTAssertEqual(s.datasets, 2)
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: s.byModality.map { ($0.name, $0.images) }), ["ct": 15, "mr_t1": 4])
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: s.byClass.map { ($0.name, $0.masks) }), ["liver": 15, "spleen": 19, "kidney": 4])
+            XCTAssertEqual(s.bySplit.map(\.images).reduce(0, +), 19)
+            // The running totals equal a full recount.
+            let recount = try c.db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM masks") }
+            XCTAssertEqual(recount, 38)
+
+            let liver = try c.query(Selection(modalities: ["ct"], classes: ["liver"]))
+            XCTAssertEqual(liver.count, 15)
+            XCTAssertEqual(Set(liver.map(\.case)), ["case_0", "case_1"])
+            XCTAssertEqual(liver.first?.bbox, [1, 2, 30, 40])
+            XCTAssertEqual(try c.count(Selection(classes: ["spleen"], datasets: ["lits"])), 4)
+            let page = try c.query(Selection(), limit: 7, afterID: liver[2].id)
+            XCTAssertEqual(page.count, 7)
+            XCTAssertTrue(page.allSatisfy { $0.id > liver[2].id })
+            XCTAssertThrowsError(try c.query(Selection(classes: ["pancreas"]))) { XCTAssertTrue("\($0)".contains("unknown class 'pancreas'"), "\($0)") }
+        }
+    }
+
+    func testIdenticalPixelsAreStoredOnce() throws {
+        for c in try catalogs() {
+            let d = try dataset(c, "x")
+            try c.commit([try volume(c, dataset: d, name: "x", path: "a", caseName: "c0", slices: 3, hashPrefix: "same"),
+                          try volume(c, dataset: d, name: "x", path: "b", caseName: "c1", slices: 3, hashPrefix: "same")])
+            XCTAssertEqual(try c.stats().images, 6)
+            XCTAssertEqual(try c.stats().blobs, 3)
+            XCTAssertNotNil(try c.blobID(hash: "same-2"))
+        }
+    }
+
+    func testReplacingASourceKeepsCountsRight() throws {
+        for c in try catalogs() {
+            let d = try dataset(c, "x")
+            try c.commit([try volume(c, dataset: d, name: "x", path: "a", caseName: "c0", slices: 6)])
+            try c.commit([try volume(c, dataset: d, name: "x", path: "a", caseName: "c0", slices: 2, cls: "kidney", hashPrefix: "v2")])
+            let s = try c.stats()
+            XCTAssertEqual(s.images, 2)
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: s.byClass.map { ($0.name, $0.masks) }), ["kidney": 2, "spleen": 2])
+            XCTAssertEqual(try c.db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM images") }, 2)
+        }
+    }
+
+    func testRejectedSourcesRecordErrors() throws {
+        for c in try catalogs() {
+            let d = try dataset(c, "x")
+            try c.commit([SourceResult(datasetID: d, datasetName: "x", path: "bad.nii.gz", maskPath: nil, size: 3, mtime: 0, stamp: "3:0",
+                                       runID: 1, outcome: .rejected(stage: "read image", message: "NIfTI: data is truncated"))])
+            let e = try c.errors()
+            XCTAssertEqual(e.count, 1)
+            XCTAssertEqual(e[0].path, "bad.nii.gz")
+            XCTAssertEqual(e[0].message, "NIfTI: data is truncated")
+            XCTAssertEqual(try c.stats().rejectedFiles, 1)
+            XCTAssertEqual(try c.sourceStates(datasetID: d)["bad.nii.gz"], Catalog.SourceState(stamp: "3:0", status: "rejected"))
+        }
+    }
+
+    func testSplitPolicyIsStableAndNearItsRatios() {
+        let p = SplitPolicy()
+        var counts = [0, 0, 0]
+        for i in 0..<10_000 { counts[p.split(dataset: "d", case: "case_\(i)").rawValue] += 1 }
+        XCTAssertEqual(Double(counts[0]) / 10_000, 0.8, accuracy: 0.02)
+        XCTAssertEqual(Double(counts[1]) / 10_000, 0.1, accuracy: 0.02)
+        XCTAssertEqual(p.split(dataset: "d", case: "case_7"), SplitPolicy().split(dataset: "d", case: "case_7"))
+        let other = SplitPolicy(seed: 99)
+        XCTAssertTrue((0..<100).contains { p.split(dataset: "d", case: "c\($0)") != other.split(dataset: "d", case: "c\($0)") })
+    }
+
+    func testResplitMovesWholeCasesAndRecounts() throws {
+        for c in try catalogs() {
+            let d = try dataset(c, "x")
+            try c.commit((0..<20).map { try! volume(c, dataset: d, name: "x", path: "v\($0)", caseName: "case\($0)", slices: 2) })
+            try c.resplit(SplitPolicy(train: 0.5, val: 0.25, test: 0.25, seed: 7))
+            let perCase = try c.db.read { db in
+                try Row.fetchAll(db, sql: "SELECT c.name, COUNT(DISTINCT i.split), MIN(i.split), c.split FROM images i JOIN cases c ON c.id = i.case_id GROUP BY c.id")
+            }
+            for r in perCase {
+                XCTAssertEqual(r[1] as Int, 1)
+                XCTAssertEqual(r[2] as Int, r[3] as Int)
+                XCTAssertEqual(r[3] as Int, SplitPolicy(train: 0.5, val: 0.25, test: 0.25, seed: 7).split(dataset: "x", case: r[0]).rawValue)
+            }
+            let s = try c.stats()
+            XCTAssertEqual(s.bySplit.map(\.images).reduce(0, +), 40)
+            XCTAssertEqual(s.bySplit.map { $0.cases ?? 0 }.reduce(0, +), 20)
+            XCTAssertEqual(try c.splitPolicy().seed, 7)
+        }
+    }
+}
