@@ -11,7 +11,7 @@ images=${BENCH_IMAGES:-5000000}
 size=${BENCH_SIZE:-512}
 slices=${BENCH_SLICES:-100}
 mkdir -p "$out"
-python3 -m pip install -q --target .deps/py -r bench/requirements.txt --upgrade-strategy only-if-needed >/dev/null 2>&1 \
+python3 -m pip install -q --no-deps --target .deps/py -r bench/requirements.txt >/dev/null 2>&1 \
     || [ -d .deps/py/nibabel ] || { echo "bench: cannot install nibabel/Pillow"; exit 1; }
 
 echo "== ingest: $volumes CT volumes ${size}×${size}×${slices} int16 .nii.gz with multi-label masks"

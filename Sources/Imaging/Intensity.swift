@@ -33,10 +33,13 @@ public enum Intensity {
         /// Voxels at or below this value are background and map to 0 (percentile policy).
         public var background: Float?
 
-        @inline(__always) public func apply(_ x: Float) -> Float {
+        public init(low: Float, high: Float, background: Float?) { self.low = low; self.high = high; self.background = background }
+
+        @inlinable public func apply(_ x: Float) -> Float {
             if let b = background, x <= b { return 0 }
             let scale: Float = high > low ? 255 / (high - low) : 0
-            return ((min(max(x, low), high) - low) * scale).rounded()
+            // Non-negative here, so truncating x + 0.5 rounds half up without a libm call.
+            return Float(Int32((min(max(x, low), high) - low) * scale + 0.5))
         }
     }
 

@@ -37,14 +37,18 @@ public enum Resize {
         let tx = taps(from: width, to: ow), ty = taps(from: height, to: oh)
         var tmp = [Float](repeating: 0, count: ow * height * channels)
         tmp.withUnsafeMutableBufferPointer { t in
-            for y in 0..<height {
-                let row = y * width * channels, orow = y * ow * channels
-                for x in 0..<ow {
-                    let s = tx.start[x], n = tx.count[x], wb = x * tx.width
-                    for c in 0..<channels {
-                        var acc: Float = 0
-                        for k in 0..<n { acc += src[row + (s + k) * channels + c] * tx.weights[wb + k] }
-                        t[orow + x * channels + c] = acc
+            tx.weights.withUnsafeBufferPointer { weights in
+                let src = src.baseAddress!, weights = weights.baseAddress!, t = t.baseAddress!
+                for y in 0..<height {
+                    let row = src + y * width * channels, orow = t + y * ow * channels
+                    for x in 0..<ow {
+                        let s = tx.start[x], n = tx.count[x], w = weights + x * tx.width
+                        for c in 0..<channels {
+                            var acc: Float = 0
+                            var p = row + s * channels + c
+                            for k in 0..<n { acc += p.pointee * w[k]; p += channels }
+                            orow[x * channels + c] = acc
+                        }
                     }
                 }
             }
@@ -56,9 +60,10 @@ public enum Resize {
                 for y in 0..<oh {
                     let s = ty.start[y], n = ty.count[y], wb = y * ty.width
                     let orow = y * stride
+                    let out = o.baseAddress! + orow
                     for k in 0..<n {
-                        let w = ty.weights[wb + k], irow = (s + k) * stride
-                        for i in 0..<stride { o[orow + i] += t[irow + i] * w }
+                        let w = ty.weights[wb + k], input = t.baseAddress! + (s + k) * stride
+                        for i in 0..<stride { out[i] += input[i] * w }
                     }
                 }
             }
@@ -67,6 +72,7 @@ public enum Resize {
     }
 
     /// Nearest-neighbour resampling of a single-channel plane (labels).
+    @inlinable
     public static func nearest<T>(_ src: UnsafeBufferPointer<T>, width: Int, height: Int, toWidth ow: Int, toHeight oh: Int, zero: T) -> [T] {
         let sx = Double(width) / Double(ow), sy = Double(height) / Double(oh)
         let xs = (0..<ow).map { min(Int((Double($0) + 0.5) * sx), width - 1) }

@@ -140,3 +140,32 @@ extension Volume {
             direction: dir, voxels: out, isIntegral: isIntegral)
     }
 }
+
+/// Index arithmetic that reads a volume as if it had been reoriented to LPS+, without copying it.
+public struct CanonicalView: Sendable {
+    /// Size and spacing along the canonical axes.
+    public let size: [Int], spacing: [Double]
+    public let reorientation: Reorientation
+    let start: Int, step: (Int, Int, Int)
+
+    public init(_ v: Volume) {
+        let r = v.reorientation()
+        let strides = [1, v.nx, v.nx * v.ny]
+        var step = [0, 0, 0], start = 0
+        for k in 0..<3 {
+            let j = r.permutation[k]
+            step[k] = r.flipped[k] ? -strides[j] : strides[j]
+            if r.flipped[k] { start += (v.size[j] - 1) * strides[j] }
+        }
+        self.size = r.permutation.map { v.size[$0] }
+        self.spacing = r.permutation.map { v.spacing[$0] }
+        self.reorientation = r
+        self.start = start
+        self.step = (step[0], step[1], step[2])
+    }
+
+    /// Voxel index (not multiplied by components) in the source volume of canonical voxel (i, j, k).
+    @inline(__always) public func index(_ i: Int, _ j: Int, _ k: Int) -> Int {
+        start + i * step.0 + j * step.1 + k * step.2
+    }
+}

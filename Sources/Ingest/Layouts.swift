@@ -291,10 +291,14 @@ enum Paired {
 /// File-system helpers with deterministic (sorted) order.
 enum FS {
     static func children(_ dir: URL) -> [URL] {
-        ((try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: [.isDirectoryKey])) ?? [])
-            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+        // The path API follows a linked folder; names are appended to `dir` so paths stay under it.
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted().map { dir.appendingPathComponent($0) }
     }
-    static func isDirectory(_ u: URL) -> Bool { (try? u.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true }
+    /// Follows symbolic links: datasets are often linked into a staging folder.
+    static func isDirectory(_ u: URL) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: u.path, isDirectory: &isDir) && isDir.boolValue
+    }
     static func exists(_ u: URL) -> Bool { FileManager.default.fileExists(atPath: u.path) }
     static func isHidden(_ u: URL) -> Bool { u.lastPathComponent.hasPrefix(".") }
     static func files(_ dir: URL, depth: Int) -> [URL] {

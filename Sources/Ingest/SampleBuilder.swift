@@ -32,7 +32,7 @@ struct SampleBuilder {
     var options: IngestOptions
 
     func build(_ item: WorkItem) throws -> [PreparedImage] {
-        var image = try read(item.image, frame: item.frame, what: "image")
+        let image = try read(item.image, frame: item.frame, what: "image")
         guard let maskURL = item.mask else { throw IngestFailure(stage: "pair", message: "no label file") }
         let mask = try read(maskURL, frame: nil, what: "mask")
         if image.components == 3 && image.is2D == false { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
@@ -43,19 +43,30 @@ struct SampleBuilder {
             throw IngestFailure(stage: "geometry", message: "mask and image have the same size but different spacing, origin or orientation (image spacing \(fmt(image.spacing)), mask spacing \(fmt(mask.spacing)))")
         }
         var (classMap, classNames) = try classes(mask)
-        let reorientation = image.reorientation()
-        if !reorientation.isIdentity {
-            image = image.reoriented(reorientation)
-            classMap = reorient(classMap, size: mask.size, reorientation)
+        // Connectivity does not depend on orientation: clean on the source grid, and read slices
+        // through a canonical (LPS) view instead of copying both volumes into a new orientation.
+        var box = Components.boundingBox(classMap, size: image.size)
+        if !image.is2D && box != nil {
+            Components.removeSmall(&classMap, size: image.size, minSize: options.minComponentVoxels, box: box)
+            box = Components.boundingBox(classMap, size: image.size, within: box)
         }
-        if !image.is2D { Components.removeSmall(&classMap, size: image.size, minSize: options.minComponentVoxels) }
+        let view = CanonicalView(image)
         let policy = manifest.intensityPolicy(modality: item.modality, volume: image, override: options.intensity)
         let mapping = Intensity.mapping(for: image, policy: policy)
+        // Slices outside the labels' bounding box hold no mask: skip them without reading.
         var out: [PreparedImage] = []
         for axis in image.is2D ? [.axial] : options.axes {
-            let count = axis == .axial ? image.nz : axis == .coronal ? image.ny : image.nx
-            for index in 0..<count {
-                if let prepared = slice(image, classMap, classNames, axis: axis, index: index, mapping: mapping, reorientation: reorientation) {
+            let k = axis == .axial ? 2 : axis == .coronal ? 1 : 0
+            let count = view.size[k]
+            var range = 0..<count
+            if !options.keepEmpty {
+                guard let box else { break }
+                let j = view.reorientation.permutation[k]
+                let (lo, hi) = view.reorientation.flipped[k] ? (count - 1 - box.hi[j], count - 1 - box.lo[j]) : (box.lo[j], box.hi[j])
+                range = lo..<(hi + 1)
+            }
+            for index in range {
+                if let prepared = slice(image, view, classMap, classNames, axis: axis, index: index, mapping: mapping) {
                     out.append(prepared)
                 }
             }
@@ -121,33 +132,35 @@ struct SampleBuilder {
         return (map, names)
     }
 
-    private func reorient(_ labels: [Int32], size: [Int], _ r: Reorientation) -> [Int32] {
-        let v = Volume(size: size, voxels: labels.map(Float.init))
-        return v.reoriented(r).voxels.map { Int32($0) }
-    }
-
     // MARK: One slice
 
-    private func slice(_ image: Volume, _ classMap: [Int32], _ classNames: [String], axis: SliceAxis, index: Int,
-                       mapping: Intensity.Mapping, reorientation: Reorientation) -> PreparedImage? {
-        let (nx, ny, nz) = (image.nx, image.ny, image.nz)
+    private func slice(_ image: Volume, _ view: CanonicalView, _ classMap: [Int32], _ classNames: [String], axis: SliceAxis, index: Int,
+                       mapping: Intensity.Mapping) -> PreparedImage? {
+        let (nz, sp) = (view.size[2], view.spacing)
         // Plane geometry: columns and rows in display order (superior at the top for x/y planes).
         let (cols, rows, colSpacing, rowSpacing): (Int, Int, Double, Double) = switch axis {
-        case .axial: (nx, ny, image.spacing[0], image.spacing[1])
-        case .coronal: (nx, nz, image.spacing[0], image.spacing[2])
-        case .sagittal: (ny, nz, image.spacing[1], image.spacing[2])
+        case .axial: (view.size[0], view.size[1], sp[0], sp[1])
+        case .coronal: (view.size[0], nz, sp[0], sp[2])
+        case .sagittal: (view.size[1], nz, sp[1], sp[2])
         }
-        @inline(__always) func voxel(_ c: Int, _ r: Int) -> Int {
+        func voxel(_ c: Int, _ r: Int) -> Int {
             switch axis {
-            case .axial: (index * ny + r) * nx + c
-            case .coronal: ((nz - 1 - r) * ny + index) * nx + c
-            case .sagittal: ((nz - 1 - r) * ny + c) * nx + index
+            case .axial: view.index(c, r, index)
+            case .coronal: view.index(c, index, nz - 1 - r)
+            case .sagittal: view.index(index, c, nz - 1 - r)
             }
         }
+        // The plane is linear in (c, r): walk it with two strides.
+        let base = voxel(0, 0), colStep = voxel(1, 0) - base, rowStep = voxel(0, 1) - base
         var labels = [Int32](repeating: 0, count: cols * rows)
         var any = false
         classMap.withUnsafeBufferPointer { m in
-            for r in 0..<rows { for c in 0..<cols { let v = m[voxel(c, r)]; if v != 0 { labels[r * cols + c] = v; any = true } } }
+            labels.withUnsafeMutableBufferPointer { l in
+                for r in 0..<rows {
+                    var p = base + r * rowStep
+                    for c in 0..<cols { let v = m[p]; if v != 0 { l[r * cols + c] = v; any = true }; p += colStep }
+                }
+            }
         }
         if !any && !options.keepEmpty { return nil }
         if any { Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels) }
@@ -187,10 +200,14 @@ struct SampleBuilder {
         let channels = image.components
         var plane = [Float](repeating: 0, count: cols * rows * channels)
         image.voxels.withUnsafeBufferPointer { v in
-            for r in 0..<rows {
-                for c in 0..<cols {
-                    let src = voxel(c, r) * channels, dst = (r * cols + c) * channels
-                    for q in 0..<channels { plane[dst + q] = mapping.apply(v[src + q]) }
+            plane.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows {
+                    var p = (base + r * rowStep) * channels
+                    for c in 0..<cols {
+                        let dst = (r * cols + c) * channels
+                        for q in 0..<channels { out[dst + q] = mapping.apply(v[p + q]) }
+                        p += colStep * channels
+                    }
                 }
             }
         }
@@ -203,14 +220,14 @@ struct SampleBuilder {
         }
         let transform: [String: Any] = [
             "axis": axis.rawValue, "index": index, "plane": [cols, rows], "content": [cw, ch], "size": options.size,
-            "permutation": reorientation.permutation, "flipped": reorientation.flipped,
+            "permutation": view.reorientation.permutation, "flipped": view.reorientation.flipped,
             "rows_flipped": axis != .axial, "source_spacing": image.spacing,
         ]
         let hash = pixels.withUnsafeBytes { Checksum.xxh128($0) } + "-\(options.size)x\(channels)"
         return PreparedImage(
             axis: axis, slice: index, pixels: pixels, channels: channels, size: options.size,
             contentWidth: cw, contentHeight: ch, origWidth: cols, origHeight: rows,
-            spacing: [colSpacing, rowSpacing, axis == .axial ? image.spacing[2] : axis == .coronal ? image.spacing[1] : image.spacing[0]],
+            spacing: [colSpacing, rowSpacing, axis == .axial ? sp[2] : axis == .coronal ? sp[1] : sp[0]],
             transform: String(decoding: try! JSONSerialization.data(withJSONObject: transform, options: .sortedKeys), as: UTF8.self),
             hash: hash, masks: masks)
     }

@@ -29,7 +29,11 @@ final class CatalogDatabaseTests: XCTestCase {
                              NewMask(classID: b, instance: 0, area: 50, box: (5, 5, 9, 9), shardID: shard, offset: 2, length: 10)])
         }
         return SourceResult(datasetID: dataset, datasetName: name, path: path, maskPath: nil, size: 1, mtime: 0, stamp: "1:0",
-                            runID: 1, outcome: .done(images))
+                            runID: try run(c), outcome: .done(images))
+    }
+
+    func run(_ c: Catalog) throws -> Int64 {
+        try c.db.read { try Int64.fetchOne($0, sql: "SELECT MAX(id) FROM ingest_runs") } ?? c.beginRun(options: "{}")
     }
 
     func dataset(_ c: Catalog, _ name: String) throws -> Int64 {
@@ -103,7 +107,7 @@ final class CatalogDatabaseTests: XCTestCase {
         for c in try catalogs() {
             let d = try dataset(c, "x")
             try c.commit([SourceResult(datasetID: d, datasetName: "x", path: "bad.nii.gz", maskPath: nil, size: 3, mtime: 0, stamp: "3:0",
-                                       runID: 1, outcome: .rejected(stage: "read image", message: "NIfTI: data is truncated"))])
+                                       runID: try run(c), outcome: .rejected(stage: "read image", message: "NIfTI: data is truncated"))])
             let e = try c.errors()
             XCTAssertEqual(e.count, 1)
             XCTAssertEqual(e[0].path, "bad.nii.gz")

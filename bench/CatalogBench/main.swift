@@ -16,6 +16,7 @@ let classNames = (0..<40).map { $0 == 0 ? "liver" : "class_\($0)" }
 let modalityIDs = try modalities.map { try catalog.modalityID($0) }
 let classIDs = try classNames.map { try catalog.classID($0) }
 let shard = try catalog.shardID("synthetic.mcs")
+let runID = try catalog.beginRun(options: "{}")
 let datasets = try (0..<20).map { d in
     try catalog.registerDataset(.init(name: "dataset\(d)", title: nil, layout: "paired", modality: modalities[d % 8], licence: nil, citation: nil, manifest: ""))
 }
@@ -48,7 +49,7 @@ while inserted < totalImages {
     }
     inserted += images.count
     batch.append(SourceResult(datasetID: datasets[d], datasetName: "dataset\(d)", path: "vol\(volume).nii.gz", maskPath: nil, size: 1, mtime: 0,
-                              stamp: "", runID: 1, outcome: .done(images)))
+                              stamp: "", runID: runID, outcome: .done(images)))
     volume += 1
     if batch.count == volumesPerBatch || inserted >= totalImages { try catalog.commit(batch); batch.removeAll() }
 }
