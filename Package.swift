@@ -20,7 +20,7 @@ let package = Package(
             linkerSettings: [
                 .linkedLibrary("png"), .linkedLibrary("z"), .linkedLibrary("jpeg"),
                 .linkedLibrary("tiff"), .linkedLibrary("gif"), .linkedLibrary("deflate"),
-                .linkedLibrary("xxhash"),
+                .linkedLibrary("xxhash"), .linkedLibrary("sqlite3"),
             ]
         ),
         .target(name: "Imaging", dependencies: ["CCodecs"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer for the catalog insert benchmark: Python's sqlite3 inserting the same mask rows into a table
 with medcat's columns and indexes, with the same pragmas, in transactions of the same size
-(20 volumes × 100 slices × masks-per-image rows), using executemany."""
+(200 volumes × 100 slices × masks-per-image rows), using executemany."""
 import json, os, random, sqlite3, sys, time
 
 path, rows = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000
@@ -10,18 +10,18 @@ for suffix in ("", "-wal", "-shm"):
         os.remove(path + suffix)
 db = sqlite3.connect(path, isolation_level=None)
 db.executescript("""
-PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;
+PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY;
+PRAGMA wal_autocheckpoint = 100000;
 CREATE TABLE masks (
     id INTEGER PRIMARY KEY, image_id INTEGER NOT NULL, class_id INTEGER NOT NULL, instance INTEGER NOT NULL,
     area INTEGER NOT NULL, x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
     shard_id INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
     modality_id INTEGER NOT NULL, split INTEGER NOT NULL, dataset_id INTEGER NOT NULL);
 CREATE INDEX masks_image ON masks(image_id);
-CREATE INDEX masks_select ON masks(modality_id, class_id, split, dataset_id);
-CREATE INDEX masks_class ON masks(class_id, split);
+CREATE INDEX masks_select ON masks(class_id, modality_id, split, dataset_id);
 """)
 rng = random.Random(42)
-batch = 20 * 100 * 4
+batch = 200 * 100 * 4
 data = []
 for i in range(rows):
     x0, y0 = rng.randrange(200), rng.randrange(200)

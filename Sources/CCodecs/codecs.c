@@ -10,6 +10,7 @@
 #include <jpeglib.h>
 #include <libdeflate.h>
 #include <png.h>
+#include <sqlite3.h>
 #include <tiffio.h>
 #include <zlib.h>
 #define XXH_INLINE_ALL
@@ -665,4 +666,22 @@ void mc_xxh128(const void *buf, size_t len, uint64_t out[2]) {
     XXH128_hash_t h = XXH3_128bits(buf, len);
     out[0] = h.low64;
     out[1] = h.high64;
+}
+
+void mc_sqlite_bind_ints(void *stmt, int first, const int64_t *values, int n) {
+    for (int i = 0; i < n; i++) sqlite3_bind_int64(stmt, first + i, values[i]);
+}
+
+void mc_sqlite_bind_doubles(void *stmt, int first, const double *values, int n) {
+    for (int i = 0; i < n; i++) sqlite3_bind_double(stmt, first + i, values[i]);
+}
+
+void mc_sqlite_bind_text(void *stmt, int index, const char *text) {
+    sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT);
+}
+
+int mc_sqlite_step(void *stmt) {
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    return rc;
 }

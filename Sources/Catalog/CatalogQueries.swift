@@ -150,12 +150,14 @@ extension Catalog {
     public func locations(imageID: Int64) throws -> Locations {
         try db.read { db in
             guard let r = try Row.fetchOne(db, sql: """
-                SELECT s.name, b.offset, b.length FROM images i JOIN blobs b ON b.id = i.blob_id JOIN shards s ON s.id = b.shard_id WHERE i.id = ?
+                SELECT s.name, b.offset, b.length, i.first_mask_id, i.mask_count FROM images i JOIN blobs b ON b.id = i.blob_id
+                JOIN shards s ON s.id = b.shard_id WHERE i.id = ?
                 """, arguments: [imageID]) else { throw CatalogError("no image with id \(imageID)") }
+            let first: Int64 = r[3], count: Int64 = r[4]
             let masks = try Row.fetchAll(db, sql: """
                 SELECT m.id, k.name, m.instance, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length
-                FROM masks m JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id WHERE m.image_id = ? ORDER BY m.id
-                """, arguments: [imageID]).map { m in
+                FROM masks m JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id WHERE m.id BETWEEN ? AND ? ORDER BY m.id
+                """, arguments: [first, first + count - 1]).map { m in
                 (id: m[0] as Int64, className: m[1] as String, instance: m[2] as Int, box: [m[3], m[4], m[5], m[6]] as [Int],
                  location: ShardLocation(shard: m[7], offset: m[8], length: m[9]))
             }

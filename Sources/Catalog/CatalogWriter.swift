@@ -1,3 +1,4 @@
+import CCodecs
 import Foundation
 import GRDB
 
@@ -59,14 +60,17 @@ extension Catalog {
             var counts: [CountKey: (images: Int, masks: Int)] = [:]
             var cases: [String: (Int64, Int)] = [:]
             let insertImage = try db.cachedStatement(sql: """
-                INSERT INTO images(dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
-                    orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO images(id, dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
+                    orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id, first_mask_id, mask_count)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
             let insertMask = try db.cachedStatement(sql: """
-                INSERT INTO masks(image_id, class_id, instance, area, x0, y0, x1, y1, shard_id, offset, length, modality_id, split, dataset_id)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                INSERT INTO masks(id, image_id, class_id, instance, area, x0, y0, x1, y1, shard_id, offset, length, modality_id, split, dataset_id)
+                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                 """)
+            // Explicit ids make the contiguous ranges the schema relies on (see Schema.swift).
+            var nextImageID = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM images")!
+            var nextMaskID = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM masks")!
             let insertBlob = try db.cachedStatement(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES (?,?,?,?) ON CONFLICT(hash) DO NOTHING")
             let findBlob = try db.cachedStatement(sql: "SELECT id FROM blobs WHERE hash = ?")
             for r in results {
@@ -87,9 +91,10 @@ extension Catalog {
                                    arguments: [r.runID, r.datasetName, r.path, stage, message, Self.now()])
                 }
                 try db.execute(sql: """
-                    INSERT INTO source_files(dataset_id, path, mask_path, size, mtime, stamp, status, images, masks, run_id)
-                    VALUES (?,?,?,?,?,?,?,?,?,?)
-                    """, arguments: [r.datasetID, r.path, r.maskPath, r.size, r.mtime, r.stamp, status, imageCount, maskCount, r.runID])
+                    INSERT INTO source_files(dataset_id, path, mask_path, size, mtime, stamp, status, images, masks, run_id, first_image_id)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?)
+                    """, arguments: [r.datasetID, r.path, r.maskPath, r.size, r.mtime, r.stamp, status, imageCount, maskCount, r.runID,
+                                     imageCount > 0 ? nextImageID : nil])
                 let sourceID = db.lastInsertedRowID
                 guard case .done(let images) = r.outcome else { continue }
                 for im in images {
@@ -107,20 +112,34 @@ extension Catalog {
                     switch im.blob {
                     case .existing(let id): blobID = id
                     case let .new(hash, shard, offset, length):
-                        try insertBlob.execute(arguments: [hash, shard, offset, length])
-                        blobID = try Int64.fetchOne(findBlob, arguments: [hash])!
+                        let s = UnsafeMutableRawPointer(insertBlob.sqliteStatement)
+                        mc_sqlite_bind_text(s, 1, hash)
+                        [shard, offset, Int64(length)].withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 2, $0.baseAddress, 3) }
+                        try check(mc_sqlite_step(s), "inserting a blob row")
+                        // Inserted: its rowid; already there (a duplicate inside this batch): look it up.
+                        blobID = db.changesCount == 1 ? db.lastInsertedRowID : try Int64.fetchOne(findBlob, arguments: [hash])!
                     }
-                    try insertImage.execute(arguments: [
-                        r.datasetID, caseID, sourceID, im.modalityID, split, im.axis, im.slice, im.width, im.height, im.channels,
-                        im.origWidth, im.origHeight, im.spacing[0], im.spacing[1], im.spacing[2], im.transform, blobID,
-                    ])
-                    let imageID = db.lastInsertedRowID
+                    let imageID = nextImageID
+                    nextImageID += 1
+                    let s = UnsafeMutableRawPointer(insertImage.sqliteStatement)
+                    [imageID, r.datasetID, caseID, sourceID, im.modalityID, Int64(split)].withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 1, $0.baseAddress, 6) }
+                    mc_sqlite_bind_text(s, 7, im.axis)
+                    [Int64(im.slice), Int64(im.width), Int64(im.height), Int64(im.channels), Int64(im.origWidth), Int64(im.origHeight)]
+                        .withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 8, $0.baseAddress, 6) }
+                    im.spacing.withUnsafeBufferPointer { mc_sqlite_bind_doubles(s, 14, $0.baseAddress, 3) }
+                    mc_sqlite_bind_text(s, 17, im.transform)
+                    [blobID, nextMaskID, Int64(im.masks.count)].withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 18, $0.baseAddress, 3) }
+                    try check(mc_sqlite_step(s), "inserting an image row")
                     counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: 0, split: split), default: (0, 0)].images += 1
                     for m in im.masks {
-                        try insertMask.execute(arguments: [
-                            imageID, m.classID, m.instance, m.area, m.box.x0, m.box.y0, m.box.x1, m.box.y1,
-                            m.shardID, m.offset, m.length, im.modalityID, split, r.datasetID,
-                        ])
+                        // The hot path: millions of rows, bound directly (GRDB's arguments box each value).
+                        let row: [Int64] = [nextMaskID, imageID, m.classID, Int64(m.instance), Int64(m.area), Int64(m.box.x0), Int64(m.box.y0),
+                                            Int64(m.box.x1), Int64(m.box.y1), m.shardID, m.offset, Int64(m.length), im.modalityID,
+                                            Int64(split), r.datasetID]
+                        let s = UnsafeMutableRawPointer(insertMask.sqliteStatement)
+                        row.withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 1, $0.baseAddress, Int32($0.count)) }
+                        try check(mc_sqlite_step(s), "inserting a mask row")
+                        nextMaskID += 1
                         counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: m.classID, split: split), default: (0, 0)].masks += 1
                     }
                 }
@@ -133,17 +152,29 @@ extension Catalog {
         }
     }
 
+    private func check(_ rc: Int32, _ what: String) throws {
+        guard rc == 101 /* SQLITE_DONE */ else { throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: what) }
+    }
+
     /// Removes a source file's images and masks (the file changed since it was ingested), keeping
     /// the running counts right. Shard bytes stay: shards are append-only.
     static func removeImages(_ db: Database, sourceID: Int64) throws {
+        guard let src = try Row.fetchOne(db, sql: "SELECT first_image_id, images FROM source_files WHERE id = ?", arguments: [sourceID]),
+              let first = src[0] as Int64?, let n = src[1] as Int64?, n > 0 else { return }
+        let last = first + n - 1
+        let range = try Row.fetchOne(db, sql: """
+            SELECT MIN(first_mask_id), MAX(first_mask_id + mask_count) - 1 FROM images WHERE id BETWEEN ? AND ?
+            """, arguments: [first, last])!
+        let (m0, m1): (Int64, Int64) = (range[0] ?? 0, range[1] ?? -1)
         try db.execute(sql: """
-            UPDATE counts SET images = images - (SELECT COUNT(*) FROM images i WHERE i.source_id = ?1 AND i.dataset_id = counts.dataset_id
-                AND i.modality_id = counts.modality_id AND i.split = counts.split) WHERE class_id = 0;
-            UPDATE counts SET masks = masks - (SELECT COUNT(*) FROM masks m JOIN images i ON i.id = m.image_id WHERE i.source_id = ?1
-                AND m.dataset_id = counts.dataset_id AND m.modality_id = counts.modality_id AND m.class_id = counts.class_id AND m.split = counts.split)
-                WHERE class_id != 0;
-            DELETE FROM masks WHERE image_id IN (SELECT id FROM images WHERE source_id = ?1);
-            DELETE FROM images WHERE source_id = ?1;
-            """.replacingOccurrences(of: "?1", with: String(sourceID)))
+            UPDATE counts SET images = images - (SELECT COUNT(*) FROM images i WHERE i.id BETWEEN ? AND ? AND i.dataset_id = counts.dataset_id
+                AND i.modality_id = counts.modality_id AND i.split = counts.split) WHERE class_id = 0
+            """, arguments: [first, last])
+        try db.execute(sql: """
+            UPDATE counts SET masks = masks - (SELECT COUNT(*) FROM masks m WHERE m.id BETWEEN ? AND ? AND m.dataset_id = counts.dataset_id
+                AND m.modality_id = counts.modality_id AND m.class_id = counts.class_id AND m.split = counts.split) WHERE class_id != 0
+            """, arguments: [m0, m1])
+        try db.execute(sql: "DELETE FROM masks WHERE id BETWEEN ? AND ?", arguments: [m0, m1])
+        try db.execute(sql: "DELETE FROM images WHERE id BETWEEN ? AND ?", arguments: [first, last])
     }
 }

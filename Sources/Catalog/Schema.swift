@@ -42,6 +42,7 @@ enum Schema {
                     stamp TEXT NOT NULL,              -- size and mtime of the image and mask files: unchanged units are skipped
                     status TEXT NOT NULL,             -- done | rejected
                     images INTEGER NOT NULL DEFAULT 0, masks INTEGER NOT NULL DEFAULT 0,
+                    first_image_id INTEGER,           -- its images are ids first_image_id ..< first_image_id + images
                     run_id INTEGER REFERENCES ingest_runs(id),
                     UNIQUE (dataset_id, path)
                 );
@@ -61,11 +62,12 @@ enum Schema {
                     orig_width INTEGER NOT NULL, orig_height INTEGER NOT NULL,
                     spacing_x REAL NOT NULL, spacing_y REAL NOT NULL, spacing_z REAL NOT NULL,
                     transform TEXT NOT NULL,          -- JSON: how to map back to the source grid
-                    blob_id INTEGER NOT NULL REFERENCES blobs(id)
+                    blob_id INTEGER NOT NULL REFERENCES blobs(id),
+                    first_mask_id INTEGER NOT NULL, mask_count INTEGER NOT NULL  -- its masks: a contiguous id range
                 );
-                CREATE INDEX images_case ON images(case_id);
-                CREATE INDEX images_source ON images(source_id);
-                CREATE INDEX images_select ON images(modality_id, split, dataset_id);
+                -- The one writer inserts a source file's images, and an image's masks, as contiguous id
+                -- ranges and deletes them only as whole ranges; the ranges replace indexes on
+                -- masks(image_id) and images(source_id), which cost more than the rows at millions of rows.
                 -- modality, split and dataset are copied from the image so that filtered selections
                 -- read one index.
                 CREATE TABLE masks (
@@ -76,9 +78,8 @@ enum Schema {
                     shard_id INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
                     modality_id INTEGER NOT NULL, split INTEGER NOT NULL, dataset_id INTEGER NOT NULL
                 );
-                CREATE INDEX masks_image ON masks(image_id);
-                CREATE INDEX masks_select ON masks(modality_id, class_id, split, dataset_id);
-                CREATE INDEX masks_class ON masks(class_id, split);
+                -- One selection index: class first, so class-only selections use its prefix too.
+                CREATE INDEX masks_select ON masks(class_id, modality_id, split, dataset_id);
                 -- Running totals, kept in the same transactions as the rows they count, so that
                 -- `catalog stats` never scans millions of rows.
                 CREATE TABLE counts (

@@ -76,37 +76,38 @@ public final class Exporter {
         return (images, masks)
     }
 
-    /// Images having at least one mask in the selection, with those masks, in id order.
+    /// Images having at least one mask in the selection, with those masks, in id order. Pages go
+    /// by mask id; an image's masks have consecutive ids, so a page cut inside an image carries
+    /// that image over to the next page.
     func forEach(_ selection: Selection, _ body: (ImageRow) throws -> Void) throws {
         var after: Int64 = 0
+        var pending: ImageRow?
         while true {
-            let page: [ImageRow] = try catalog.db.read { db in
+            let rows: [Row] = try catalog.db.read { db in
                 let (cond, args) = try catalog.selectionSQL(db, selection)
-                let rows = try Row.fetchAll(db, sql: """
+                return try Row.fetchAll(db, sql: """
                     SELECT m.image_id, d.name, c.name, mo.name, i.split, i.axis, i.slice, i.width, i.height, i.channels,
-                           sb.name, b.offset, b.length, k.name, m.instance, m.area, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length
+                           sb.name, b.offset, b.length, k.name, m.instance, m.area, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length, m.id
                     FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id JOIN datasets d ON d.id = i.dataset_id
                     JOIN modalities mo ON mo.id = i.modality_id JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id
                     JOIN blobs b ON b.id = i.blob_id JOIN shards sb ON sb.id = b.shard_id
-                    WHERE \(cond) AND m.image_id IN (SELECT DISTINCT image_id FROM masks m WHERE \(cond) AND m.image_id > ? ORDER BY image_id LIMIT 500)
-                    ORDER BY m.image_id, m.id
-                    """, arguments: args + args + [after])
-                var out: [ImageRow] = []
-                for r in rows {
-                    let id: Int64 = r[0]
-                    if out.last?.id != id {
-                        out.append(ImageRow(id: id, dataset: r[1], caseName: r[2], modality: r[3], split: Split(rawValue: r[4])?.name ?? "train",
-                                            axis: r[5], slice: r[6], width: r[7], height: r[8], channels: r[9], masks: [],
-                                            image: ShardLocation(shard: r[10], offset: r[11], length: r[12])))
-                    }
-                    out[out.count - 1].masks.append((r[13], r[14], r[15], [r[16], r[17], r[18], r[19]], ShardLocation(shard: r[20], offset: r[21], length: r[22])))
-                }
-                return out
+                    WHERE \(cond) AND m.id > ? ORDER BY m.id LIMIT 2000
+                    """, arguments: args + [after])
             }
-            if page.isEmpty { return }
-            for row in page { try body(row) }
-            after = page.last!.id
+            if rows.isEmpty { break }
+            for r in rows {
+                let id: Int64 = r[0]
+                if pending?.id != id {
+                    if let done = pending { try body(done) }
+                    pending = ImageRow(id: id, dataset: r[1], caseName: r[2], modality: r[3], split: Split(rawValue: r[4])?.name ?? "train",
+                                       axis: r[5], slice: r[6], width: r[7], height: r[8], channels: r[9], masks: [],
+                                       image: ShardLocation(shard: r[10], offset: r[11], length: r[12]))
+                }
+                pending!.masks.append((r[13], r[14], r[15], [r[16], r[17], r[18], r[19]], ShardLocation(shard: r[20], offset: r[21], length: r[22])))
+            }
+            after = rows.last![23]
         }
+        if let done = pending { try body(done) }
     }
 
     private func reader(_ shard: String) throws -> ShardReader {

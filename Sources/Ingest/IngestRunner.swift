@@ -26,8 +26,9 @@ public final class IngestRunner {
     let options: IngestOptions
     let log: Logger
     let progress: Progress?
-    /// Units committed per transaction (each unit's slices are already many rows).
-    let batchSize = 16
+    /// A transaction closes after this many units, mask rows or seconds, whichever comes first:
+    /// large transactions keep index maintenance cheap, the time bound keeps resume granularity fine.
+    let batchUnits = 256, batchMasks = 50_000, batchSeconds = 2.0
 
     public init(catalog: Catalog, library: ManifestLibrary, options: IngestOptions, log: Logger, progress: Progress?) {
         self.catalog = catalog
@@ -124,11 +125,14 @@ public final class IngestRunner {
         defer { queue.stop() }
 
         var batch: [SourceResult] = []
+        var batchMaskCount = 0, batchStarted = Date()
         func flush() throws {
             if batch.isEmpty { return }
             try shards.flush()
             try catalog.commit(batch)
             batch.removeAll(keepingCapacity: true)
+            batchMaskCount = 0
+            batchStarted = Date()
         }
         for index in 0..<items.count {
                 let r = queue.result(index)
@@ -150,7 +154,8 @@ public final class IngestRunner {
                 }
                 batch.append(SourceResult(datasetID: datasetID, datasetName: plan.manifest.name, path: item.key, maskPath: item.maskKey,
                                           size: size, mtime: mtime, stamp: stamp, runID: runID, outcome: outcome))
-                if batch.count >= batchSize { try flush() }
+                if case .done(let rows) = outcome { batchMaskCount += rows.reduce(0) { $0 + $1.masks.count } }
+                if batch.count >= batchUnits || batchMaskCount >= batchMasks || Date().timeIntervalSince(batchStarted) >= batchSeconds { try flush() }
         }
         try flush()
     }

@@ -47,6 +47,14 @@ int mc_zlib_decompress(const uint8_t *buf, size_t len, size_t expected, uint8_t 
                        char *err, size_t errlen);
 int mc_zlib_compress(const uint8_t *buf, size_t len, int level, uint8_t **out, size_t *outlen);
 
+// The catalog's row inserts run millions of times; these bind values to a prepared sqlite3
+// statement directly instead of boxing each argument. Parameter indexes are 1-based. `step` runs
+// and resets the statement and returns sqlite3's result code (SQLITE_DONE on success).
+void mc_sqlite_bind_ints(void *stmt, int first, const int64_t *values, int n);
+void mc_sqlite_bind_doubles(void *stmt, int first, const double *values, int n);
+void mc_sqlite_bind_text(void *stmt, int index, const char *text);
+int mc_sqlite_step(void *stmt);
+
 uint32_t mc_crc32(uint32_t crc, const void *buf, size_t len);
 void mc_xxh128(const void *buf, size_t len, uint64_t out[2]);
 
