@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Ingest",
-            dependencies: ["Imaging", "Catalog", "Yams", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CCodecs", "Imaging", "Catalog", "Yams", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "medcat",

@@ -9,6 +9,7 @@
 #include <gif_lib.h>
 #include <jpeglib.h>
 #include <libdeflate.h>
+#include <malloc.h>
 #include <png.h>
 #include <sqlite3.h>
 #include <tiffio.h>
@@ -684,4 +685,13 @@ int mc_sqlite_step(void *stmt) {
     int rc = sqlite3_step(stmt);
     sqlite3_reset(stmt);
     return rc;
+}
+
+void mc_keep_freed_memory(void) {
+#ifdef M_MMAP_MAX
+    // One arena: threads' own arenas grow by mmap only, which M_MMAP_MAX = 0 forbids.
+    mallopt(M_ARENA_MAX, 1);
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
+#endif
 }

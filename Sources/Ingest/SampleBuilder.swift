@@ -105,18 +105,23 @@ struct SampleBuilder {
         }
         var present = Set<Int32>()
         var bad: Float?
-        var map = [Int32](repeating: 0, count: values.count)
-        values.withUnsafeBufferPointer { v in
-            map.withUnsafeMutableBufferPointer { m in
-                var last: Float = 0
+        var map = [Int32](unsafeUninitializedCapacity: values.count) { m, initialized in
+            values.withUnsafeBufferPointer { v in
+                var last: Int32 = 0
                 for i in v.indices {
                     let x = v[i]
-                    if x == 0 { continue }
-                    if x != x.rounded() || x < 0 { bad = x; continue }
-                    m[i] = Int32(x)
-                    if x != last { present.insert(Int32(x)); last = x }
+                    // Integral, non-negative and in range, checked without a libm call.
+                    guard x > 0, x < 2_000_000_000, Float(Int32(x)) == x else {
+                        if x != 0 { bad = x }
+                        m[i] = 0
+                        continue
+                    }
+                    let l = Int32(x)
+                    m[i] = l
+                    if l != last { present.insert(l); last = l }
                 }
             }
+            initialized = values.count
         }
         if let b = bad { throw IngestFailure(stage: "labels", message: "label map has a non-integer or negative value (\(b)); is it a probability map?") }
         let unknown = present.filter { manifest.labels[Int($0)] == nil && !manifest.ignore.contains(Int($0)) }.sorted()
@@ -126,9 +131,17 @@ struct SampleBuilder {
         }
         let names = Array(Set(manifest.labels.values)).sorted()
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0 + 1)) })
-        var lut = [Int32: Int32]()
-        for v in present { lut[v] = manifest.labels[Int(v)].flatMap { index[$0] } ?? 0 }
-        map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = lut[m[i]] ?? 0 } }
+        // Label value → class index through a table (values are small in practice) or a dictionary.
+        let top = Int(present.max() ?? 0)
+        if top < 1 << 16 {
+            var lut = [Int32](repeating: 0, count: top + 1)
+            for v in present { lut[Int(v)] = manifest.labels[Int(v)].flatMap { index[$0] } ?? 0 }
+            map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = lut[Int(m[i])] } }
+        } else {
+            var lut = [Int32: Int32]()
+            for v in present { lut[v] = manifest.labels[Int(v)].flatMap { index[$0] } ?? 0 }
+            map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = lut[m[i]] ?? 0 } }
+        }
         return (map, names)
     }
 
@@ -170,31 +183,46 @@ struct SampleBuilder {
         let scale = Double(options.size) / max(width, height)
         let cw = max(1, min(options.size, Int((width * scale).rounded()))), ch = max(1, min(options.size, Int((height * scale).rounded())))
 
-        var masks: [PreparedMask] = []
-        for (k, name) in classNames.enumerated() {
-            let cls = Int32(k + 1)
-            var binary = labels.map { $0 == cls ? Int32(1) : 0 }
-            guard binary.contains(1) else { continue }
-            var parts: [[Int32]] = [binary]
-            if options.instances {
-                let (ids, sizes) = binary.withUnsafeBufferPointer { Components.label($0, size: [cols, rows, 1]) }
-                parts = (1..<sizes.count).map { id in ids.map { $0 == Int32(id) ? 1 : 0 } }
+        // Masks straight from the label plane by nearest-neighbour lookup, one pass over the output
+        // grid for all classes (or, with --instances, all connected components) at once.
+        var keys = labels
+        var keyClass: [Int32: (cls: Int32, instance: Int)] = [:]
+        if options.instances {
+            let (ids, _) = labels.withUnsafeBufferPointer { Components.label($0, size: [cols, rows, 1]) }
+            var perClass: [Int32: Int] = [:]
+            for i in ids.indices where ids[i] != 0 && keyClass[ids[i]] == nil {
+                perClass[labels[i], default: 0] += 1
+                keyClass[ids[i]] = (labels[i], perClass[labels[i]]!)
             }
-            for (i, part) in parts.enumerated() {
-                binary = part
-                let small = binary.withUnsafeBufferPointer { Resize.nearest($0, width: cols, height: rows, toWidth: cw, toHeight: ch, zero: 0) }
-                var full = [UInt8](repeating: 0, count: options.size * options.size)
-                var area = 0, x0 = Int.max, y0 = Int.max, x1 = -1, y1 = -1
-                for y in 0..<ch {
-                    for x in 0..<cw where small[y * cw + x] != 0 {
-                        full[y * options.size + x] = 1
-                        area += 1; x0 = min(x0, x); y0 = min(y0, y); x1 = max(x1, x); y1 = max(y1, y)
+            keys = ids
+        }
+        let xs = (0..<cw).map { min(Int((Double($0) + 0.5) * Double(cols) / Double(cw)), cols - 1) }
+        let ys = (0..<ch).map { min(Int((Double($0) + 0.5) * Double(rows) / Double(ch)), rows - 1) }
+        var slot: [Int32: Int] = [:]
+        var found: [(key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
+        keys.withUnsafeBufferPointer { kp in
+            for y in 0..<ch {
+                let row = ys[y] * cols
+                for x in 0..<cw {
+                    let k = kp[row + xs[x]]
+                    if k == 0 { continue }
+                    let j: Int
+                    if let s = slot[k] { j = s } else {
+                        j = found.count
+                        slot[k] = j
+                        found.append((k, [UInt8](repeating: 0, count: options.size * options.size), 0, (x, y, x, y)))
                     }
+                    found[j].pixels[y * options.size + x] = 1
+                    found[j].area += 1
+                    found[j].box = (min(found[j].box.x0, x), min(found[j].box.y0, y), max(found[j].box.x1, x), max(found[j].box.y1, y))
                 }
-                if area == 0 { continue }
-                masks.append(PreparedMask(className: name, instance: options.instances ? i + 1 : 0, area: area, box: (x0, y0, x1, y1), pixels: full))
             }
         }
+        let ordered = found.map { f -> (cls: Int32, instance: Int, f: (key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))) in
+            let (cls, instance) = options.instances ? keyClass[f.key]! : (f.key, 0)
+            return (cls, instance, f)
+        }.sorted { ($0.cls, $0.instance) < ($1.cls, $1.instance) }
+        let masks = ordered.map { PreparedMask(className: classNames[Int($0.cls) - 1], instance: $0.instance, area: $0.f.area, box: $0.f.box, pixels: $0.f.pixels) }
         if masks.isEmpty && !options.keepEmpty { return nil }
 
         let channels = image.components

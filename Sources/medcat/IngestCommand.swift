@@ -79,6 +79,7 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
+        IngestRunner.keepFreedMemory()
         let log = common.logger("ingest")
         var options = IngestOptions()
         options.size = size

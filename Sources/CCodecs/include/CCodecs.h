@@ -55,6 +55,10 @@ void mc_sqlite_bind_doubles(void *stmt, int first, const double *values, int n);
 void mc_sqlite_bind_text(void *stmt, int index, const char *text);
 int mc_sqlite_step(void *stmt);
 
+// glibc: serve large blocks from the heap and keep freed memory there (mallopt is not visible to
+// Swift's Glibc module).
+void mc_keep_freed_memory(void);
+
 uint32_t mc_crc32(uint32_t crc, const void *buf, size_t len);
 void mc_xxh128(const void *buf, size_t len, uint64_t out[2]);
 
