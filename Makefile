@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh Debian bookworm machine:
 #   make demo   installs what is needed, builds, and ingests real data from Debian packages
 #   make test   installs, builds, and runs the tests
+SHELL := /bin/bash
 SWIFT ?= swift
 BUILD_FLAGS ?=
 RELEASE = .build/release/medcat
@@ -22,9 +23,11 @@ build: setup manifests
 release: setup manifests
 	$(SWIFT) build -c release $(BUILD_FLAGS)
 
+# The suites are XCTest; the closing line sums them up ("tests: N passed, N failed").
 test: setup manifests
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
-	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+	set -o pipefail; $(SWIFT) test --skip-build --disable-swift-testing $(BUILD_FLAGS) 2>&1 | tee .build/test.log
+	@awk '/^Test Case .* passed/ {p++} /^Test Case .* failed/ {f++} END {printf "tests: %d passed, %d failed\n", p, f}' .build/test.log
 
 # Ingests the Colin27 T1 template with the AAL atlas (mricron-data) and ITK's example volumes,
 # prints the catalog, then exports the result for Python tools.

@@ -70,32 +70,23 @@ public final class Catalog {
     // MARK: Vocabulary
 
     public func classID(_ name: String, description: String? = nil) throws -> Int64 {
-        if let id = classIDs[name] { return id }
-        let id = try db.write { db -> Int64 in
-            try db.execute(sql: "INSERT INTO classes(name, description) VALUES (?, ?) ON CONFLICT(name) DO NOTHING", arguments: [name, description])
-            return try Int64.fetchOne(db, sql: "SELECT id FROM classes WHERE name = ?", arguments: [name])!
-        }
-        classIDs[name] = id
-        return id
+        try vocabularyID(table: "classes", name: name, cache: &classIDs, extra: ("description", description))
     }
 
-    public func modalityID(_ name: String) throws -> Int64 {
-        if let id = modalityIDs[name] { return id }
-        let id = try db.write { db -> Int64 in
-            try db.execute(sql: "INSERT INTO modalities(name) VALUES (?) ON CONFLICT(name) DO NOTHING", arguments: [name])
-            return try Int64.fetchOne(db, sql: "SELECT id FROM modalities WHERE name = ?", arguments: [name])!
-        }
-        modalityIDs[name] = id
-        return id
-    }
+    public func modalityID(_ name: String) throws -> Int64 { try vocabularyID(table: "modalities", name: name, cache: &modalityIDs) }
 
-    public func shardID(_ name: String) throws -> Int64 {
-        if let id = shardIDs[name] { return id }
+    public func shardID(_ name: String) throws -> Int64 { try vocabularyID(table: "shards", name: name, cache: &shardIDs) }
+
+    /// The id of `name` in a (id, name UNIQUE) table, inserting it the first time.
+    private func vocabularyID(table: String, name: String, cache: inout [String: Int64], extra: (String, String?)? = nil) throws -> Int64 {
+        if let id = cache[name] { return id }
+        let columns = extra.map { "name, \($0.0)" } ?? "name", values = extra == nil ? "?" : "?, ?"
+        let arguments: StatementArguments = extra.map { [name, $0.1] } ?? [name]
         let id = try db.write { db -> Int64 in
-            try db.execute(sql: "INSERT INTO shards(name) VALUES (?) ON CONFLICT(name) DO NOTHING", arguments: [name])
-            return try Int64.fetchOne(db, sql: "SELECT id FROM shards WHERE name = ?", arguments: [name])!
+            try db.execute(sql: "INSERT INTO \(table)(\(columns)) VALUES (\(values)) ON CONFLICT(name) DO NOTHING", arguments: arguments)
+            return try Int64.fetchOne(db, sql: "SELECT id FROM \(table) WHERE name = ?", arguments: [name])!
         }
-        shardIDs[name] = id
+        cache[name] = id
         return id
     }
 
