@@ -26,26 +26,28 @@ rm -rf "$out/ref"
 ref=$(python3 bench/reference_ingest.py "$out/ingest-in" "$out/ref" --size 256 --window 400 --level 40 | tail -n 1)
 echo "python (nibabel+numpy+scipy+Pillow, 1 process): $ref"
 
-run_medcat() {  # $1 workers
+run_medcat() {  # $1 workers, $2 CPUs to run on (taskset list; the one-worker run gets one CPU, writer thread included)
     rm -rf "$out/w$1.sqlite"* "$out/w$1.shards"
     local t0 t1
     t0=$(date +%s.%N)
-    "$medcat" ingest "$out/ingest-in" --catalog "$out/w$1.sqlite" --workers "$1" >"$out/w$1.log" 2>&1 || { cat "$out/w$1.log"; exit 1; }
+    taskset -c "$2" "$medcat" ingest "$out/ingest-in" --catalog "$out/w$1.sqlite" --workers "$1" >"$out/w$1.log" 2>&1 || { cat "$out/w$1.log"; exit 1; }
     t1=$(date +%s.%N)
-    local n
-    n=$("$medcat" catalog stats --json --catalog "$out/w$1.sqlite" | python3 -c 'import json,sys; print(json.load(sys.stdin)["images"])')
-    python3 -c "import json; print(json.dumps({'workers': $1, 'slices': $n, 'seconds': $t1 - $t0, 'slices_per_s': $n / ($t1 - $t0)}))"
+    "$medcat" catalog stats --json --catalog "$out/w$1.sqlite" | python3 -c "
+import json, sys; s = json.load(sys.stdin)
+print(json.dumps({'workers': $1, 'slices': s['images'], 'masks': s['masks'], 'seconds': $t1 - $t0, 'slices_per_s': s['images'] / ($t1 - $t0)}))"
 }
-m1=$(run_medcat 1); echo "medcat --workers 1: $m1"
-mn=$(run_medcat "$(nproc)"); echo "medcat --workers $(nproc): $mn"
+m1=$(run_medcat 1 0); echo "medcat --workers 1 (pinned to one CPU): $m1"
+mn=$(run_medcat "$(nproc)" "0-$(($(nproc) - 1))"); echo "medcat --workers $(nproc): $mn"
+echo "storage: medcat shards $(du -sh "$out/w1.shards" | cut -f1) + catalog $(du -sh "$out/w1.sqlite" | cut -f1); python .npy files $(du -sh "$out/ref" | cut -f1)"
 python3 - "$ref" "$m1" "$mn" <<'PY'
 import json, sys
 ref, m1, mn = (json.loads(a) for a in sys.argv[1:])
 print(f"ingest slices/s per core: medcat {m1['slices_per_s']:.1f} vs python {ref['slices_per_s']:.1f}"
       f"  ratio {m1['slices_per_s'] / ref['slices_per_s']:.2f}x (goal >= 5x)")
 print(f"ingest with {mn['workers']} workers: {mn['slices_per_s']:.1f} slices/s ({mn['slices_per_s'] / m1['slices_per_s']:.2f}x one worker)")
-if m1["slices"] != ref["slices"]:
-    print(f"note: slice counts differ: medcat {m1['slices']}, python {ref['slices']}")
+same = m1["slices"] == ref["slices"] and m1["masks"] == ref["masks"]
+print(f"output parity: medcat {m1['slices']} slices / {m1['masks']} masks, python {ref['slices']} / {ref['masks']}"
+      f" ({'identical counts' if same else 'COUNTS DIFFER'})")
 PY
 
 echo "== catalog at scale: $images images, 4 masks each"

@@ -9,13 +9,13 @@ public struct SourceResult: Sendable {
     public enum Outcome: Sendable { case done([NewImage]), rejected(stage: String, message: String) }
     public var datasetID: Int64, datasetName: String
     public var path: String, maskPath: String?
-    public var size: Int64, mtime: Double, stamp: String
+    public var size: Int64, mtime: Double, stamp: String, contentHash: String?
     public var runID: Int64
     public var outcome: Outcome
     public init(datasetID: Int64, datasetName: String, path: String, maskPath: String?, size: Int64, mtime: Double,
-                stamp: String, runID: Int64, outcome: Outcome) {
+                stamp: String, contentHash: String? = nil, runID: Int64, outcome: Outcome) {
         self.datasetID = datasetID; self.datasetName = datasetName; self.path = path; self.maskPath = maskPath
-        self.size = size; self.mtime = mtime; self.stamp = stamp; self.runID = runID; self.outcome = outcome
+        self.size = size; self.mtime = mtime; self.stamp = stamp; self.contentHash = contentHash; self.runID = runID; self.outcome = outcome
     }
 }
 
@@ -91,9 +91,9 @@ extension Catalog {
                                    arguments: [r.runID, r.datasetName, r.path, stage, message, Self.now()])
                 }
                 try db.execute(sql: """
-                    INSERT INTO source_files(dataset_id, path, mask_path, size, mtime, stamp, status, images, masks, run_id, first_image_id)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?)
-                    """, arguments: [r.datasetID, r.path, r.maskPath, r.size, r.mtime, r.stamp, status, imageCount, maskCount, r.runID,
+                    INSERT INTO source_files(dataset_id, path, mask_path, size, mtime, stamp, content_hash, status, images, masks, run_id, first_image_id)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                    """, arguments: [r.datasetID, r.path, r.maskPath, r.size, r.mtime, r.stamp, r.contentHash, status, imageCount, maskCount, r.runID,
                                      imageCount > 0 ? nextImageID : nil])
                 let sourceID = db.lastInsertedRowID
                 guard case .done(let images) = r.outcome else { continue }

@@ -40,6 +40,7 @@ enum Schema {
                     path TEXT NOT NULL, mask_path TEXT,
                     size INTEGER NOT NULL, mtime REAL NOT NULL,
                     stamp TEXT NOT NULL,              -- size and mtime of the image and mask files: unchanged units are skipped
+                    content_hash TEXT,                -- XXH3-128 of the image file's bytes
                     status TEXT NOT NULL,             -- done | rejected
                     images INTEGER NOT NULL DEFAULT 0, masks INTEGER NOT NULL DEFAULT 0,
                     first_image_id INTEGER,           -- its images are ids first_image_id ..< first_image_id + images

@@ -145,9 +145,11 @@ public final class IngestRunner {
                 let r = queue.result(index)
                 let (item, size, mtime, stamp) = items[index]
                 let outcome: SourceResult.Outcome
+                var contentHash: String?
                 switch r {
-                case .success(let images):
-                    let rows = try shards.store(images, modality: try catalog.modalityID(item.modality), caseName: item.caseName, summary: &summary)
+                case .success(let unit):
+                    contentHash = unit.contentHash
+                    let rows = try shards.store(unit.images, modality: try catalog.modalityID(item.modality), caseName: item.caseName, summary: &summary)
                     outcome = .done(rows)
                     summary.filesDone += 1
                     summary.images += rows.count
@@ -160,7 +162,7 @@ public final class IngestRunner {
                     progress?.advance(slices: 0)
                 }
                 batch.append(SourceResult(datasetID: datasetID, datasetName: plan.manifest.name, path: item.key, maskPath: item.maskKey,
-                                          size: size, mtime: mtime, stamp: stamp, runID: runID, outcome: outcome))
+                                          size: size, mtime: mtime, stamp: stamp, contentHash: contentHash, runID: runID, outcome: outcome))
                 if case .done(let rows) = outcome { batchMaskCount += rows.reduce(0) { $0 + $1.masks.count } }
                 if batch.count >= batchUnits || batchMaskCount >= batchMasks || Date().timeIntervalSince(batchStarted) >= batchSeconds { try flush() }
         }
@@ -172,7 +174,7 @@ public final class IngestRunner {
 /// units are decoded ahead of the writer, which bounds memory.
 final class UnitQueue: @unchecked Sendable {
     private let cond = NSCondition()
-    private var results: [Int: Result<[PreparedImage], IngestFailure>] = [:]
+    private var results: [Int: Result<BuiltUnit, IngestFailure>] = [:]
     private var next = 0, consumed = 0, stopped = false
     let count: Int, window: Int
 
@@ -186,11 +188,11 @@ final class UnitQueue: @unchecked Sendable {
         return next - 1
     }
 
-    func put(_ i: Int, _ r: Result<[PreparedImage], IngestFailure>) {
+    func put(_ i: Int, _ r: Result<BuiltUnit, IngestFailure>) {
         cond.lock(); results[i] = r; cond.broadcast(); cond.unlock()
     }
 
-    func result(_ i: Int) -> Result<[PreparedImage], IngestFailure> {
+    func result(_ i: Int) -> Result<BuiltUnit, IngestFailure> {
         cond.lock(); defer { cond.unlock() }
         while results[i] == nil { cond.wait() }
         consumed = i + 1

@@ -21,6 +21,12 @@ struct PreparedMask {
     var pixels: [UInt8]
 }
 
+/// What one unit became, and the content hash of its image file.
+struct BuiltUnit {
+    var images: [PreparedImage]
+    var contentHash: String
+}
+
 /// Why a unit was rejected, and at which step.
 struct IngestFailure: Error {
     var stage: String, message: String
@@ -31,7 +37,13 @@ struct SampleBuilder {
     var manifest: Manifest
     var options: IngestOptions
 
-    func build(_ item: WorkItem) throws -> [PreparedImage] {
+    func build(_ item: WorkItem) throws -> BuiltUnit {
+        // Mapped, the file is read once more from the page cache: cheap next to decoding it.
+        let hash = (try? Data(contentsOf: item.image, options: .alwaysMapped)).map(Checksum.xxh128) ?? ""
+        return BuiltUnit(images: try slices(item), contentHash: hash)
+    }
+
+    private func slices(_ item: WorkItem) throws -> [PreparedImage] {
         let image = try read(item.image, frame: item.frame, what: "image")
         guard let maskURL = item.mask else { throw IngestFailure(stage: "pair", message: "no label file") }
         let mask = try read(maskURL, frame: nil, what: "mask")

@@ -73,6 +73,8 @@ final class IngestTests: XCTestCase {
         try DatasetFactory.write(DatasetFactory.labels(), d.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
         let (c, first) = try ingest(raw)
         XCTAssertEqual(first.images, 8)
+        let recorded = try c.db.read { try String.fetchOne($0, sql: "SELECT content_hash FROM source_files") }
+        XCTAssertEqual(recorded, Checksum.xxh128(try Data(contentsOf: d.appendingPathComponent("imaging.nii.gz"))))
         let (_, second) = try ingest(raw, catalog: c)
         XCTAssertEqual(second.filesDone, 0)
         XCTAssertEqual(second.filesSkipped, 1)
