@@ -53,7 +53,7 @@ PY
 echo "== catalog at scale: $images images, 4 masks each"
 bench_bin=$(dirname "$medcat")/medcat-catalog-bench
 cat_json=$("$bench_bin" "$out/scale.sqlite" "$images" 4)
-peer_json=$(python3 bench/catalog_peer.py "$out/peer.sqlite" 1000000)
+peer_json=$(python3 bench/catalog_peer.py "$out/peer.sqlite" $((images * 4)))
 python3 - "$cat_json" "$peer_json" <<'PY'
 import json, sys
 c, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])

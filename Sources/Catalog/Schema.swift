@@ -79,8 +79,9 @@ enum Schema {
                     shard_id INTEGER NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL,
                     modality_id INTEGER NOT NULL, split INTEGER NOT NULL, dataset_id INTEGER NOT NULL
                 );
-                -- One selection index: class first, so class-only selections use its prefix too.
-                CREATE INDEX masks_select ON masks(class_id, modality_id, split, dataset_id);
+                -- One selection index: class first, so class-only selections use its prefix too; entries
+                -- of one (class, modality, split) follow rowid order, so a page of matches needs no sort.
+                CREATE INDEX masks_select ON masks(class_id, modality_id, split);
                 -- Running totals, kept in the same transactions as the rows they count, so that
                 -- `catalog stats` never scans millions of rows.
                 CREATE TABLE counts (

@@ -13,6 +13,15 @@ public enum IntensityPolicy: Equatable, Sendable, CustomStringConvertible {
     case none
 
     public static let ctSoftTissue = IntensityPolicy.window(width: 400, level: 40)
+
+    /// Why a policy's numbers cannot work, or nil when they can.
+    public var problem: String? {
+        switch self {
+        case let .window(w, l) where !(w.isFinite && l.isFinite && w > 0): "window width must be positive and both numbers finite"
+        case let .percentile(lo, hi) where !(lo.isFinite && hi.isFinite && lo >= 0 && lo < hi && hi <= 100): "percentiles must satisfy 0 ≤ low < high ≤ 100"
+        default: nil
+        }
+    }
     public static let defaultPercentile = IntensityPolicy.percentile(lower: 0.5, upper: 99.5)
 
     public var description: String {
@@ -36,6 +45,8 @@ public enum Intensity {
         public init(low: Float, high: Float, background: Float?) { self.low = low; self.high = high; self.background = background }
 
         @inlinable public func apply(_ x: Float) -> Float {
+            // NaN and infinities (float images outside their field of view) become background.
+            if !x.isFinite { return 0 }
             if let b = background, x <= b { return 0 }
             let scale: Float = high > low ? 255 / (high - low) : 0
             // Non-negative here, so truncating x + 0.5 rounds half up without a libm call.
@@ -48,11 +59,15 @@ public enum Intensity {
         case let .window(w, l):
             return Mapping(low: Float(l - w / 2), high: Float(l + w / 2), background: nil)
         case let .percentile(pl, ph):
-            let minimum = v.voxels.min() ?? 0
+            var minimum = Float.infinity
+            for x in v.voxels where x.isFinite { minimum = min(minimum, x) }
+            if !minimum.isFinite { minimum = 0 }
             let b = percentiles(v.voxels, of: [pl, ph], above: minimum, integral: v.isIntegral)
             return Mapping(low: Float(b[0]), high: Float(b[1]), background: minimum)
         case .minMax:
-            return Mapping(low: v.voxels.min() ?? 0, high: v.voxels.max() ?? 0, background: nil)
+            var lo = Float.infinity, hi = -Float.infinity
+            for x in v.voxels where x.isFinite { lo = min(lo, x); hi = max(hi, x) }
+            return lo <= hi ? Mapping(low: lo, high: hi, background: nil) : Mapping(low: 0, high: 0, background: nil)
         case .none:
             return Mapping(low: 0, high: 255, background: nil)
         }
@@ -70,17 +85,17 @@ public enum Intensity {
     /// Integer data with a modest range goes through a histogram (exact, O(n)); other data is sorted.
     public static func percentiles(_ values: [Float], of ps: [Double], above: Float = -.infinity, integral: Bool) -> [Double] {
         var lo = Float.infinity, hi = -Float.infinity, n = 0
-        for x in values where x > above { lo = min(lo, x); hi = max(hi, x); n += 1 }
+        for x in values where x > above && x.isFinite { lo = min(lo, x); hi = max(hi, x); n += 1 }
         if n == 0 { return ps.map { _ in Double(above.isFinite ? above : 0) } }
         func ranks(_ p: Double) -> (Int, Int, Double) {
-            let r = p / 100 * Double(n - 1)
+            let r = min(max(p, 0), 100) / 100 * Double(n - 1)
             let f = Int(r.rounded(.down))
             return (f, min(f + 1, n - 1), r - Double(f))
         }
         if integral && hi - lo < 4_000_000 {
             let base = Int(lo)
             var hist = [Int](repeating: 0, count: Int(hi) - base + 1)
-            hist.withUnsafeMutableBufferPointer { h in for x in values where x > above { h[Int(x) - base] += 1 } }
+            hist.withUnsafeMutableBufferPointer { h in for x in values where x > above && x.isFinite { h[Int(x) - base] += 1 } }
             func orderStat(_ k: Int) -> Double {
                 var acc = 0
                 for (i, c) in hist.enumerated() { acc += c; if acc > k { return Double(base + i) } }
@@ -88,7 +103,7 @@ public enum Intensity {
             }
             return ps.map { p in let (a, b, t) = ranks(p); let va = orderStat(a); return va + (orderStat(b) - va) * t }
         }
-        var sorted = values.filter { $0 > above }
+        var sorted = values.filter { $0 > above && $0.isFinite }
         sorted.sort()
         return ps.map { p in let (a, b, t) = ranks(p); return Double(sorted[a]) + Double(sorted[b] - sorted[a]) * t }
     }

@@ -56,7 +56,10 @@ public enum NIfTI {
     public static func decode(_ data: Data, limit: Int = .max) throws -> [Volume] {
         guard data.count >= 348 else { throw ImagingError("NIfTI: file too short for a header (\(data.count) bytes)") }
         let h = try data.withUnsafeBytes { try parseHeader($0) }
-        let n = h.dims[1] * h.dims[2] * h.dims[3]
+        let (n, o1) = h.dims[1].multipliedReportingOverflow(by: h.dims[2] * h.dims[3])
+        guard !o1, n < 1 << 34, h.dims[1...4].allSatisfy({ $0 < 1 << 20 }) else {
+            throw ImagingError("NIfTI: dimensions \(h.dims[1...4].map(String.init).joined(separator: "×")) are implausible")
+        }
         let frames = min(h.dims[4], limit)
         let bytesPerFrame = n * h.datatype.bytes
         let needed = h.voxOffset + bytesPerFrame * frames
@@ -114,7 +117,9 @@ public enum NIfTI {
             h.dims = (0..<8).map { i16(40 + 2 * $0) }
             dtype = i16(70)
             h.pixdim = (0..<8).map { f32(76 + 4 * $0) }
-            h.voxOffset = Int(f32(108))
+            let offset = f32(108)
+            guard offset.isFinite, offset >= 0, offset < 1e9 else { throw ImagingError("NIfTI: vox_offset \(offset) is invalid") }
+            h.voxOffset = Int(offset)
             h.slope = f32(112); h.inter = f32(116)
             h.units = Int(raw[123])
             h.qformCode = i16(252); h.sformCode = i16(254)
@@ -182,7 +187,10 @@ public enum NIfTI {
             spacing[j] = norm > 0 ? norm * unit : 1
             for i in 0..<3 { direction[i * 3 + j] = norm > 0 ? col[i] / norm : (i == j ? 1 : 0) }
         }
-        return Geometry(spacing: spacing, origin: (0..<3).map { ras[$0 * 4 + 3] * unit }, direction: direction)
+        // A non-finite header value would poison every later step: fall back to unit spacing.
+        if !(spacing + direction).allSatisfy(\.isFinite) { return Geometry(spacing: [1, 1, 1], origin: [0, 0, 0], direction: Volume.identity) }
+        let origin = (0..<3).map { ras[$0 * 4 + 3] * unit }
+        return Geometry(spacing: spacing, origin: origin.allSatisfy(\.isFinite) ? origin : [0, 0, 0], direction: direction)
     }
 
     // MARK: Writing (tests, benchmarks, exports)

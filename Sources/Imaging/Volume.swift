@@ -69,6 +69,9 @@ extension Volume {
     /// the result show the patient in radiological convention: anterior at the top, patient's right
     /// on the image's left, whatever the file's storage order.
     public func reorientation() -> Reorientation {
+        // A 2D picture is shown as stored: its rows and columns are the display's, whatever a
+        // header's affine says (reorienting could make the single slice a column of 1-pixel strips).
+        if is2D { return .none }
         // Greedy assignment: the most aligned (array axis, world axis) pairs first.
         var pairs: [(Double, Int, Int)] = []
         for j in 0..<3 { for k in 0..<3 { pairs.append((abs(direction[k * 3 + j]), j, k)) } }

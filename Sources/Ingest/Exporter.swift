@@ -34,7 +34,9 @@ public final class Exporter {
             try fm.createDirectory(at: out.appendingPathComponent("masks"), withIntermediateDirectories: true)
             var index: [String: [String: [String]]] = [:]
             try forEach(selection) { row in
-                let stem = "\(row.modality)--\(row.dataset)--\(row.caseName)--\(row.axis)_\(String(format: "%04d", row.slice))"
+                // The image id keeps names unique where case and slice repeat (ACDC frames, CAMUS views).
+                let caseName = row.caseName.replacingOccurrences(of: "/", with: "_")
+                let stem = "\(row.modality)--\(row.dataset)--\(caseName)--\(row.axis)_\(String(format: "%04d", row.slice))--\(row.id)"
                 let imagePath = "images/\(stem).png"
                 try png(try pixels(row)).write(to: out.appendingPathComponent(imagePath))
                 var maskPaths: [String] = []

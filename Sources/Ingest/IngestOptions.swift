@@ -27,6 +27,12 @@ public struct IngestOptions: Sendable {
 
     public init() {}
 
+    /// The settings that change what a unit becomes (not how fast).
+    var outputSettings: String {
+        "size=\(size) axes=\(axes.map(\.rawValue).joined()) instances=\(instances) keepEmpty=\(keepEmpty) minMask=\(minMaskPixels) "
+            + "minComponent=\(minComponentVoxels) intensity=\(intensity?.description ?? "default") modality=\(modality ?? "manifest")"
+    }
+
     var json: String {
         let d: [String: Any] = [
             "size": size, "axes": axes.map(\.rawValue).joined(), "instances": instances, "keep_empty": keepEmpty,

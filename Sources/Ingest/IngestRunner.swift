@@ -56,9 +56,12 @@ public final class IngestRunner {
         } else {
             found = try Layouts.discover(root, library: library, modalityOverride: options.modality)
         }
-        let plans = try found.map { try Layouts.plan($0.0, root: $0.1, vocabulary: library.vocabulary) }
+        let shared = Dictionary(grouping: found, by: { $0.0.name }).filter { $0.value.count > 1 }.keys
+        let plans = try found.map { m, dir in
+            try Layouts.plan(m, root: dir, vocabulary: library.vocabulary, prefix: shared.contains(m.name) ? FS.relative(dir, to: root) + "/" : "")
+        }
+        ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)
         let runID = try catalog.beginRun(options: options.json)
-        try ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)
         let shards = try ShardSet(catalog: catalog, prefix: "run\(runID)")
         var status = "failed"
         defer {
@@ -73,10 +76,12 @@ public final class IngestRunner {
             let datasetID = try catalog.registerDataset(.init(name: m.name, title: m.title, layout: m.layout.rawValue, modality: m.modality,
                                                                licence: m.licence, citation: m.citation, manifest: m.source))
             let known = try catalog.sourceStates(datasetID: datasetID)
+            // Output settings and the manifest join each unit's stamp: changing either re-ingests.
+            let settings = Checksum.xxh128(Data((options.outputSettings + m.source).utf8)).prefix(16)
             var pending: [(WorkItem, Int64, Double, String)] = []
             var problems: [SourceResult] = []
             for p in plan.problems {
-                let url = plan.root.appendingPathComponent(p.path)
+                let url = plan.root.appendingPathComponent(String(p.path.dropFirst(plan.prefix.count)))
                 let (size, mtime) = FS.stat(url)
                 let stamp = "\(size):\(mtime)"
                 if known[p.path]?.stamp == stamp, !options.retryRejected { summary.filesSkipped += 1; continue }
@@ -87,7 +92,7 @@ public final class IngestRunner {
                 let (size, mtime) = FS.stat(item.image)
                 let (msize, mmtime) = item.mask.map(FS.stat) ?? (0, 0)
                 // A unit is unchanged when both its image and its mask are.
-                let stamp = "\(size):\(mtime);\(msize):\(mmtime)"
+                let stamp = "\(size):\(mtime);\(msize):\(mmtime);\(settings)"
                 if let k = known[item.key], k.stamp == stamp, k.status == "done" || !options.retryRejected {
                     summary.filesSkipped += 1
                     continue
@@ -221,12 +226,17 @@ final class ShardSet {
         try FileManager.default.createDirectory(at: catalog.shardDirectory, withIntermediateDirectories: true)
     }
 
-    static func recoverUnsealed(in dir: URL, log: Logger) throws {
+    /// Seals shards an interrupted run left open. A shard damaged in the middle is left as it is
+    /// (its good records stay readable) and reported; it does not stop the run.
+    static func recoverUnsealed(in dir: URL, log: Logger) {
         for url in FS.children(dir) where url.pathExtension == "mcs" {
-            let reader = try? ShardReader(url: url)
-            if reader?.isSealed == true { continue }
-            let r = try ShardRepair.recover(url: url)
-            log.notice("recovered shard \(url.lastPathComponent) left by an interrupted run: \(r.records) records kept, \(r.truncatedBytes) bytes of a torn tail dropped")
+            if (try? ShardReader(url: url))?.isSealed == true { continue }
+            do {
+                let r = try ShardRepair.recover(url: url)
+                log.notice("recovered shard \(url.lastPathComponent) left by an interrupted run: \(r.records) records kept, \(r.truncatedBytes) bytes of a torn tail dropped")
+            } catch {
+                log.warning("shard \(url.lastPathComponent) could not be repaired and is left as it is: \(error)")
+            }
         }
     }
 
@@ -274,7 +284,8 @@ final class ShardSet {
     }
 
     func flush() throws {
-        try writer?.flush()
+        // Durable before the rows that point at it commit: after a power cut, no row points past a shard's end.
+        try writer?.flush(durable: true)
         // Committed next: later batches find these through the catalog.
         pendingBlobs.removeAll(keepingCapacity: true)
     }

@@ -23,6 +23,9 @@ public struct DatasetPlan: Sendable {
     public var items: [WorkItem]
     /// Files in the dataset that could not be paired or are not images, with the reason.
     public var problems: [(path: String, message: String)]
+    /// When several folders of one run resolve to the same dataset, each one's path under the ingest
+    /// root ("training/") prefixes its keys and case names, so they neither replace nor merge.
+    public var prefix = ""
 }
 
 public struct LayoutError: Error, CustomStringConvertible {
@@ -99,8 +102,8 @@ enum Layouts {
 
     // MARK: Pairing
 
-    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary) throws -> DatasetPlan {
-        var plan = DatasetPlan(manifest: manifest, root: root, items: [], problems: [])
+    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary, prefix: String = "") throws -> DatasetPlan {
+        var plan = DatasetPlan(manifest: manifest, root: root, items: [], problems: [], prefix: prefix)
         switch manifest.layout {
         case .msd, .nnunet: try Decathlon.pair(&plan, vocabulary: vocabulary)
         case .kits: Kits.pair(&plan)
@@ -113,6 +116,7 @@ enum Layouts {
         }
         case .kvasir, .paired: Paired.pair(&plan, images: Paired.imageFolders, masks: Paired.maskFolders) { $0 }
         }
+        if !prefix.isEmpty { plan.problems = plan.problems.map { (prefix + $0.path, $0.message) } }
         if manifest.modality == nil && manifest.channels.isEmpty && manifest.layout != .msd && manifest.layout != .nnunet {
             throw LayoutError(description: "\(root.lastPathComponent): the '\(manifest.name)' manifest does not say the modality; pass --modality (e.g. ct, mr_t1, ultrasound) or --manifest FILE")
         }
@@ -123,9 +127,9 @@ enum Layouts {
     static func item(_ plan: DatasetPlan, case name: String, image: URL, mask: URL?, modality: String? = nil, frame: Int? = nil) -> WorkItem {
         var caseName = name
         if let re = plan.manifest.casePattern, let r = name.range(of: re, options: .regularExpression) { caseName = String(name[r]) }
-        let key = FS.relative(image, to: plan.root) + (frame.map { "#\($0)" } ?? "")
-        return WorkItem(dataset: plan.manifest.name, caseName: caseName, image: image, key: key, mask: mask,
-                        maskKey: mask.map { FS.relative($0, to: plan.root) }, modality: modality ?? plan.manifest.modality ?? "unknown", frame: frame)
+        let key = plan.prefix + FS.relative(image, to: plan.root) + (frame.map { "#\($0)" } ?? "")
+        return WorkItem(dataset: plan.manifest.name, caseName: plan.prefix + caseName, image: image, key: key, mask: mask,
+                        maskKey: mask.map { plan.prefix + FS.relative($0, to: plan.root) }, modality: modality ?? plan.manifest.modality ?? "unknown", frame: frame)
     }
 }
 
@@ -270,9 +274,17 @@ enum Paired {
 
     static func pair(_ plan: inout DatasetPlan, images: [String], masks: [String], key: (String) -> String?) {
         guard let (imageDir, maskDir) = folders(plan.root, images: images, masks: masks) else { return }
-        var maskByKey: [String: URL] = [:]
+        // Sub-folders pair with sub-folders (images/train/1.png ↔ masks/train/1.png); a bare name
+        // matches only when it is unique among the masks.
+        func subpath(_ f: URL, in dir: URL) -> String? {
+            guard let k = key(FS.stem(f)) else { return nil }
+            let folder = FS.relative(f.deletingLastPathComponent(), to: dir)
+            return f.deletingLastPathComponent().standardizedFileURL == dir.standardizedFileURL ? k : folder + "/" + k
+        }
+        var maskByKey: [String: URL] = [:], maskByStem: [String: [URL]] = [:]
         for m in FS.files(maskDir, depth: 3) where ImageIO.format(of: m) != nil {
-            if let k = key(FS.stem(m)) { maskByKey[k] = m }
+            if let k = subpath(m, in: maskDir) { maskByKey[k] = m }
+            if let k = key(FS.stem(m)) { maskByStem[k, default: []].append(m) }
         }
         for f in FS.files(imageDir, depth: 3) where !FS.isHidden(f) {
             let rel = FS.relative(f, to: plan.root)
@@ -280,7 +292,8 @@ enum Paired {
                 if f.pathExtension.lowercased() != "raw" { plan.problems.append((rel, "not an image file (unknown type '.\(f.pathExtension)')")) }
                 continue
             }
-            guard let k = key(FS.stem(f)), let mask = maskByKey[k] else {
+            guard let k = key(FS.stem(f)), let mask = subpath(f, in: imageDir).flatMap({ maskByKey[$0] })
+                    ?? maskByStem[k].flatMap({ $0.count == 1 ? $0[0] : nil }) else {
                 plan.problems.append((rel, "no mask with the same name in \(maskDir.lastPathComponent)/")); continue
             }
             plan.items.append(Layouts.item(plan, case: k, image: f, mask: mask))

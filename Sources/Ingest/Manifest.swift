@@ -88,6 +88,7 @@ public struct Manifest: Sendable {
             case "none": intensity = IntensityPolicy.none
             default: throw bad("intensity.policy must be window, percentile, minmax or none")
             }
+            if let p = intensity?.problem { throw bad("intensity: \(p)") }
         }
         let detect = map["detect"] as? [String: Any] ?? [:]
         if let re = detect["folder"] as? String, (try? NSRegularExpression(pattern: re)) == nil { throw bad("detect.folder is not a valid regex") }
@@ -111,7 +112,7 @@ public struct Manifest: Sendable {
         if let o = override { return o }
         if let i = intensity { return i }
         if modality == "ct" { return .ctSoftTissue }
-        if volume.is2D, volume.voxels.allSatisfy({ $0 >= 0 && $0 <= 255 }) { return IntensityPolicy.none }
+        if volume.is2D, volume.isIntegral, volume.voxels.allSatisfy({ $0 >= 0 && $0 <= 255 }) { return IntensityPolicy.none }
         return .defaultPercentile
     }
 }

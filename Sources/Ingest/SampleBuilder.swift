@@ -191,7 +191,8 @@ struct SampleBuilder {
         if any { Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels) }
 
         // Physical aspect preserved: longest physical side → size.
-        let width = Double(cols) * colSpacing, height = Double(rows) * rowSpacing
+        // Spacing is finite and positive for every reader; a zero would divide by zero here.
+        let width = Double(cols) * max(colSpacing, 1e-6), height = Double(rows) * max(rowSpacing, 1e-6)
         let scale = Double(options.size) / max(width, height)
         let cw = max(1, min(options.size, Int((width * scale).rounded()))), ch = max(1, min(options.size, Int((height * scale).rounded())))
 

@@ -6,6 +6,14 @@ struct CatalogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "catalog",
         abstract: "Inspect and query the catalog.",
+        discussion: """
+            Examples:
+              medcat catalog stats --json
+              medcat catalog query --modality ct --class kidney_tumor --split train --limit 10
+              medcat catalog query --dataset brats2021 --count
+              medcat catalog errors
+              medcat catalog split --ratios 0.7,0.15,0.15 --seed 1
+            """,
         subcommands: [Stats.self, Query.self, Errors.self, SplitCommand.self]
     )
 

@@ -66,8 +66,14 @@ struct IngestCommand: ParsableCommand {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         guard axes == "z" || axes == "xyz" else { throw ValidationError("--axes must be z or xyz") }
         if window != nil && percentile != nil { throw ValidationError("give --window or --percentile, not both") }
-        if let w = window, Self.pair(w) == nil { throw ValidationError("--window must be WIDTH/LEVEL, e.g. 400/40") }
-        if let p = percentile, Self.pair(p) == nil { throw ValidationError("--percentile must be LOW/HIGH, e.g. 0.5/99.5") }
+        if let w = window {
+            guard let (width, level) = Self.pair(w) else { throw ValidationError("--window must be WIDTH/LEVEL, e.g. 400/40") }
+            if let p = IntensityPolicy.window(width: width, level: level).problem { throw ValidationError("--window: \(p)") }
+        }
+        if let pc = percentile {
+            guard let (lo, hi) = Self.pair(pc) else { throw ValidationError("--percentile must be LOW/HIGH, e.g. 0.5/99.5") }
+            if let p = IntensityPolicy.percentile(lower: lo, upper: hi).problem { throw ValidationError("--percentile: \(p)") }
+        }
         if let m = modality, !Manifest.modalities.contains(m) {
             throw ValidationError("unknown modality '\(m)'; use one of \(Manifest.modalities.sorted().joined(separator: ", "))")
         }
@@ -101,9 +107,9 @@ struct IngestCommand: ParsableCommand {
             do { text = try String(contentsOfFile: path, encoding: .utf8) } catch { throw ValidationError("cannot read manifest \(path)") }
             explicit = try Manifest.parse(text, file: (path as NSString).lastPathComponent, vocabulary: library.vocabulary)
         }
-        let catalog = try Catalog(path: common.catalog)
         let lock = try CatalogLock(path: common.catalog)
         defer { lock.release() }
+        let catalog = try Catalog(path: common.catalog)
         let interactive = isatty(STDERR_FILENO) == 1
         let progress = Progress(interactive: interactive) { FileHandle.standardError.write(Data($0.utf8)) }
         let runner = IngestRunner(catalog: catalog, library: library, options: options, log: log, progress: progress)
@@ -122,9 +128,14 @@ struct IngestCommand: ParsableCommand {
 final class CatalogLock {
     let fd: Int32
     init(path: String) throws {
+        let name = (path as NSString).lastPathComponent
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
         fd = open(path + ".lock", O_CREAT | O_RDWR, 0o644)
-        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            throw ValidationError("another medcat process is writing \((path as NSString).lastPathComponent); wait for it to finish")
+        guard fd >= 0 else { throw ValidationError("cannot create the lock file for \(name): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw ValidationError("another medcat process is writing \(name); wait for it to finish")
         }
     }
     func release() { flock(fd, LOCK_UN); close(fd) }

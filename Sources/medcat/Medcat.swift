@@ -9,11 +9,12 @@ struct Medcat: ParsableCommand {
         abstract: "Turn public medical segmentation datasets into a training-ready corpus of 2D image–mask pairs.",
         discussion: """
             Examples:
-              medcat ingest ./raw                          recognise datasets under ./raw and catalog them
-              medcat catalog stats                         counts per modality, class, dataset and split
+              medcat ingest ./raw
+              medcat catalog stats
               medcat catalog query --modality ct --class liver --split train --limit 5
-              medcat catalog errors                        what was rejected, and why
-              medcat export --format sa-med2d --out ./sam  SA-Med2D-20M layout for Python tools
+              medcat catalog errors
+              medcat export --format sa-med2d --out ./sa-med2d
+              medcat manifests kits19
             """,
         subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self]
     )

@@ -70,6 +70,10 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e2.contains("WIDTH/LEVEL"), e2)
         let (_, e3) = try medcat(["catalog", "query", "--split", "False"], expect: 64)
         XCTAssertTrue(e3.contains("train, val or test"), e3)
+        let (_, e5) = try medcat(["ingest", ".", "--percentile", "0.5/100.5"], expect: 64)
+        XCTAssertTrue(e5.contains("0 ≤ low < high ≤ 100"), e5)
+        let (_, e6) = try medcat(["ingest", ".", "--window", "0/40"], expect: 64)
+        XCTAssertTrue(e6.contains("window width must be positive"), e6)
         let (_, e4) = try medcat(["ingest", ".", "--modality", "xray"], expect: 64)
         XCTAssertTrue(e4.contains("unknown modality 'xray'"), e4)
     }

@@ -279,6 +279,69 @@ final class IngestTests: XCTestCase {
         XCTAssertTrue(names.contains { $0.hasSuffix(".json") })
     }
 
+    func testNaNVoxelsAreBackgroundNotACrash() throws {
+        let raw = dir.appendingPathComponent("KiTS19/case_00000")
+        var ct = DatasetFactory.ct()
+        for i in stride(from: 0, to: ct.voxels.count, by: 7) { ct.voxels[i] = .nan }
+        ct.voxels[1] = .infinity
+        try DatasetFactory.write(ct, raw.appendingPathComponent("imaging.nii.gz"), type: .float32)
+        try DatasetFactory.write(DatasetFactory.labels(), raw.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        var o = IngestOptions()
+        o.intensity = .percentile(lower: 0.5, upper: 99.5)
+        let (_, s) = try ingest(raw.deletingLastPathComponent(), options: o)
+        XCTAssertEqual(s.images, 8)
+        XCTAssertEqual(s.filesRejected, 0)
+    }
+
+    func testTwoFoldersOfOneDatasetKeepTheirOwnCasesAndKeys() throws {
+        // DRIVE ships training/ and test/ with the same layout: both resolve to the 'drive' manifest.
+        let root = dir.appendingPathComponent("DRIVE")
+        for (split, n) in [("training", 21), ("test", 1)] {
+            try DatasetFactory.writeData(try Raster.encodeTIFF(DatasetFactory.photo(rgb: true), bits: 8),
+                                         root.appendingPathComponent("\(split)/images/\(String(format: "%02d", n))_\(split).tif"))
+            try DatasetFactory.writeData(try Raster.encodeGIF(DatasetFactory.binaryMask()),
+                                         root.appendingPathComponent("\(split)/1st_manual/\(String(format: "%02d", n))_manual1.gif"))
+        }
+        let (c, s) = try ingest(root)
+        XCTAssertEqual(s.datasets, ["drive", "drive"])
+        XCTAssertEqual(s.images, 2)
+        XCTAssertEqual(Set(try c.query(Selection()).map(\.case)), ["test/01", "training/21"])
+        let (_, again) = try ingest(root, catalog: c)
+        XCTAssertEqual(again.filesDone, 0, "a re-run must not replace one folder's units with the other's")
+        XCTAssertEqual(try c.stats().images, 2)
+    }
+
+    func testPairedSubfoldersPairWithTheirOwnMasks() throws {
+        let root = dir.appendingPathComponent("pairs")
+        var small = DatasetFactory.binaryMask(on: 0)
+        for j in 0..<12 { for i in 0..<12 { small.voxels[j * 64 + i] = 1 } }
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.photo(rgb: false)), root.appendingPathComponent("images/train/0001.png"))
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.photo(rgb: false)), root.appendingPathComponent("images/val/0001.png"))
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.binaryMask(on: 1)), root.appendingPathComponent("masks/train/0001.png"))
+        try DatasetFactory.writeData(try Raster.encodePNG(small), root.appendingPathComponent("masks/val/0001.png"))
+        let m = try Manifest.parse("name: pairs\nlayout: paired\nmodality: x_ray\nlabels: {1: lung}\n", file: "pairs.yaml", vocabulary: library.vocabulary)
+        let (c, _) = try ingest(root, manifest: m)
+        let areas = Dictionary(uniqueKeysWithValues: try c.db.read { db in
+            try Row.fetchAll(db, sql: "SELECT s.path, m.area FROM masks m JOIN images i ON i.id = m.image_id JOIN source_files s ON s.id = i.source_id")
+        }.map { ($0[0] as String, $0[1] as Int) })
+        // 64×48 px → 256×192: ×4 per side.
+        XCTAssertEqual(areas["images/train/0001.png"], 30 * 20 * 16)
+        XCTAssertEqual(areas["images/val/0001.png"], 12 * 12 * 16)
+    }
+
+    func testChangedOutputSettingsReingest() throws {
+        let raw = dir.appendingPathComponent("KiTS19")
+        try DatasetFactory.write(DatasetFactory.ct(), raw.appendingPathComponent("case_00000/imaging.nii.gz"))
+        try DatasetFactory.write(DatasetFactory.labels(), raw.appendingPathComponent("case_00000/segmentation.nii.gz"), type: .uint8)
+        let (c, _) = try ingest(raw)
+        var o = IngestOptions()
+        o.size = 512
+        let (_, s) = try ingest(raw, catalog: c, options: o)
+        XCTAssertEqual(s.filesDone, 1)
+        XCTAssertEqual(try c.stats().images, 8)
+        XCTAssertEqual(Set(try c.query(Selection()).map(\.width)), [512])
+    }
+
     func testEmbeddedManifestsMatchTheManifestsFolder() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let folder = root.appendingPathComponent("manifests")
