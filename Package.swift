@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point down: medcat (CLI) → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs).
+// Dependencies point down: medcat (CLI) → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs), CDicom (GDCM).
 let package = Package(
     name: "medcat",
     products: [
@@ -23,7 +23,13 @@ let package = Package(
                 .linkedLibrary("xxhash"), .linkedLibrary("sqlite3"),
             ]
         ),
-        .target(name: "Imaging", dependencies: ["CCodecs"]),
+        // GDCM (Debian's libgdcm-dev) behind a C header: DICOM parsing and every compressed transfer syntax.
+        .target(
+            name: "CDicom",
+            cxxSettings: [.unsafeFlags(["-I/usr/include/gdcm-3.0", "-O2"])],
+            linkerSettings: [.linkedLibrary("gdcmMSFF"), .linkedLibrary("gdcmDSED"), .linkedLibrary("gdcmCommon")]
+        ),
+        .target(name: "Imaging", dependencies: ["CCodecs", "CDicom"]),
         .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Ingest",
@@ -39,5 +45,6 @@ let package = Package(
         .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
         .testTarget(name: "CLITests", dependencies: ["medcat"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v5],
+    cxxLanguageStandard: .cxx17
 )

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in libpng-dev zlib1g-dev libjpeg62-turbo-dev libtiff-dev libgif-dev libdeflate-dev libxxhash-dev libsqlite3-dev python3; do
+for pkg in libpng-dev zlib1g-dev libjpeg62-turbo-dev libtiff-dev libgif-dev libdeflate-dev libxxhash-dev libsqlite3-dev libgdcm-dev python3; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -24,4 +24,9 @@ fetch_deb() {  # $1 package, $2 path inside the package, $3 link name under .dep
 }
 fetch_deb mricron-data usr/share/mricron/templates mricron
 fetch_deb insighttoolkit5-examples usr/share/doc/insighttoolkit5-examples/examples/Data itk
+# pydicom's test files (DICOM in every transfer syntax, a DICOM-SEG, an RTSTRUCT) from its PyPI wheel.
+if [ ! -e .deps/data/pydicom ]; then
+    (cd .deps/pkg && python3 -m pip download -q --no-deps pydicom==3.0.1 -d . && python3 -m zipfile -e pydicom-3.0.1-py3-none-any.whl pydicom-wheel && rm -f pydicom-3.0.1-py3-none-any.whl)
+    ln -sfn ../pkg/pydicom-wheel/pydicom/data/test_files .deps/data/pydicom
+fi
 echo "setup: ok"

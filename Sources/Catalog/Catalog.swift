@@ -111,6 +111,19 @@ public final class Catalog {
 
     // MARK: Settings
 
+    /// A random secret made once per catalog: identifiers read from DICOM headers (patient ids,
+    /// series UIDs) enter the catalog only as hashes salted with it, so they can be matched across
+    /// runs into this catalog but not looked up in a hospital system.
+    public func identifierSalt() throws -> String {
+        try db.write { db in
+            if let s = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'identifier_salt'") { return s }
+            var g = SystemRandomNumberGenerator()
+            let salt = (0..<4).map { _ in String(format: "%016llx", g.next() as UInt64) }.joined()
+            try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('identifier_salt', ?)", arguments: [salt])
+            return salt
+        }
+    }
+
     public func splitPolicy() throws -> SplitPolicy {
         try db.read { db in
             guard let json = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'split_policy'") else { return SplitPolicy() }

@@ -497,6 +497,29 @@ citation: "Holmes C. J. et al. Enhancement of MR images using registration for s
 homepage: https://www.nitrc.org/projects/mricron
 
 """#,
+        "dicom.yaml": #"""
+# Layout dicom: any folder tree of DICOM files (file names and nesting do not matter). Image series are
+# grouped by Series Instance UID and ordered by position along the slice normal; DICOM-SEG and RTSTRUCT
+# objects in the tree become masks on the series they reference. Modality comes from each series'
+# Modality tag (CT → ct, MR → mr, PT → pet, US → ultrasound, CR/DX/MG/XA → x_ray) unless set here.
+# Segment labels and ROI names resolve through `names:` below, then through classes.yaml (names and
+# aliases, case-insensitive, with spaces and punctuation read as underscores); a structure that
+# matches neither, and is not in `ignore_names:`, is skipped and named in the log.
+name: dicom
+title: DICOM series annotated with DICOM-SEG or RTSTRUCT
+layout: dicom
+# Target volumes (GTV, CTV, PTV) name no organ: map them in a dataset's own manifest.
+names:
+  left kidney: kidney_left
+  right kidney: kidney_right
+  left lung: lung_left
+  right lung: lung_right
+ignore_names: [external, body, skin, patient, couch, couchsurface, couchinterior, couch surface, couch interior, table]
+detect:
+  default: true
+licence: that of the source data
+
+"""#,
         "drive.yaml": #"""
 # DRIVE: Digital Retinal Images for Vessel Extraction, 40 colour fundus photographs (565 x 584),
 # 20 training (21-40) + 20 test (01-20).

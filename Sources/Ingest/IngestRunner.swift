@@ -57,8 +57,12 @@ public final class IngestRunner {
             found = try Layouts.discover(root, library: library, modalityOverride: options.modality)
         }
         let shared = Dictionary(grouping: found, by: { $0.0.name }).filter { $0.value.count > 1 }.keys
+        let salt = found.contains { $0.0.layout == .dicom } ? try catalog.identifierSalt() : ""
         let plans = try found.map { m, dir in
-            try Layouts.plan(m, root: dir, vocabulary: library.vocabulary, prefix: shared.contains(m.name) ? FS.relative(dir, to: root) + "/" : "")
+            // DICOM folder names often name the patient: hashed unless asked otherwise.
+            let folder = FS.relative(dir, to: root)
+            let prefix = !shared.contains(m.name) ? "" : m.layout == .dicom && !options.keepPaths ? DicomLayout.anonymous("folder", folder, salt: salt) + "/" : folder + "/"
+            return try Layouts.plan(m, root: dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths)
         }
         ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)
         let runID = try catalog.beginRun(options: options.json)
@@ -81,18 +85,26 @@ public final class IngestRunner {
             var pending: [(WorkItem, Int64, Double, String)] = []
             var problems: [SourceResult] = []
             for p in plan.problems {
+                // DICOM problems are keyed by hashes, not paths, so their stamp is fixed: --retry-rejected reads them again.
                 let url = plan.root.appendingPathComponent(String(p.path.dropFirst(plan.prefix.count)))
-                let (size, mtime) = FS.stat(url)
+                let (size, mtime) = m.layout == .dicom ? (0, 0) : FS.stat(url)
                 let stamp = "\(size):\(mtime)"
                 if known[p.path]?.stamp == stamp, !options.retryRejected { summary.filesSkipped += 1; continue }
                 problems.append(SourceResult(datasetID: datasetID, datasetName: m.name, path: p.path, maskPath: nil, size: size, mtime: mtime,
                                              stamp: stamp, runID: runID, outcome: .rejected(stage: "pair", message: p.message)))
             }
             for item in plan.items {
-                let (size, mtime) = FS.stat(item.image)
-                let (msize, mmtime) = item.mask.map(FS.stat) ?? (0, 0)
-                // A unit is unchanged when both its image and its mask are.
-                let stamp = "\(size):\(mtime);\(msize):\(mmtime);\(settings)"
+                var (size, mtime) = FS.stat(item.image)
+                // A unit is unchanged when all its files are: image and mask, or a series and its annotations.
+                let stamp: String
+                if let files = item.dicom?.files {
+                    let stats = files.map(FS.stat)
+                    (size, mtime) = (stats.reduce(0) { $0 + $1.0 }, stats.map(\.1).max() ?? 0)
+                    stamp = "\(files.count) files:" + Checksum.xxh128(Data(stats.map { "\($0.0):\($0.1)" }.joined(separator: ";").utf8)) + ";\(settings)"
+                } else {
+                    let (msize, mmtime) = item.mask.map(FS.stat) ?? (0, 0)
+                    stamp = "\(size):\(mtime);\(msize):\(mmtime);\(settings)"
+                }
                 if let k = known[item.key], k.stamp == stamp, k.status == "done" || !options.retryRejected {
                     summary.filesSkipped += 1
                     continue
@@ -120,7 +132,7 @@ public final class IngestRunner {
     private func process(_ items: [(WorkItem, Int64, Double, String)], plan: DatasetPlan, datasetID: Int64, runID: Int64,
                          shards: ShardSet, summary: inout IngestSummary) throws {
         if items.isEmpty { return }
-        let builder = SampleBuilder(manifest: plan.manifest, options: options)
+        let builder = SampleBuilder(manifest: plan.manifest, vocabulary: library.vocabulary, options: options)
         let queue = UnitQueue(count: items.count, window: max(2, options.workers * 2))
         progress?.begin(total: items.count)
         for _ in 0..<max(1, options.workers) {
@@ -154,6 +166,7 @@ public final class IngestRunner {
                 switch r {
                 case .success(let unit):
                     contentHash = unit.contentHash
+                    for note in unit.notes { log.notice("\(plan.manifest.name)/\(item.key): \(note)") }
                     let rows = try shards.store(unit.images, modality: try catalog.modalityID(item.modality), caseName: item.caseName, summary: &summary)
                     outcome = .done(rows)
                     summary.filesDone += 1

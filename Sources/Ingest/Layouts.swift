@@ -14,6 +14,8 @@ public struct WorkItem: Sendable {
     public var modality: String
     /// Frame of a 4D NIfTI (MSD multi-channel images).
     public var frame: Int?
+    /// A DICOM series and its annotations; `image` is then its first file, `mask` its first annotation.
+    public var dicom: DicomUnit?
 }
 
 /// A folder recognised as one dataset.
@@ -67,13 +69,19 @@ enum Layouts {
             return m
         }
         if let layout = detect(root) { return [(try manifest(for: layout, at: root), root)] }
-        var found: [(Manifest, URL)] = []
+        var found: [(Manifest, URL)] = [], dicom: [URL] = []
         for dir in FS.children(root).filter(FS.isDirectory) {
             if let layout = detect(dir) { found.append((try manifest(for: layout, at: dir), dir)); continue }
+            let before = found.count
             for sub in FS.children(dir).filter(FS.isDirectory) {
                 if let layout = detect(sub) { found.append((try manifest(for: layout, at: sub), sub)) }
             }
+            if found.count == before, DicomLayout.contains(dir) { dicom.append(dir) }
         }
+        // DICOM trees nest by patient, study and series, so a DICOM dataset is the highest folder
+        // holding no other layout: the root itself when nothing else is found.
+        if found.isEmpty, !dicom.isEmpty || DicomLayout.contains(root) { return [(try manifest(for: .dicom, at: root), root)] }
+        found += try dicom.map { (try manifest(for: .dicom, at: $0), $0) }
         if found.isEmpty { throw LayoutError(description: diagnose(root)) }
         return found
     }
@@ -89,8 +97,8 @@ enum Layouts {
             \(dirs.isEmpty ? "" : "; folders: " + dirs.joined(separator: ", ")))
             Known layouts: MSD/nnU-Net (dataset.json + imagesTr/labelsTr), KiTS (case_*/imaging.nii.gz + segmentation.nii.gz),
             BraTS (case folders with *_seg.nii.gz), ACDC (*_frameNN.nii.gz + _gt), CAMUS (*.mhd + _gt.mhd),
-            ISIC (ISIC_*.jpg + ISIC_*_segmentation.png), DRIVE (images/ + 1st_manual/), Kvasir-SEG and generic
-            pairs (images|imgs/ + masks|labels|gt/ with matching file names).
+            ISIC (ISIC_*.jpg + ISIC_*_segmentation.png), DRIVE (images/ + 1st_manual/), Kvasir-SEG, generic
+            pairs (images|imgs/ + masks|labels|gt/ with matching file names), and DICOM trees (series with SEG or RTSTRUCT).
             For another layout, write a manifest (see manifests/README.md), e.g.
               name: my-dataset
               layout: paired
@@ -102,7 +110,7 @@ enum Layouts {
 
     // MARK: Pairing
 
-    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary, prefix: String = "") throws -> DatasetPlan {
+    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary, prefix: String = "", salt: String = "", keepPaths: Bool = false) throws -> DatasetPlan {
         var plan = DatasetPlan(manifest: manifest, root: root, items: [], problems: [], prefix: prefix)
         switch manifest.layout {
         case .msd, .nnunet: try Decathlon.pair(&plan, vocabulary: vocabulary)
@@ -115,9 +123,10 @@ enum Layouts {
             stem.range(of: #"^\d+"#, options: .regularExpression).map { String(stem[$0]) }
         }
         case .kvasir, .paired: Paired.pair(&plan, images: Paired.imageFolders, masks: Paired.maskFolders) { $0 }
+        case .dicom: DicomLayout.pair(&plan, salt: salt, keepPaths: keepPaths)
         }
         if !prefix.isEmpty { plan.problems = plan.problems.map { (prefix + $0.path, $0.message) } }
-        if manifest.modality == nil && manifest.channels.isEmpty && manifest.layout != .msd && manifest.layout != .nnunet {
+        if manifest.modality == nil && manifest.channels.isEmpty && ![.msd, .nnunet, .dicom].contains(manifest.layout) {
             throw LayoutError(description: "\(root.lastPathComponent): the '\(manifest.name)' manifest does not say the modality; pass --modality (e.g. ct, mr_t1, ultrasound) or --manifest FILE")
         }
         plan.items.sort { $0.key < $1.key }

@@ -10,7 +10,7 @@ public struct ManifestError: Error, CustomStringConvertible {
 /// A dataset's description: what the files themselves do not say. See manifests/README.md.
 public struct Manifest: Sendable {
     public enum Layout: String, CaseIterable, Sendable {
-        case msd, nnunet, kits, brats, acdc, camus, isic, kvasir, drive, paired
+        case msd, nnunet, kits, brats, acdc, camus, isic, kvasir, drive, paired, dicom
     }
 
     public var name: String
@@ -20,6 +20,10 @@ public struct Manifest: Sendable {
     /// Label value → class name (canonical, resolved through the vocabulary).
     public var labels: [Int: String]
     public var ignore: Set<Int>
+    /// DICOM segment labels and ROI names (lowercased) → class, before the vocabulary's own names.
+    public var names: [String: String] = [:]
+    /// DICOM segment labels and ROI names (lowercased) deliberately not ingested ("external", "couch").
+    public var ignoreNames: Set<String> = []
     public var binarize: Double?
     public var intensity: IntensityPolicy?
     /// Channel key (file suffix or MSD channel index) → modality, in file order.
@@ -67,6 +71,11 @@ public struct Manifest: Sendable {
                 labels[value] = cls
             }
         }
+        var names: [String: String] = [:]
+        for (k, v) in (map["names"] as? [AnyHashable: Any]) ?? [:] {
+            guard let cls = vocabulary.resolve("\(v)") else { throw bad("names: '\(k.base)' maps to '\(v)', which is not in classes.yaml") }
+            names["\(k.base)".lowercased()] = cls
+        }
         var channels: [(String, String)] = []
         if let c = map["channels"] as? [AnyHashable: Any] {
             channels = c.map { ("\($0.key.base)", "\($0.value)") }.sorted { $0.0 < $1.0 }
@@ -95,6 +104,7 @@ public struct Manifest: Sendable {
         return Manifest(
             name: name, title: string("title"), layout: layout, modality: modality, labels: labels,
             ignore: Set(((map["ignore"] as? [Any]) ?? []).compactMap { Int("\($0)") }),
+            names: names, ignoreNames: Set(((map["ignore_names"] as? [Any]) ?? []).map { "\($0)".lowercased() }),
             binarize: map["binarize"].flatMap { Double("\($0)") }, intensity: intensity, channels: channels,
             detectFolder: detect["folder"] as? String, isLayoutDefault: (detect["default"] as? Bool) ?? false,
             casePattern: string("case_pattern"), licence: string("licence"), citation: string("citation"),
@@ -141,6 +151,15 @@ public struct ClassVocabulary: Sendable {
     }
 
     public func resolve(_ name: String) -> String? { lookup[name.lowercased()] }
+
+    /// A free-text structure name ("Liver", "Kidney-Left", "GTV 1") looked up as typed, then with
+    /// spaces and punctuation turned into underscores.
+    public func resolveLoose(_ name: String) -> String? {
+        if let c = resolve(name.trimmingCharacters(in: .whitespaces)) { return c }
+        let normal = name.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
+            .split(separator: "_").joined(separator: "_")
+        return resolve(normal)
+    }
 }
 
 /// The manifests compiled into the binary (generated from manifests/ by tools/embed-manifests.py).

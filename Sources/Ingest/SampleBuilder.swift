@@ -21,10 +21,20 @@ struct PreparedMask {
     var pixels: [UInt8]
 }
 
-/// What one unit became, and the content hash of its image file.
+/// What one unit became, the content hash of its image file(s), and remarks for the log.
 struct BuiltUnit {
     var images: [PreparedImage]
     var contentHash: String
+    var notes: [String] = []
+}
+
+/// A unit's image with its labels as class indices (1-based into `classNames`, 0 = background).
+/// Labels come in layers: one for a label map, more where DICOM structures overlap.
+struct LabelledVolume {
+    var image: Volume
+    var layers: [[Int32]]
+    var classNames: [String]
+    var notes: [String] = []
 }
 
 /// Why a unit was rejected, and at which step.
@@ -35,32 +45,86 @@ struct IngestFailure: Error {
 /// Turns one work item (an image and its label file) into normalised slices with binary masks.
 struct SampleBuilder {
     var manifest: Manifest
+    var vocabulary: ClassVocabulary
     var options: IngestOptions
 
     func build(_ item: WorkItem) throws -> BuiltUnit {
-        // Mapped, the file is read once more from the page cache: cheap next to decoding it.
-        let hash = (try? Data(contentsOf: item.image, options: .alwaysMapped)).map(Checksum.xxh128) ?? ""
-        return BuiltUnit(images: try slices(item), contentHash: hash)
+        // Mapped, a file is read once more from the page cache: cheap next to decoding it.
+        func hash(_ url: URL) -> String { (try? Data(contentsOf: url, options: .alwaysMapped)).map(Checksum.xxh128) ?? "" }
+        let input = try item.dicom.map(dicomInput) ?? fileInput(item)
+        let contentHash = item.dicom.map { Checksum.xxh128(Data($0.files.map(hash).joined().utf8)) } ?? hash(item.image)
+        return BuiltUnit(images: try slices(input, item: item), contentHash: contentHash, notes: input.notes)
     }
 
-    private func slices(_ item: WorkItem) throws -> [PreparedImage] {
+    /// An image file and its label map.
+    private func fileInput(_ item: WorkItem) throws -> LabelledVolume {
         let image = try read(item.image, frame: item.frame, what: "image")
         guard let maskURL = item.mask else { throw IngestFailure(stage: "pair", message: "no label file") }
         let mask = try read(maskURL, frame: nil, what: "mask")
-        if image.components == 3 && image.is2D == false { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         guard image.size == mask.size else {
             throw IngestFailure(stage: "geometry", message: "mask grid \(mask.size.map(String.init).joined(separator: "×")) differs from image grid \(image.size.map(String.init).joined(separator: "×"))")
         }
         if !image.is2D && !image.sameGrid(as: mask) {
             throw IngestFailure(stage: "geometry", message: "mask and image have the same size but different spacing, origin or orientation (image spacing \(fmt(image.spacing)), mask spacing \(fmt(mask.spacing)))")
         }
-        var (classMap, classNames) = try classes(mask)
+        let (classMap, classNames) = try classes(mask)
+        return LabelledVolume(image: image, layers: [classMap], classNames: classNames)
+    }
+
+    /// A DICOM series and the structures its SEG and RTSTRUCT objects draw on it. Structure names
+    /// resolve through the manifest's `names`, then the class vocabulary; structures that overlap
+    /// go to separate layers, so each keeps its full mask.
+    private func dicomInput(_ unit: DicomUnit) throws -> LabelledVolume {
+        let series: DICOMSeries, image: Volume
+        do {
+            series = try DICOMSeries(unit.planes)
+            image = try series.volume()
+        } catch let e as ImagingError { throw IngestFailure(stage: "read series", message: e.message) }
+        var segments: [DICOMSegment] = []
+        for (url, isSEG) in unit.segmentations.map({ ($0, true) }) + unit.structureSets.map({ ($0, false) }) {
+            do {
+                segments += isSEG ? try DICOMLabels.segmentation(url, on: series) : try DICOMLabels.structureSet(url, on: series)
+            } catch let e as ImagingError { throw IngestFailure(stage: isSEG ? "read SEG" : "read RTSTRUCT", message: e.message) }
+        }
+        var notes: [String] = []
+        var resolved: [(cls: String, segment: DICOMSegment)] = []
+        for s in segments {
+            if s.names.contains(where: { manifest.ignoreNames.contains($0.lowercased()) }) { continue }
+            guard let cls = s.names.lazy.compactMap({ manifest.names[$0.lowercased()] ?? vocabulary.resolveLoose($0) }).first else {
+                notes.append("structure '\(s.names.first ?? "?")' matches no class; skipped (map it under `names:` in a manifest, or list it in `ignore_names:`)")
+                continue
+            }
+            resolved.append((cls, s))
+        }
+        let classNames = Array(Set(resolved.map(\.cls))).sorted()
+        let plane = series.columns * series.rows
+        var layers: [[Int32]] = []
+        for (cls, segment) in resolved {
+            let value = Int32(classNames.firstIndex(of: cls)! + 1)
+            // The first layer where this structure touches no other one.
+            let target = layers.firstIndex { layer in
+                segment.planes.allSatisfy { k, mask in !mask.indices.contains { mask[$0] != 0 && layer[k * plane + $0] != 0 && layer[k * plane + $0] != value } }
+            } ?? { layers.append([Int32](repeating: 0, count: plane * series.planes.count)); return layers.count - 1 }()
+            for (k, mask) in segment.planes { for i in mask.indices where mask[i] != 0 { layers[target][k * plane + i] = value } }
+        }
+        if layers.isEmpty { layers = [[Int32](repeating: 0, count: plane * series.planes.count)] }
+        return LabelledVolume(image: image, layers: layers, classNames: classNames, notes: notes)
+    }
+
+    private func slices(_ input: LabelledVolume, item: WorkItem) throws -> [PreparedImage] {
+        let image = input.image, classNames = input.classNames
+        var layers = input.layers
+        if image.components == 3 && image.is2D == false { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         // Connectivity does not depend on orientation: clean on the source grid, and read slices
         // through a canonical (LPS) view instead of copying both volumes into a new orientation.
-        var box = Components.boundingBox(classMap, size: image.size)
-        if !image.is2D && box != nil {
-            Components.removeSmall(&classMap, size: image.size, minSize: options.minComponentVoxels, box: box)
-            box = Components.boundingBox(classMap, size: image.size, within: box)
+        var box: (lo: [Int], hi: [Int])?
+        for l in layers.indices {
+            var b = Components.boundingBox(layers[l], size: image.size)
+            if !image.is2D && b != nil {
+                Components.removeSmall(&layers[l], size: image.size, minSize: options.minComponentVoxels, box: b)
+                b = Components.boundingBox(layers[l], size: image.size, within: b)
+            }
+            if let b { box = box.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b }
         }
         let view = CanonicalView(image)
         let policy = manifest.intensityPolicy(modality: item.modality, volume: image, override: options.intensity)
@@ -78,7 +142,7 @@ struct SampleBuilder {
                 range = lo..<(hi + 1)
             }
             for index in range {
-                if let prepared = slice(image, view, classMap, classNames, axis: axis, index: index, mapping: mapping) {
+                if let prepared = slice(image, view, layers, classNames, axis: axis, index: index, mapping: mapping) {
                     out.append(prepared)
                 }
             }
@@ -159,7 +223,7 @@ struct SampleBuilder {
 
     // MARK: One slice
 
-    private func slice(_ image: Volume, _ view: CanonicalView, _ classMap: [Int32], _ classNames: [String], axis: SliceAxis, index: Int,
+    private func slice(_ image: Volume, _ view: CanonicalView, _ layers: [[Int32]], _ classNames: [String], axis: SliceAxis, index: Int,
                        mapping: Intensity.Mapping) -> PreparedImage? {
         let (nz, sp) = (view.size[2], view.spacing)
         // Plane geometry: columns and rows in display order (superior at the top for x/y planes).
@@ -177,65 +241,74 @@ struct SampleBuilder {
         }
         // The plane is linear in (c, r): walk it with two strides.
         let base = voxel(0, 0), colStep = voxel(1, 0) - base, rowStep = voxel(0, 1) - base
-        var labels = [Int32](repeating: 0, count: cols * rows)
-        var any = false
-        classMap.withUnsafeBufferPointer { m in
-            labels.withUnsafeMutableBufferPointer { l in
-                for r in 0..<rows {
-                    var p = base + r * rowStep
-                    for c in 0..<cols { let v = m[p]; if v != 0 { l[r * cols + c] = v; any = true }; p += colStep }
+        var planes: [[Int32]] = []
+        for layer in layers {
+            var labels = [Int32](repeating: 0, count: cols * rows)
+            var any = false
+            layer.withUnsafeBufferPointer { m in
+                labels.withUnsafeMutableBufferPointer { l in
+                    for r in 0..<rows {
+                        var p = base + r * rowStep
+                        for c in 0..<cols { let v = m[p]; if v != 0 { l[r * cols + c] = v; any = true }; p += colStep }
+                    }
                 }
             }
+            if any {
+                Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels)
+                planes.append(labels)
+            }
         }
-        if !any && !options.keepEmpty { return nil }
-        if any { Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels) }
+        if planes.isEmpty && !options.keepEmpty { return nil }
 
         // Physical aspect preserved: longest physical side → size.
         // Spacing is finite and positive for every reader; a zero would divide by zero here.
         let width = Double(cols) * max(colSpacing, 1e-6), height = Double(rows) * max(rowSpacing, 1e-6)
         let scale = Double(options.size) / max(width, height)
         let cw = max(1, min(options.size, Int((width * scale).rounded()))), ch = max(1, min(options.size, Int((height * scale).rounded())))
-
-        // Masks straight from the label plane by nearest-neighbour lookup, one pass over the output
-        // grid for all classes (or, with --instances, all connected components) at once.
-        var keys = labels
-        var keyClass: [Int32: (cls: Int32, instance: Int)] = [:]
-        if options.instances {
-            let (ids, _) = labels.withUnsafeBufferPointer { Components.label($0, size: [cols, rows, 1]) }
-            var perClass: [Int32: Int] = [:]
-            for i in ids.indices where ids[i] != 0 && keyClass[ids[i]] == nil {
-                perClass[labels[i], default: 0] += 1
-                keyClass[ids[i]] = (labels[i], perClass[labels[i]]!)
-            }
-            keys = ids
-        }
         let xs = (0..<cw).map { min(Int((Double($0) + 0.5) * Double(cols) / Double(cw)), cols - 1) }
         let ys = (0..<ch).map { min(Int((Double($0) + 0.5) * Double(rows) / Double(ch)), rows - 1) }
-        var slot: [Int32: Int] = [:]
-        var found: [(key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
-        keys.withUnsafeBufferPointer { kp in
-            for y in 0..<ch {
-                let row = ys[y] * cols
-                for x in 0..<cw {
-                    let k = kp[row + xs[x]]
-                    if k == 0 { continue }
-                    let j: Int
-                    if let s = slot[k] { j = s } else {
-                        j = found.count
-                        slot[k] = j
-                        found.append((k, [UInt8](repeating: 0, count: options.size * options.size), 0, (x, y, x, y)))
+
+        // Masks straight from each label plane by nearest-neighbour lookup, one pass over the output
+        // grid for all classes (or, with --instances, all connected components) at once.
+        var masks: [(cls: Int32, instance: Int, mask: PreparedMask)] = []
+        var instancesOfClass: [Int32: Int] = [:]
+        for labels in planes {
+            var keys = labels
+            var keyClass: [Int32: (cls: Int32, instance: Int)] = [:]
+            if options.instances {
+                let (ids, _) = labels.withUnsafeBufferPointer { Components.label($0, size: [cols, rows, 1]) }
+                for i in ids.indices where ids[i] != 0 && keyClass[ids[i]] == nil {
+                    instancesOfClass[labels[i], default: 0] += 1
+                    keyClass[ids[i]] = (labels[i], instancesOfClass[labels[i]]!)
+                }
+                keys = ids
+            }
+            var slot: [Int32: Int] = [:]
+            var found: [(key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
+            keys.withUnsafeBufferPointer { kp in
+                for y in 0..<ch {
+                    let row = ys[y] * cols
+                    for x in 0..<cw {
+                        let k = kp[row + xs[x]]
+                        if k == 0 { continue }
+                        let j: Int
+                        if let s = slot[k] { j = s } else {
+                            j = found.count
+                            slot[k] = j
+                            found.append((k, [UInt8](repeating: 0, count: options.size * options.size), 0, (x, y, x, y)))
+                        }
+                        found[j].pixels[y * options.size + x] = 1
+                        found[j].area += 1
+                        found[j].box = (min(found[j].box.x0, x), min(found[j].box.y0, y), max(found[j].box.x1, x), max(found[j].box.y1, y))
                     }
-                    found[j].pixels[y * options.size + x] = 1
-                    found[j].area += 1
-                    found[j].box = (min(found[j].box.x0, x), min(found[j].box.y0, y), max(found[j].box.x1, x), max(found[j].box.y1, y))
                 }
             }
+            for f in found {
+                let (cls, instance) = options.instances ? keyClass[f.key]! : (f.key, 0)
+                masks.append((cls, instance, PreparedMask(className: classNames[Int(cls) - 1], instance: instance, area: f.area, box: f.box, pixels: f.pixels)))
+            }
         }
-        let ordered = found.map { f -> (cls: Int32, instance: Int, f: (key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))) in
-            let (cls, instance) = options.instances ? keyClass[f.key]! : (f.key, 0)
-            return (cls, instance, f)
-        }.sorted { ($0.cls, $0.instance) < ($1.cls, $1.instance) }
-        let masks = ordered.map { PreparedMask(className: classNames[Int($0.cls) - 1], instance: $0.instance, area: $0.f.area, box: $0.f.box, pixels: $0.f.pixels) }
+        masks.sort { ($0.cls, $0.instance) < ($1.cls, $1.instance) }
         if masks.isEmpty && !options.keepEmpty { return nil }
 
         let channels = image.components
@@ -270,6 +343,6 @@ struct SampleBuilder {
             contentWidth: cw, contentHeight: ch, origWidth: cols, origHeight: rows,
             spacing: [colSpacing, rowSpacing, axis == .axial ? sp[2] : axis == .coronal ? sp[1] : sp[0]],
             transform: String(decoding: try! JSONSerialization.data(withJSONObject: transform, options: .sortedKeys), as: UTF8.self),
-            hash: hash, masks: masks)
+            hash: hash, masks: masks.map(\.mask))
     }
 }

@@ -61,6 +61,9 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Try again files rejected by an earlier run even if unchanged.")
     var retryRejected = false
 
+    @Flag(help: "DICOM: record file paths and series UIDs in the catalog and log instead of salted hashes (they may identify patients).")
+    var keepPaths = false
+
     func validate() throws {
         guard size >= 16 && size <= 4096 else { throw ValidationError("--size must be between 16 and 4096") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
@@ -97,6 +100,7 @@ struct IngestCommand: ParsableCommand {
         options.workers = workers
         options.modality = modality
         options.retryRejected = retryRejected
+        options.keepPaths = keepPaths
         if let w = window.flatMap(Self.pair) { options.intensity = .window(width: w.0, level: w.1) }
         if let p = percentile.flatMap(Self.pair) { options.intensity = .percentile(lower: p.0, upper: p.1) }
 
