@@ -87,6 +87,8 @@ enum DICOMScene {
         var frames: [(segment: Int, slice: Int, mask: [UInt8])] = []
         for k in liver.slices { frames.append((1, k, rectangle(liver.box))) }
         for k in kidney.slices { frames.append((2, k, rectangle(kidney.box))) }
+        // A frame on an image of another series (90 mm up, unknown SOP instance): left out.
+        frames.append((1, 40, rectangle(liver.box)))
         let bits = frames.flatMap(\.mask)
         var packed: [UInt8]
         if fractional {
@@ -270,6 +272,29 @@ final class DICOMIngestTests: XCTestCase {
         XCTAssertEqual(again.images, 0)
         XCTAssertEqual(again.filesDone, 0)
         XCTAssertEqual(try catalog.query(Selection()).count, pairs.count)
+    }
+
+    func testAnnotationsOnNoImageOfTheSeriesAreAnError() throws {
+        let raw = dir.appendingPathComponent("raw")
+        try DICOMScene.write(to: raw)
+        let ct = raw.appendingPathComponent("\(DICOMScene.folder)/ct")
+        let planes = try FileManager.default.contentsOfDirectory(atPath: ct.path).filter { $0.hasPrefix("IM") }
+            .flatMap { try DICOMHeader.read(ct.appendingPathComponent($0)).planes }
+        let elsewhere = try DICOMSeries(planes.map { p in
+            var q = p
+            q.sopInstanceUID += ".9"
+            q.position![2] += 1000
+            return q
+        })
+        XCTAssertThrowsError(try DICOMLabels.segmentation(raw.appendingPathComponent("\(DICOMScene.folder)/seg/segmentation.dcm"), on: elsewhere)) {
+            XCTAssertEqual("\($0)", "none of the 12 segmentation frames matches an image of the series, by reference or position")
+        }
+        XCTAssertThrowsError(try DICOMLabels.structureSet(raw.appendingPathComponent("\(DICOMScene.folder)/rt/structures.dcm"), on: elsewhere)) {
+            XCTAssertEqual("\($0)", "none of the 6 contours lies on an image of the series, by reference or position")
+        }
+        // On the right series, the same objects place every frame but the one on another series.
+        let segments = try DICOMLabels.segmentation(raw.appendingPathComponent("\(DICOMScene.folder)/seg/segmentation.dcm"), on: try DICOMSeries(planes))
+        XCTAssertEqual(segments.map { $0.planes.keys.sorted() }, [Array(DICOMScene.liver.slices), Array(DICOMScene.kidney.slices)])
     }
 
     func testFractionalSegmentationCountsPixelsAtHalfTheMaximum() throws {

@@ -11,7 +11,8 @@ public struct DICOMSegment: Sendable {
 /// Masks from DICOM annotation objects, placed on the planes of the series they annotate.
 public enum DICOMLabels {
     /// DICOM-SEG: each frame belongs to one segment (Segment Identification) and one source plane,
-    /// found through the frame's source image reference or, failing that, its position. Fractional
+    /// found through the frame's source image reference or, failing that, its position (frames on
+    /// images outside the series are left out; none at all on it is an error). Fractional
     /// segmentations count a pixel as inside at half the maximum fractional value or more.
     public static func segmentation(_ url: URL, on series: DICOMSeries) throws -> [DICOMSegment] {
         let file = try DICOMFile(url)
@@ -37,6 +38,7 @@ public enum DICOMLabels {
         guard perFrame.count == frames.count else {
             throw ImagingError("segmentation has \(frames.count) frames but \(perFrame.count) per-frame descriptions")
         }
+        var unplaced = 0
         for (f, group) in perFrame.enumerated() {
             let number = group.item(.segmentIdentificationSequence)?.int(.referencedSegmentNumber)
                 ?? shared?.item(.segmentIdentificationSequence)?.int(.referencedSegmentNumber)
@@ -48,17 +50,20 @@ public enum DICOMLabels {
                 }
             }
             if plane == nil, let p = group.item(.planePositionSequence)?.doubles(.imagePositionPatient) { plane = series.index(at: p) }
-            guard let k = plane else { throw ImagingError("frame \(f + 1) (segment \(number)) matches no image of the referenced series") }
+            // A SEG may cover several series (or pictures ingested one by one): frames of others are not ours.
+            guard let k = plane else { unplaced += 1; continue }
             let values = frames[f]
             var mask = segments[number]!.planes[k] ?? [UInt8](repeating: 0, count: values.count)
             for i in values.indices where values[i] >= threshold { mask[i] = 1 }
             segments[number]!.planes[k] = mask
         }
+        if unplaced == frames.count { throw ImagingError("none of the \(frames.count) segmentation frames matches an image of the series, by reference or position") }
         return segments.sorted { $0.key < $1.key }.map(\.value)
     }
 
     /// RTSTRUCT: closed planar contours filled on the plane they lie in (even-odd, so a contour
-    /// inside another of the same ROI is a hole); pixel centres inside the polygon are set.
+    /// inside another of the same ROI is a hole); pixel centres inside the polygon are set. Contours
+    /// on images outside the series are left out; none at all on it is an error.
     public static func structureSet(_ url: URL, on series: DICOMSeries) throws -> [DICOMSegment] {
         let file = try DICOMFile(url)
         let d = file.root
@@ -67,6 +72,7 @@ public enum DICOMLabels {
             if let n = roi.int(.roiNumber) { names[n] = roi.string(.roiName) ?? "roi \(n)" }
         }
         var out: [DICOMSegment] = []
+        var placed = 0, unplaced = 0
         for roi in d.items(.roiContourSequence) {
             guard let number = roi.int(.referencedROINumber), let name = names[number] else { continue }
             var segment = DICOMSegment(names: [name], planes: [:])
@@ -78,9 +84,9 @@ public enum DICOMLabels {
                 let points = stride(from: 0, to: data.count, by: 3).map { Array(data[$0..<$0 + 3]) }
                 var plane = contour.item(.contourImageSequence)?.string(.referencedSOPInstanceUID).flatMap { series.index(sop: $0) }
                 if plane == nil { plane = series.index(at: points[0]) }
-                guard let k = plane else {
-                    throw ImagingError("ROI '\(name)': a contour at \(String(format: "%.2f", dot(points[0], series.normal))) mm lies on no image of the series")
-                }
+                // Contours on images of another series (or not ingested in this unit) are not ours.
+                guard let k = plane else { unplaced += 1; continue }
+                placed += 1
                 let polygon = points.map { series.pixel($0, plane: k) }
                 var mask = segment.planes[k] ?? [UInt8](repeating: 0, count: series.columns * series.rows)
                 fill(polygon, into: &mask, columns: series.columns, rows: series.rows)
@@ -88,6 +94,7 @@ public enum DICOMLabels {
             }
             out.append(segment)
         }
+        if placed == 0 && unplaced > 0 { throw ImagingError("none of the \(unplaced) contours lies on an image of the series, by reference or position") }
         return out
     }
 

@@ -145,7 +145,7 @@ public struct DICOMSeries: Sendable {
 
     /// The index of the plane at `position` (within a quarter of the step), projected on the normal.
     public func index(at position: [Double]) -> Int? {
-        guard let p0 = planes[0].position else { return planes.count == 1 ? 0 : nil }
+        guard let p0 = planes[0].position else { return nil }
         let d = (dot(position, normal) - dot(p0, normal)) / step
         let i = Int(d.rounded())
         return i >= 0 && i < planes.count && abs(d - Double(i)) < 0.25 ? i : nil
