@@ -65,7 +65,8 @@ enum DicomLayout {
 
     static func pair(_ plan: inout DatasetPlan, salt: String, keepPaths: Bool) {
         let root = plan.root
-        let files = FS.files(root, depth: 12).filter { !FS.isHidden($0) }
+        // A DICOMDIR (the standard fixes its name) only indexes the other files.
+        let files = FS.files(root, depth: 12).filter { !FS.isHidden($0) && $0.lastPathComponent.uppercased() != "DICOMDIR" }
         func key(_ prefix: String, _ value: String) -> String { anonymous(prefix, value, salt: salt) }
         func fileKey(_ url: URL) -> String { keepPaths ? FS.relative(url, to: root) : key("file", FS.relative(url, to: root)) }
 
@@ -88,7 +89,7 @@ enum DicomLayout {
                 if h.isSegmentation || h.isStructureSet { annotations.append(h) } else if h.hasPixels && !h.planes.isEmpty && !["RTDOSE", "ECG"].contains(h.modality) {
                     series[h.seriesInstanceUID, default: []].append(h)
                 } else {
-                    plan.problems.append((fileKey(url), "DICOM object without an image (\(h.modality.isEmpty ? "no modality" : h.modality)) and not a SEG or RTSTRUCT"))
+                    plan.problems.append((fileKey(url), "DICOM \(h.modality.isEmpty ? "object" : h.modality + " object") that is neither an image to segment nor a SEG or RTSTRUCT"))
                 }
             }
         }

@@ -9,7 +9,8 @@ import XCTest
 
 /// A DICOM tree written by the tests: a CT series (files shuffled, no extensions) annotated by a
 /// DICOM-SEG (liver, and a kidney that overlaps it) and an RTSTRUCT (spleen with a hole, an ignored
-/// "External", an unknown name); an MR series with a missing slice; a broken file; a text file.
+/// "External", an unknown name); an MR series with a missing slice; a broken file; a text file;
+/// a DICOMDIR.
 enum DICOMScene {
     static let patientID = "SECRET-PATIENT-42", patientName = "DOE^JANE", folder = "DOE_JANE_SECRET-42"
     static let studyUID = "1.2.826.0.1.3680043.10.1234.1", ctSeriesUID = "1.2.826.0.1.3680043.10.1234.2"
@@ -75,6 +76,9 @@ enum DICOMScene {
         let whole = try Data(contentsOf: patient.appendingPathComponent("ct/IM0000"))
         try whole.prefix(300).write(to: patient.appendingPathComponent("ct/broken.dcm"))
         try Data("scanned with protocol 7".utf8).write(to: patient.appendingPathComponent("notes.txt"))
+        // A media directory, as on exported discs: it indexes the files and is not ingested.
+        try DICOMWriter.write([DICOMWriter.text(0x0004, 0x1130, "CS", "EXPORT")], sopClass: "1.2.840.10008.1.3.10",
+                              sopInstance: "1.2.826.0.1.3680043.10.1234.50", to: root.appendingPathComponent("DICOMDIR"))
     }
 
     static func rectangle(_ b: (Int, Int, Int, Int)) -> [UInt8] {

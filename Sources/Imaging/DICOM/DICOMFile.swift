@@ -46,6 +46,7 @@ public final class DICOMFile {
         let perFrame = cols * rows * samples
         guard perFrame > 0, count > 0 else { throw ImagingError("pixel data has no samples (\(cols)×\(rows), \(count) frames)") }
         let bits = Int(info.bits_allocated), signed = info.is_signed != 0
+        guard [1, 8, 16, 32].contains(bits) else { throw ImagingError("\(bits) bits allocated per sample is not supported") }
         let needed = bits == 1 ? (perFrame * count + 7) / 8 : perFrame * count * bits / 8
         guard raw.count >= needed else { throw ImagingError("pixel data holds \(raw.count) bytes; \(cols)×\(rows)×\(count) frames need \(needed)") }
         var values = [Float](repeating: 0, count: perFrame * count)
@@ -60,7 +61,6 @@ public final class DICOMFile {
             default: for i in values.indices { values[i] = Float(r.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
             }
         }
-        if ![1, 8, 16, 32].contains(bits) { throw ImagingError("\(bits) bits allocated per sample is not supported") }
         if info.monochrome1 != 0, let top = values.max(), let bottom = values.min() {
             // 0 is white in MONOCHROME1: flip within the stored range so bright means dense, as in MONOCHROME2.
             for i in values.indices { values[i] = top + bottom - values[i] }
