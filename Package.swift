@@ -42,8 +42,10 @@ let package = Package(
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
-        .testTarget(name: "CLITests", dependencies: ["medcat"]),
+        // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
+        .target(name: "DICOMFixtures", dependencies: ["Imaging"], path: "Tests/DICOMFixtures"),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "DICOMFixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["medcat", "DICOMFixtures"]),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17

@@ -2,6 +2,8 @@ import Foundation
 import Imaging
 import XCTest
 
+@testable import DICOMFixtures
+
 /// Runs the built `medcat` binary as a user would and checks what it prints and writes.
 final class CLITests: XCTestCase {
     var dir: URL!
@@ -76,6 +78,29 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(e6.contains("window width must be positive"), e6)
         let (_, e4) = try medcat(["ingest", ".", "--modality", "xray"], expect: 64)
         XCTAssertTrue(e4.contains("unknown modality 'xray'"), e4)
+    }
+
+    /// A DICOM tree through the binary: what ingest prints, the catalog's stats, pairs and errors,
+    /// and an export carry no patient id, name, UID, folder or file name.
+    func testDICOMIngestKeepsIdentifiersOutOfEveryOutput() throws {
+        try DICOMScene.write(to: dir.appendingPathComponent("raw"))
+        let runs = [
+            try medcat(["ingest", "raw", "--size", "64"], expect: 2),
+            try medcat(["catalog", "stats"]), try medcat(["catalog", "stats", "--json"]),
+            try medcat(["catalog", "query"]), try medcat(["catalog", "errors"]), try medcat(["catalog", "errors", "--json"]),
+            try medcat(["export", "--format", "sa-med2d", "--out", "export"]),
+        ]
+        let exported = try FileManager.default.subpathsOfDirectory(atPath: dir.appendingPathComponent("export").path)
+        let printed = runs.map { $0.out + $0.err }.joined(separator: "\n") + exported.joined(separator: "\n")
+        for secret in [DICOMScene.patientID, "DOE", "JANE", DICOMScene.folder, DICOMScene.ctSeriesUID, DICOMScene.studyUID, "IM0", "structures", "notes.txt"] {
+            XCTAssertFalse(printed.contains(secret), "'\(secret)' was printed or exported")
+        }
+        let pairs = runs[3].out.split(separator: "\n")
+        XCTAssertEqual(pairs.count, 14)
+        XCTAssertTrue(pairs.allSatisfy { $0.contains("\"dataset\":\"dicom\"") && $0.contains("\"case\":\"patient-") }, "\(pairs.first ?? "")")
+        let errors = runs[4].out
+        for reason in ["missing slice", "unreadable DICOM file", "not a DICOM file"] { XCTAssertTrue(errors.contains(reason), errors) }
+        XCTAssertTrue(exported.contains { $0.hasSuffix(".png") })
     }
 
     func testIngestStatsQueryErrorsExport() throws {
