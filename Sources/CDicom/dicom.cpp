@@ -12,6 +12,7 @@
 #include <cctype>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +20,9 @@
 struct mc_dcm {
     std::unique_ptr<gdcm::Reader> reader;  // an ImageReader when the file has an image
     bool image = false;
-    // Sequences parsed on demand (implicit VR, UN) are new objects: kept alive as long as the file.
-    std::vector<gdcm::SmartPointer<gdcm::SequenceOfItems>> sequences;
+    // GDCM parses a sequence it stored as bytes (implicit VR, UN) anew on every request: parsed
+    // once per (data set, tag) and kept alive as long as the file, so item pointers stay valid.
+    std::map<std::pair<const gdcm::DataSet *, uint32_t>, gdcm::SmartPointer<gdcm::SequenceOfItems>> sequences;
     std::vector<char> pixels;
 };
 
@@ -105,7 +107,14 @@ struct Walker {
                 pos += length;
                 continue;
             }
-            if (!items(pos, end, depth)) return false;
+            // An undefined-length UN element holds a sequence encoded in implicit VR little endian.
+            bool un = explicit_vr && h[4] == 'U' && h[5] == 'N';
+            bool saved_explicit = explicit_vr, saved_big = big;
+            if (un) { explicit_vr = false; big = false; }
+            bool ok = items(pos, end, depth);
+            explicit_vr = saved_explicit;
+            big = saved_big;
+            if (!ok) return false;
         }
         return !in_item || truncated(pos);
     }
@@ -266,9 +275,12 @@ extern "C" int mc_dcm_text(const mc_dcm *f, const mc_dcm_item *item, uint16_t gr
 static gdcm::SmartPointer<gdcm::SequenceOfItems> sequence(mc_dcm *f, const mc_dcm_item *item, uint16_t group, uint16_t element) {
     const gdcm::DataSet &d = ds(f, item);
     gdcm::Tag tag(group, element);
+    auto key = std::make_pair(&d, (uint32_t)group << 16 | element);
+    auto known = f->sequences.find(key);
+    if (known != f->sequences.end()) return known->second;
     if (!d.FindDataElement(tag)) return nullptr;
     gdcm::SmartPointer<gdcm::SequenceOfItems> sq = d.GetDataElement(tag).GetValueAsSQ();
-    if (sq) f->sequences.push_back(sq);
+    f->sequences[key] = sq;
     return sq;
 }
 

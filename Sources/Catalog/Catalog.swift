@@ -112,16 +112,26 @@ public final class Catalog {
     // MARK: Settings
 
     /// A random secret made once per catalog: identifiers read from DICOM headers (patient ids,
-    /// series UIDs) enter the catalog only as hashes salted with it, so they can be matched across
-    /// runs into this catalog but not looked up in a hospital system.
+    /// series UIDs) enter the catalog only as hashes salted with it, so they match across runs into
+    /// this catalog. It lives in its own file beside the catalog (`medcat.sqlite.salt`, readable by
+    /// its owner only), never inside it: low-entropy ids could otherwise be found again by trying
+    /// every candidate against a shared catalog.
     public func identifierSalt() throws -> String {
-        try db.write { db in
-            if let s = try String.fetchOne(db, sql: "SELECT value FROM settings WHERE key = 'identifier_salt'") { return s }
-            var g = SystemRandomNumberGenerator()
-            let salt = (0..<4).map { _ in String(format: "%016llx", g.next() as UInt64) }.joined()
-            try db.execute(sql: "INSERT INTO settings(key, value) VALUES ('identifier_salt', ?)", arguments: [salt])
-            return salt
+        if path == ":memory:" { return memorySalt }
+        let url = URL(fileURLWithPath: path + ".salt")
+        if let s = try? String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines), s.count == 64 { return s }
+        let salt = Self.randomSalt()
+        guard FileManager.default.createFile(atPath: url.path, contents: Data((salt + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CatalogError("\(url.lastPathComponent): cannot write the identifier salt")
         }
+        return salt
+    }
+
+    private lazy var memorySalt = Self.randomSalt()
+
+    private static func randomSalt() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(format: "%016llx", g.next() as UInt64) }.joined()
     }
 
     public func splitPolicy() throws -> SplitPolicy {

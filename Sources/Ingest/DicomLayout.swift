@@ -94,8 +94,17 @@ enum DicomLayout {
             }
         }
         var annotating: [String: [DICOMHeader]] = [:]
+        var seriesOfImage: [String: String] = [:]
+        for (uid, members) in series { for m in members { seriesOfImage[m.sopInstanceUID] = uid } }
         for a in annotations {
-            let targets = a.referencedSeries.filter { series[$0] != nil }
+            // The series references, else the series of the images its contours name, else the
+            // series in its frame of reference (all optional in an RTSTRUCT).
+            var targets = a.referencedSeries.filter { series[$0] != nil }
+            if targets.isEmpty { targets = Set(a.referencedImages.compactMap { seriesOfImage[$0] }).sorted() }
+            if targets.isEmpty {
+                let frames = a.isSegmentation ? [a.frameOfReferenceUID] : a.referencedFramesOfReference
+                targets = series.filter { frames.contains($0.value[0].frameOfReferenceUID) && !$0.value[0].frameOfReferenceUID.isEmpty }.keys.sorted()
+            }
             if targets.isEmpty {
                 plan.problems.append((fileKey(a.url), "\(a.isSegmentation ? "SEG" : "RTSTRUCT") refers to no image series in this folder"))
             }

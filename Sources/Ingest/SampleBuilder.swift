@@ -80,13 +80,16 @@ struct SampleBuilder {
             series = try DICOMSeries(unit.planes)
             image = try series.volume()
         } catch let e as ImagingError { throw IngestFailure(stage: "read series", message: e.message) }
-        var segments: [DICOMSegment] = []
-        for (url, isSEG) in unit.segmentations.map({ ($0, true) }) + unit.structureSets.map({ ($0, false) }) {
+        // One unreadable annotation costs only its own structures.
+        var segments: [DICOMSegment] = [], failures: [String] = []
+        let annotations = unit.segmentations.map { ($0, "SEG") } + unit.structureSets.map { ($0, "RTSTRUCT") }
+        for (n, (url, kind)) in annotations.enumerated() {
             do {
-                segments += isSEG ? try DICOMLabels.segmentation(url, on: series) : try DICOMLabels.structureSet(url, on: series)
-            } catch let e as ImagingError { throw IngestFailure(stage: isSEG ? "read SEG" : "read RTSTRUCT", message: e.message) }
+                segments += kind == "SEG" ? try DICOMLabels.segmentation(url, on: series) : try DICOMLabels.structureSet(url, on: series)
+            } catch let e as ImagingError { failures.append("\(kind) \(n + 1) of \(annotations.count): \(e.message)") }
         }
-        var notes: [String] = []
+        if failures.count == annotations.count { throw IngestFailure(stage: "read annotations", message: failures.joined(separator: "; ")) }
+        var notes = failures.map { "annotation skipped, \($0)" }
         var resolved: [(cls: String, segment: DICOMSegment)] = []
         for s in segments {
             if s.names.contains(where: { manifest.ignoreNames.contains($0.lowercased()) }) { continue }

@@ -147,8 +147,12 @@ enum DICOMScene {
         }
     }
 
+    /// Without `referencesSeries`, the optional Referenced Frame of Reference Sequence is left out and
+    /// only the contours' image references tie the object to its series. With `brokenContour`, one
+    /// contour's data is not x\y\z triplets.
     static func writeRTSTRUCT(to url: URL, series: String = ctSeriesUID, uid: String = "1.2.826.0.1.3680043.10.1234.40",
-                              roiSlices: ClosedRange<Int> = spleen.slices, uidOf: (Int) -> String = ctUID) throws {
+                              roiSlices: ClosedRange<Int> = spleen.slices, uidOf: (Int) -> String = ctUID,
+                              referencesSeries: Bool = true, brokenContour: Bool = false) throws {
         func item(_ points: [Double], _ k: Int) -> [E] {
             [
                 DICOMWriter.seq(0x3006, 0x0016, [[DICOMWriter.text(0x0008, 0x1150, "UI", ctClass), DICOMWriter.text(0x0008, 0x1155, "UI", uidOf(k))]]),
@@ -157,18 +161,19 @@ enum DICOMScene {
             ]
         }
         var spleenContours = roiSlices.map { item(contour(spleen.box, slice: $0), $0) }
+        if brokenContour { spleenContours[0] = item(Array(contour(spleen.box, slice: roiSlices.lowerBound).dropLast()), roiSlices.lowerBound) }
         if roiSlices.contains(9) { spleenContours.append(item(contour((47, 47, 51, 51), slice: 9), 9)) }  // the hole
         let rois: [(Int, String, [[E]])] = [
             (1, "Spleen", spleenContours),
             (2, "External", [item(contour((0, 0, 63, 63), slice: roiSlices.lowerBound), roiSlices.lowerBound)]),
             (3, "Mystery Blob", [item(contour((2, 2, 20, 20), slice: roiSlices.lowerBound), roiSlices.lowerBound)]),
         ]
-        let elements = common(modality: "RTSTRUCT", series: uid, number: 40) + [
-            DICOMWriter.seq(0x3006, 0x0010, [[
-                DICOMWriter.text(0x0020, 0x0052, "UI", frameUID),
-                DICOMWriter.seq(0x3006, 0x0012, [[DICOMWriter.text(0x0008, 0x1155, "UI", studyUID),
-                                                  DICOMWriter.seq(0x3006, 0x0014, [[DICOMWriter.text(0x0020, 0x000E, "UI", series)]])]]),
-            ]]),
+        let references = referencesSeries ? [DICOMWriter.seq(0x3006, 0x0010, [[
+            DICOMWriter.text(0x0020, 0x0052, "UI", frameUID),
+            DICOMWriter.seq(0x3006, 0x0012, [[DICOMWriter.text(0x0008, 0x1155, "UI", studyUID),
+                                              DICOMWriter.seq(0x3006, 0x0014, [[DICOMWriter.text(0x0020, 0x000E, "UI", series)]])]]),
+        ]])] : []
+        let elements = common(modality: "RTSTRUCT", series: uid, number: 40) + references + [
             DICOMWriter.seq(0x3006, 0x0020, rois.map { n, name, _ in
                 [DICOMWriter.text(0x3006, 0x0022, "IS", "\(n)"), DICOMWriter.text(0x3006, 0x0024, "UI", frameUID), DICOMWriter.text(0x3006, 0x0026, "LO", name)]
             }),

@@ -1,7 +1,7 @@
 import Catalog
 import Foundation
 import GRDB
-import Imaging
+@testable import Imaging
 import Logging
 import XCTest
 
@@ -121,6 +121,42 @@ final class DICOMIngestTests: XCTestCase {
         // On the right series, the same objects place every frame but the one on another series.
         let segments = try DICOMLabels.segmentation(raw.appendingPathComponent("\(DICOMScene.folder)/seg/segmentation.dcm"), on: try DICOMSeries(planes))
         XCTAssertEqual(segments.map { $0.planes.keys.sorted() }, [Array(DICOMScene.liver.slices), Array(DICOMScene.kidney.slices)])
+    }
+
+    func testStructureSetFoundThroughItsContourImagesAndABrokenOneCostsOnlyItself() throws {
+        let raw = dir.appendingPathComponent("raw")
+        try DICOMScene.write(to: raw)
+        let rt = raw.appendingPathComponent("\(DICOMScene.folder)/rt/structures.dcm")
+        var options = IngestOptions()
+        options.size = 64
+        // No series reference: the contours' image references find the CT series.
+        try DICOMScene.writeRTSTRUCT(to: rt, referencesSeries: false)
+        let c1 = try Catalog(path: dir.appendingPathComponent("c1.sqlite").path)
+        _ = try ingest(raw, catalog: c1, options: options, log: RecordingLog())
+        XCTAssertEqual(try c1.query(Selection(classes: ["spleen"])).map(\.area).sorted(), [375, 400, 400])
+        // A contour that is not triplets: the RTSTRUCT is skipped with a note, the SEG's masks stay.
+        try DICOMScene.writeRTSTRUCT(to: rt, brokenContour: true)
+        let c2 = try Catalog(path: dir.appendingPathComponent("c2.sqlite").path)
+        let log = RecordingLog()
+        _ = try ingest(raw, catalog: c2, options: options, log: log)
+        XCTAssertEqual(try c2.query(Selection()).count, 4 + 7)
+        XCTAssertTrue(log.lines.contains { $0.contains("annotation skipped, RTSTRUCT 2 of 2: ROI 'Spleen': a contour's Contour Data is not x\\y\\z triplets") }, "\(log.lines)")
+    }
+
+    func testOutlandishNumbersInHeadersAreErrorsNotCrashes() throws {
+        let url = dir.appendingPathComponent("odd.dcm")
+        try DICOMWriter.write(DICOMScene.image(modality: "CT", series: "1.2.3", number: 1, uid: "1.2.3.1", position: [0, 0, 0], pixels: Array(repeating: 0, count: 64 * 64))
+            .filter { $0.group != 0x0020 || $0.element != 0x0032 } + [
+                DICOMWriter.text(0x0020, 0x0032, "DS", "nan\\0\\1e400"), DICOMWriter.text(0x0020, 0x0013, "IS", "99999999999999999999"),
+            ], sopClass: DICOMScene.ctClass, sopInstance: "1.2.3.1", to: url)
+        let header = try DICOMHeader.read(url)
+        XCTAssertNil(header.planes[0].position, "a position with NaN is no position")
+        XCTAssertNil(try DICOMFile(url, headerOnly: true).root.int(.instanceNumber))
+        let series = try DICOMSeries(header.planes)
+        XCTAssertNil(series.index(at: [0, 0, .infinity]))
+        var mask = [UInt8](repeating: 0, count: 16)
+        DICOMLabels.fill([(-1e300, -1e300), (1e300, 0), (0, 1e300)], into: &mask, columns: 4, rows: 4)
+        XCTAssertEqual(mask.reduce(0) { $0 + Int($1) }, 16)
     }
 
     func testFractionalSegmentationCountsPixelsAtHalfTheMaximum() throws {

@@ -47,7 +47,9 @@ public final class DICOMFile {
         guard perFrame > 0, count > 0 else { throw ImagingError("pixel data has no samples (\(cols)×\(rows), \(count) frames)") }
         let bits = Int(info.bits_allocated), signed = info.is_signed != 0
         guard [1, 8, 16, 32].contains(bits) else { throw ImagingError("\(bits) bits allocated per sample is not supported") }
-        let needed = bits == 1 ? (perFrame * count + 7) / 8 : perFrame * count * bits / 8
+        let (total, overflow) = perFrame.multipliedReportingOverflow(by: count)
+        guard !overflow, total < 1 << 34 else { throw ImagingError("pixel data of \(cols)×\(rows)×\(samples) in \(count) frames is implausibly large") }
+        let needed = bits == 1 ? (total + 7) / 8 : total * bits / 8
         guard raw.count >= needed else { throw ImagingError("pixel data holds \(raw.count) bytes; \(cols)×\(rows)×\(count) frames need \(needed)") }
         var values = [Float](repeating: 0, count: perFrame * count)
         raw.withUnsafeBytes { r in
@@ -97,12 +99,13 @@ public struct DICOMItem {
 
     public func doubles(_ tag: Tag) -> [Double]? {
         let parts = strings(tag)
-        let values = parts.compactMap(Double.init)
+        // "nan", "inf" and 1e400 parse as Doubles; no attribute medcat reads may hold them.
+        let values = parts.compactMap(Double.init).filter(\.isFinite)
         return values.isEmpty || values.count != parts.count ? nil : values
     }
 
     public func double(_ tag: Tag) -> Double? { doubles(tag)?.first }
-    public func int(_ tag: Tag) -> Int? { strings(tag).first.flatMap { Int($0) ?? Double($0).map { Int($0) } } }
+    public func int(_ tag: Tag) -> Int? { strings(tag).first.flatMap { Int($0) ?? Double($0).flatMap { Int(exactly: $0.rounded(.towardZero)) } } }
 
     /// The items of a sequence (empty when absent).
     public func items(_ tag: Tag) -> [DICOMItem] {
@@ -142,6 +145,7 @@ public extension Tag {
     static let referencedFrameOfReferenceSequence = Tag(0x3006, 0x0010), rtReferencedStudySequence = Tag(0x3006, 0x0012)
     static let rtReferencedSeriesSequence = Tag(0x3006, 0x0014), contourImageSequence = Tag(0x3006, 0x0016)
     static let structureSetROISequence = Tag(0x3006, 0x0020), roiNumber = Tag(0x3006, 0x0022), roiName = Tag(0x3006, 0x0026)
+    static let referencedFrameOfReferenceUID = Tag(0x3006, 0x0024)
     static let roiContourSequence = Tag(0x3006, 0x0039), contourSequence = Tag(0x3006, 0x0040)
     static let contourGeometricType = Tag(0x3006, 0x0042), contourData = Tag(0x3006, 0x0050)
     static let referencedROINumber = Tag(0x3006, 0x0084)

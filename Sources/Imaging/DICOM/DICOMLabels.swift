@@ -82,7 +82,8 @@ public enum DICOMLabels {
                     throw ImagingError("ROI '\(name)': a contour's Contour Data is not x\\y\\z triplets")
                 }
                 let points = stride(from: 0, to: data.count, by: 3).map { Array(data[$0..<$0 + 3]) }
-                var plane = contour.item(.contourImageSequence)?.string(.referencedSOPInstanceUID).flatMap { series.index(sop: $0) }
+                let image = contour.item(.contourImageSequence)
+                var plane = image?.string(.referencedSOPInstanceUID).flatMap { series.index(sop: $0, frame: image?.int(.referencedFrameNumber)) }
                 if plane == nil { plane = series.index(at: points[0]) }
                 // Contours on images of another series (or not ingested in this unit) are not ours.
                 guard let k = plane else { unplaced += 1; continue }
@@ -102,7 +103,8 @@ public enum DICOMLabels {
     static func fill(_ polygon: [(x: Double, y: Double)], into mask: inout [UInt8], columns: Int, rows: Int) {
         let ys = polygon.map(\.y)
         guard let lo = ys.min(), let hi = ys.max() else { return }
-        let first = max(0, Int(lo.rounded(.up))), last = min(rows - 1, Int(hi.rounded(.down)))
+        guard lo.isFinite, hi.isFinite, hi >= 0, lo <= Double(rows - 1) else { return }
+        let first = max(0, Int(max(lo, -1).rounded(.up))), last = min(rows - 1, Int(min(hi, Double(rows)).rounded(.down)))
         guard first <= last else { return }
         var xs: [Double] = []
         for row in first...last {
@@ -116,7 +118,9 @@ public enum DICOMLabels {
             }
             xs.sort()
             for pair in stride(from: 0, to: xs.count - 1, by: 2) {
-                let start = max(0, Int(xs[pair].rounded(.up))), end = min(columns - 1, Int((xs[pair + 1]).rounded(.up)) - 1)
+                // Clamped as Doubles first: a point far outside the image must not overflow Int.
+                let a = min(max(xs[pair], -1), Double(columns)), b = min(max(xs[pair + 1], -1), Double(columns))
+                let start = max(0, Int(a.rounded(.up))), end = min(columns - 1, Int(b.rounded(.up)) - 1)
                 if start <= end { for c in start...end { mask[row * columns + c] ^= 1 } }
             }
         }

@@ -30,6 +30,10 @@ public struct DICOMHeader: Sendable {
     public var isStructureSet: Bool { sopClassUID == SOPClass.rtStructureSet }
     /// Series an annotation object (SEG, RTSTRUCT) refers to.
     public var referencedSeries: [String]
+    /// Images an RTSTRUCT's contours lie on, and the frames of reference it names: how to find its
+    /// series when the (optional) series references are absent.
+    public var referencedImages: Set<String> = []
+    public var referencedFramesOfReference: Set<String> = []
 
     public static func read(_ url: URL) throws -> DICOMHeader {
         let file = try DICOMFile(url, headerOnly: true)
@@ -43,8 +47,19 @@ public struct DICOMHeader: Sendable {
             hasPixels: d.int(.rows) != nil && d.int(.columns) != nil, referencedSeries: [])
         if header.isStructureSet {
             for frame in d.items(.referencedFrameOfReferenceSequence) {
+                if let uid = frame.string(.frameOfReferenceUID) { header.referencedFramesOfReference.insert(uid) }
                 for study in frame.items(.rtReferencedStudySequence) {
                     header.referencedSeries += study.items(.rtReferencedSeriesSequence).compactMap { $0.string(.seriesInstanceUID) }
+                }
+            }
+            for roi in d.items(.structureSetROISequence) {
+                if let uid = roi.string(.referencedFrameOfReferenceUID) { header.referencedFramesOfReference.insert(uid) }
+            }
+            for roi in d.items(.roiContourSequence) {
+                for contour in roi.items(.contourSequence) {
+                    for image in contour.items(.contourImageSequence) {
+                        if let uid = image.string(.referencedSOPInstanceUID) { header.referencedImages.insert(uid) }
+                    }
                 }
             }
         } else if header.isSegmentation {
@@ -58,9 +73,11 @@ public struct DICOMHeader: Sendable {
     /// shared and per-frame functional groups (per-frame values win).
     static func planes(_ d: DICOMItem, url: URL, sop: String) throws -> [DICOMPlane] {
         let rows = d.int(.rows) ?? 0, columns = d.int(.columns) ?? 0
-        let count = max(1, d.int(.numberOfFrames) ?? 1)
         let shared = d.item(.sharedFunctionalGroupsSequence)
         let perFrame = d.items(.perFrameFunctionalGroupsSequence)
+        let count = max(1, d.int(.numberOfFrames) ?? 1)
+        // A corrupt frame count must not make billions of planes.
+        guard count <= 1 << 20 else { throw ImagingError("Number of Frames is \(count)") }
         func lookup<T>(_ frame: Int, _ group: Tag, _ read: (DICOMItem) -> T?) -> T? {
             if frame < perFrame.count, let g = perFrame[frame].item(group), let v = read(g) { return v }
             if let s = shared?.item(group), let v = read(s) { return v }
@@ -147,12 +164,17 @@ public struct DICOMSeries: Sendable {
     public func index(at position: [Double]) -> Int? {
         guard let p0 = planes[0].position else { return nil }
         let d = (dot(position, normal) - dot(p0, normal)) / step
+        guard d.isFinite, d > -0.25, d < Double(planes.count) - 0.75 else { return nil }
         let i = Int(d.rounded())
-        return i >= 0 && i < planes.count && abs(d - Double(i)) < 0.25 ? i : nil
+        return abs(d - Double(i)) < 0.25 ? i : nil
     }
 
+    /// The plane of an image (and frame, 1-based as DICOM counts). Without a frame number a
+    /// multi-frame image names no single plane: nil, so that callers fall back to the position.
     public func index(sop: String, frame: Int? = nil) -> Int? {
-        planes.firstIndex { $0.sopInstanceUID == sop && (frame == nil || $0.frame == frame! - 1) }
+        let matches = planes.indices.filter { planes[$0].sopInstanceUID == sop }
+        guard let frame else { return matches.count == 1 ? matches[0] : nil }
+        return matches.first { planes[$0].frame == frame - 1 }
     }
 
     /// Pixel coordinates (column, row) of a patient-space point in the plane geometry.
@@ -171,9 +193,11 @@ public struct DICOMSeries: Sendable {
         var voxels: [Float] = []
         var decoded: [URL: [[Float]]] = [:]
         for p in planes {
+            // Frames of one file decode with its first plane's rescale, corrected per frame below.
+            let first = planes.first { $0.url == p.url }!
             if decoded[p.url] == nil {
                 let file = try DICOMFile(p.url)
-                let f = try file.frames(slope: p.slope, intercept: p.intercept)
+                let f = try file.frames(slope: first.slope, intercept: first.intercept)
                 guard f.columns == cols, f.rows == rows else { throw ImagingError("pixel data is \(f.columns)×\(f.rows), the header says \(cols)×\(rows)") }
                 if samples == 0 {
                     samples = f.samples
@@ -182,8 +206,6 @@ public struct DICOMSeries: Sendable {
                 decoded = [p.url: f.frames]
             }
             guard let frames = decoded[p.url], p.frame < frames.count else { throw ImagingError("frame \(p.frame + 1) is missing from its file") }
-            // Per-frame rescale differs for enhanced objects; the decode above used the first frame's.
-            let first = planes.first { $0.url == p.url }!
             if p.slope == first.slope && p.intercept == first.intercept { voxels += frames[p.frame] } else {
                 voxels += frames[p.frame].map { (($0 - Float(first.intercept)) / Float(first.slope)) * Float(p.slope) + Float(p.intercept) }
             }
