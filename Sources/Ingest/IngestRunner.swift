@@ -65,6 +65,11 @@ public final class IngestRunner {
             return try Layouts.plan(m, root: dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths)
         }
         ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)
+        // Units an earlier run died on (a codec's abort or crash): rejected below, not read again.
+        let crashNote = catalog.path == ":memory:" ? nil : catalog.path + ".crashed"
+        let crashed = crashNote.map(CrashNote.read) ?? CrashNote()
+        if let path = crashNote { mc_crash_note_install(path) }
+        defer { mc_crash_note_uninstall() }
         let runID = try catalog.beginRun(options: options.json)
         let shards = try ShardSet(catalog: catalog, prefix: "run\(runID)")
         var status = "failed"
@@ -109,6 +114,12 @@ public final class IngestRunner {
                     summary.filesSkipped += 1
                     continue
                 }
+                if let signal = crashed.units["\(m.name)\t\(item.key)"], !options.retryRejected {
+                    problems.append(SourceResult(datasetID: datasetID, datasetName: m.name, path: item.key, maskPath: item.maskKey, size: size, mtime: mtime,
+                                                 stamp: stamp, runID: runID, outcome: .rejected(stage: "crashed", message:
+                        "an earlier run died (signal \(signal)) while reading this unit, most likely in a codec library on a malformed file; skipped (--retry-rejected reads it again)")))
+                    continue
+                }
                 pending.append((item, size, mtime, stamp))
             }
             summary.filesSeen += plan.items.count + plan.problems.count
@@ -123,6 +134,7 @@ public final class IngestRunner {
             }
         }
         progress?.finish()
+        if let path = crashNote, !crashed.units.isEmpty { try? FileManager.default.removeItem(atPath: path) }
         status = "done"
         summary.seconds = Date().timeIntervalSince(start)
         return summary
@@ -135,9 +147,12 @@ public final class IngestRunner {
         let builder = SampleBuilder(manifest: plan.manifest, vocabulary: library.vocabulary, options: options)
         let queue = UnitQueue(count: items.count, window: max(2, options.workers * 2))
         progress?.begin(total: items.count)
-        for _ in 0..<max(1, options.workers) {
+        for slot in 0..<max(1, options.workers) {
             let t = Thread {
                 while let i = queue.take() {
+                    // Named in the crash note while it is being read.
+                    mc_crash_note_set(Int32(slot), "\(plan.manifest.name)\t\(items[i].0.key)")
+                    defer { mc_crash_note_set(Int32(slot), nil) }
                     do { queue.put(i, .success(try builder.build(items[i].0))) } catch let e as IngestFailure { queue.put(i, .failure(e)) } catch {
                         queue.put(i, .failure(IngestFailure(stage: "process", message: "\(error)")))
                     }
@@ -310,5 +325,19 @@ extension FS {
     static func stat(_ u: URL) -> (Int64, Double) {
         let a = try? FileManager.default.attributesOfItem(atPath: u.path)
         return ((a?[.size] as? NSNumber)?.int64Value ?? 0, (a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)
+    }
+}
+
+/// The note a fatal signal leaves (see mc_crash_note_install): "signal N", then one
+/// "dataset<TAB>unit key" line per unit that was being read.
+struct CrashNote {
+    var units: [String: Int] = [:]
+
+    static func read(_ path: String) -> CrashNote {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return CrashNote() }
+        var lines = text.split(separator: "\n").map(String.init)
+        guard let first = lines.first, first.hasPrefix("signal "), let signal = Int(first.dropFirst(7)) else { return CrashNote() }
+        lines.removeFirst()
+        return CrashNote(units: Dictionary(lines.map { ($0, signal) }, uniquingKeysWith: { a, _ in a }))
     }
 }

@@ -103,6 +103,46 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(exported.contains { $0.hasSuffix(".png") })
     }
 
+    /// A file on which GDCM aborts the process (pydicom's rtdose_1frame.dcm, relabelled as CT so that
+    /// it is read as an image): the run dies, leaves a crash note, and the next run rejects that unit
+    /// with the reason and ingests the rest.
+    func testAUnitThatCrashesALibraryIsRejectedByTheNextRun() throws {
+        let raw = dir.appendingPathComponent("raw")
+        try DICOMScene.write(to: raw)
+        let pydicom = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".deps/data/pydicom/rtdose_1frame.dcm")
+        let dose = raw.appendingPathComponent("dose/dose.dcm")
+        try FileManager.default.createDirectory(at: dose.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var bytes = try Data(contentsOf: pydicom)
+        let modality = try XCTUnwrap(bytes.range(of: Data("RTDOSE".utf8)))
+        bytes.replaceSubrange(modality, with: Data("CT    ".utf8))
+        try bytes.write(to: dose)
+        let header = try DICOMHeader.read(dose)
+        try DICOMScene.writeRTSTRUCT(to: raw.appendingPathComponent("dose/rt.dcm"), series: header.seriesInstanceUID, uid: "1.2.826.0.1.3680043.10.1234.60",
+                                     roiSlices: 0...0, uidOf: { _ in header.sopInstanceUID })
+
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = ["ingest", "raw", "--size", "64", "--workers", "1"]
+        p.currentDirectoryURL = dir
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, "the first run dies in GDCM")
+        let note = try String(contentsOf: dir.appendingPathComponent("medcat.sqlite.crashed"), encoding: .utf8)
+        XCTAssertTrue(note.hasPrefix("signal 6\ndicom\tseries-"), note)
+
+        try medcat(["ingest", "raw", "--size", "64"], expect: 2)
+        let (errors, _) = try medcat(["catalog", "errors"])
+        XCTAssertTrue(errors.contains("an earlier run died (signal 6) while reading this unit"), errors)
+        let (pairs, _) = try medcat(["catalog", "query", "--count"])
+        XCTAssertEqual(pairs.trimmingCharacters(in: .whitespacesAndNewlines), "14")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("medcat.sqlite.crashed").path), "the note is consumed")
+        // Unchanged, the unit stays rejected without being read again.
+        try medcat(["ingest", "raw", "--size", "64"], expect: 2)
+    }
+
     func testIngestStatsQueryErrorsExport() throws {
         let raw = dir.appendingPathComponent("raw/KiTS19")
         try kits(3, at: raw)

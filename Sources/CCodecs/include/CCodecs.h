@@ -59,6 +59,13 @@ int mc_sqlite_step(void *stmt);
 // Swift's Glibc module).
 void mc_keep_freed_memory(void);
 
+// Crash note: while installed, a fatal signal (abort, segfault, bus error, FPE, illegal instruction)
+// writes "signal N" and the text of every non-empty slot, one per line, to `path`, then hands the
+// signal on. Slots (0..255) name what each decoder thread is reading.
+int mc_crash_note_install(const char *path);
+void mc_crash_note_set(int slot, const char *text);
+void mc_crash_note_uninstall(void);
+
 uint32_t mc_crc32(uint32_t crc, const void *buf, size_t len);
 void mc_xxh128(const void *buf, size_t len, uint64_t out[2]);
 
