@@ -143,6 +143,23 @@ final class DICOMIngestTests: XCTestCase {
         XCTAssertTrue(log.lines.contains { $0.contains("annotation skipped, RTSTRUCT 2 of 2: ROI 'Spleen': a contour's Contour Data is not x\\y\\z triplets") }, "\(log.lines)")
     }
 
+    /// 12 bits stored in 16, signed, with junk in the unused high bits (old overlay planes): the
+    /// values are the 12-bit two's complement numbers.
+    func testBitsStoredBelowBitsAllocatedAreMaskedAndSignExtended() throws {
+        let url = dir.appendingPathComponent("12bit.dcm")
+        let values = [-5, 7, -2048, 2047]
+        let stored = values.map { 0xA000 | ($0 & 0x0FFF) }
+        try DICOMWriter.write([
+            DICOMWriter.text(0x0008, 0x0060, "CS", "CT"), DICOMWriter.text(0x0020, 0x000E, "UI", "1.2.3.7"),
+            DICOMWriter.us(0x0028, 0x0002, 1), DICOMWriter.text(0x0028, 0x0004, "CS", "MONOCHROME2"),
+            DICOMWriter.us(0x0028, 0x0010, 2), DICOMWriter.us(0x0028, 0x0011, 2),
+            DICOMWriter.us(0x0028, 0x0100, 16), DICOMWriter.us(0x0028, 0x0101, 12), DICOMWriter.us(0x0028, 0x0102, 11),
+            DICOMWriter.us(0x0028, 0x0103, 1),
+            DICOMWriter.Element(0x7fe0, 0x0010, .bytes("OW", stored.flatMap { DICOMWriter.le16($0) })),
+        ], sopClass: DICOMScene.ctClass, sopInstance: "1.2.3.7.1", to: url)
+        XCTAssertEqual(try DICOMFile(url).frames().frames[0], values.map(Float.init))
+    }
+
     func testOutlandishNumbersInHeadersAreErrorsNotCrashes() throws {
         let url = dir.appendingPathComponent("odd.dcm")
         try DICOMWriter.write(DICOMScene.image(modality: "CT", series: "1.2.3", number: 1, uid: "1.2.3.1", position: [0, 0, 0], pixels: Array(repeating: 0, count: 64 * 64))
