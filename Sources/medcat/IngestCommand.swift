@@ -17,6 +17,7 @@ struct IngestCommand: ParsableCommand {
               medcat ingest ./raw/KiTS19 --size 1024 --workers 8
               medcat ingest ./my-ct --manifest my-ct.yaml --window 1500/-600
               medcat ingest ./pairs --modality ultrasound --instances
+              medcat ingest ./tcia-export                # DICOM series with SEG/RTSTRUCT; identifiers hashed
             """
     )
 

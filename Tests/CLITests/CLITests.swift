@@ -103,6 +103,40 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(exported.contains { $0.hasSuffix(".png") })
     }
 
+    /// Real data end to end: pydicom's CT_small.dcm (a real CT slice) with an RTSTRUCT drawn on it by
+    /// the test. The mask comes out exactly, and the pixels are the slice's HU through the CT window.
+    func testRealCTSliceWithAStructureSetThroughTheBinary() throws {
+        let ct = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".deps/data/pydicom/CT_small.dcm")
+        let raw = dir.appendingPathComponent("raw")
+        try FileManager.default.createDirectory(at: raw, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: ct, to: raw.appendingPathComponent("CT_small.dcm"))
+        let plane = try XCTUnwrap(DICOMHeader.read(ct).planes.first)
+        let (p, o, s) = (plane.position!, plane.orientation, plane.pixelSpacing)
+        // Pixel centres of columns 40…59 and rows 50…69, edges half a pixel outside: 400 pixels.
+        let corners = [(39.5, 49.5), (59.5, 49.5), (59.5, 69.5), (39.5, 69.5)]
+        let points = corners.flatMap { c, r in (0..<3).map { p[$0] + c * s[1] * o[$0] + r * s[0] * o[3 + $0] } }
+        try DICOMScene.writeStructureSet(to: raw.appendingPathComponent("rt.dcm"), series: try DICOMHeader.read(ct).seriesInstanceUID,
+                                         uid: "1.2.826.0.1.3680043.10.1234.70", rois: [("Liver", [(plane.sopInstanceUID, points)])])
+
+        try medcat(["ingest", "raw", "--size", "128", "--min-component-voxels", "1"])
+        let (line, _) = try medcat(["catalog", "query"])
+        let pair = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(pair["modality"] as? String, "ct")
+        XCTAssertEqual(pair["class"] as? String, "liver")
+        XCTAssertEqual(pair["area"] as? Int, 400)
+        XCTAssertEqual(pair["bbox"] as? [Int], [40, 50, 59, 69])
+        try medcat(["export", "--format", "sa-med2d", "--out", "export"])
+        let images = dir.appendingPathComponent("export/images")
+        let png = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: images.path).first)
+        let exported = try ImageIO.read(images.appendingPathComponent(png))
+        let hu = try DICOMSeries([plane]).volume()
+        for (x, y) in [(20, 10), (64, 64), (50, 60)] {
+            let v = Double(hu.voxels[y * 128 + x])
+            XCTAssertEqual(Double(exported.voxels[y * 128 + x]), (min(max((v + 160) / 400, 0), 1) * 255).rounded(), accuracy: 1, "(\(x), \(y)) at \(v) HU")
+        }
+    }
+
     /// A file on which GDCM aborts the process (pydicom's rtdose_1frame.dcm, relabelled as CT so that
     /// it is read as an image): the run dies, leaves a crash note, and the next run rejects that unit
     /// with the reason and ingests the rest.

@@ -153,32 +153,39 @@ enum DICOMScene {
     static func writeRTSTRUCT(to url: URL, series: String = ctSeriesUID, uid: String = "1.2.826.0.1.3680043.10.1234.40",
                               roiSlices: ClosedRange<Int> = spleen.slices, uidOf: (Int) -> String = ctUID,
                               referencesSeries: Bool = true, brokenContour: Bool = false) throws {
-        func item(_ points: [Double], _ k: Int) -> [E] {
+        var spleenContours = roiSlices.map { (uidOf($0), contour(spleen.box, slice: $0)) }
+        if brokenContour { spleenContours[0].1.removeLast() }
+        if roiSlices.contains(9) { spleenContours.append((uidOf(9), contour((47, 47, 51, 51), slice: 9))) }  // the hole
+        let k = roiSlices.lowerBound
+        try writeStructureSet(to: url, series: series, uid: uid, referencesSeries: referencesSeries, rois: [
+            ("Spleen", spleenContours),
+            ("External", [(uidOf(k), contour((0, 0, 63, 63), slice: k))]),
+            ("Mystery Blob", [(uidOf(k), contour((2, 2, 20, 20), slice: k))]),
+        ])
+    }
+
+    /// An RTSTRUCT on any series: per ROI, closed contours as (referenced image, x\y\z points in mm).
+    static func writeStructureSet(to url: URL, series: String, uid: String, imageClass: String = ctClass, referencesSeries: Bool = true,
+                                  rois: [(name: String, contours: [(image: String, points: [Double])])]) throws {
+        func item(_ image: String, _ points: [Double]) -> [E] {
             [
-                DICOMWriter.seq(0x3006, 0x0016, [[DICOMWriter.text(0x0008, 0x1150, "UI", ctClass), DICOMWriter.text(0x0008, 0x1155, "UI", uidOf(k))]]),
+                DICOMWriter.seq(0x3006, 0x0016, [[DICOMWriter.text(0x0008, 0x1150, "UI", imageClass), DICOMWriter.text(0x0008, 0x1155, "UI", image)]]),
                 DICOMWriter.text(0x3006, 0x0042, "CS", "CLOSED_PLANAR"), DICOMWriter.text(0x3006, 0x0046, "IS", "\(points.count / 3)"),
                 DICOMWriter.text(0x3006, 0x0050, "DS", DICOMWriter.ds(points)),
             ]
         }
-        var spleenContours = roiSlices.map { item(contour(spleen.box, slice: $0), $0) }
-        if brokenContour { spleenContours[0] = item(Array(contour(spleen.box, slice: roiSlices.lowerBound).dropLast()), roiSlices.lowerBound) }
-        if roiSlices.contains(9) { spleenContours.append(item(contour((47, 47, 51, 51), slice: 9), 9)) }  // the hole
-        let rois: [(Int, String, [[E]])] = [
-            (1, "Spleen", spleenContours),
-            (2, "External", [item(contour((0, 0, 63, 63), slice: roiSlices.lowerBound), roiSlices.lowerBound)]),
-            (3, "Mystery Blob", [item(contour((2, 2, 20, 20), slice: roiSlices.lowerBound), roiSlices.lowerBound)]),
-        ]
         let references = referencesSeries ? [DICOMWriter.seq(0x3006, 0x0010, [[
             DICOMWriter.text(0x0020, 0x0052, "UI", frameUID),
             DICOMWriter.seq(0x3006, 0x0012, [[DICOMWriter.text(0x0008, 0x1155, "UI", studyUID),
                                               DICOMWriter.seq(0x3006, 0x0014, [[DICOMWriter.text(0x0020, 0x000E, "UI", series)]])]]),
         ]])] : []
+        let numbered = Array(rois.enumerated())
         let elements = common(modality: "RTSTRUCT", series: uid, number: 40) + references + [
-            DICOMWriter.seq(0x3006, 0x0020, rois.map { n, name, _ in
-                [DICOMWriter.text(0x3006, 0x0022, "IS", "\(n)"), DICOMWriter.text(0x3006, 0x0024, "UI", frameUID), DICOMWriter.text(0x3006, 0x0026, "LO", name)]
+            DICOMWriter.seq(0x3006, 0x0020, numbered.map { n, roi in
+                [DICOMWriter.text(0x3006, 0x0022, "IS", "\(n + 1)"), DICOMWriter.text(0x3006, 0x0024, "UI", frameUID), DICOMWriter.text(0x3006, 0x0026, "LO", roi.name)]
             }),
-            DICOMWriter.seq(0x3006, 0x0039, rois.map { n, _, contours in
-                [DICOMWriter.text(0x3006, 0x0084, "IS", "\(n)"), DICOMWriter.seq(0x3006, 0x0040, contours)]
+            DICOMWriter.seq(0x3006, 0x0039, numbered.map { n, roi in
+                [DICOMWriter.text(0x3006, 0x0084, "IS", "\(n + 1)"), DICOMWriter.seq(0x3006, 0x0040, roi.contours.map { item($0.image, $0.points) })]
             }),
         ]
         try DICOMWriter.write(elements, sopClass: SOPClass.rtStructureSet, sopInstance: uid + ".1", to: url)
