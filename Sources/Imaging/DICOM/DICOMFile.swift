@@ -51,17 +51,17 @@ public final class DICOMFile {
         guard !overflow, total < 1 << 34 else { throw ImagingError("pixel data of \(cols)×\(rows)×\(samples) in \(count) frames is implausibly large") }
         let needed = bits == 1 ? (total + 7) / 8 : total * bits / 8
         guard raw.count >= needed else { throw ImagingError("pixel data holds \(raw.count) bytes; \(cols)×\(rows)×\(count) frames need \(needed)") }
-        var values = [Float](repeating: 0, count: perFrame * count)
-        raw.withUnsafeBytes { r in
-            switch (bits, signed) {
-            case (1, _): for i in values.indices { values[i] = Float((r[i >> 3] >> (i & 7)) & 1) }
-            case (8, false): for i in values.indices { values[i] = Float(r[i]) }
-            case (8, true): for i in values.indices { values[i] = Float(Int8(bitPattern: r[i])) }
-            case (16, false): for i in values.indices { values[i] = Float(r.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-            case (16, true): for i in values.indices { values[i] = Float(r.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self)) }
-            case (32, false): for i in values.indices { values[i] = Float(r.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)) }
-            default: for i in values.indices { values[i] = Float(r.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)) }
-            }
+        // Samples come back little-endian: the volumetric codecs' conversion serves; 1-bit is unpacked here.
+        let type: NIfTI.DataType = switch (bits, signed) {
+        case (8, false), (1, _): .uint8
+        case (8, true): .int8
+        case (16, false): .uint16
+        case (16, true): .int16
+        case (32, false): .uint32
+        default: .int32
+        }
+        var values = raw.withUnsafeBytes { r in
+            bits == 1 ? (0..<total).map { Float((r[$0 >> 3] >> ($0 & 7)) & 1) } : Voxels.convert(r, offset: 0, count: total, type: type, bigEndian: false)
         }
         if info.monochrome1 != 0, let top = values.max(), let bottom = values.min() {
             // 0 is white in MONOCHROME1: flip within the stored range so bright means dense, as in MONOCHROME2.
