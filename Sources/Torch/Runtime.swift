@@ -1,0 +1,54 @@
+import CTorch
+import Foundation
+
+/// Process-wide libtorch settings.
+public enum Runtime {
+    public static var threads: Int {
+        get { Int(mt_get_num_threads()) }
+        set { mt_set_num_threads(Int32(newValue)) }
+    }
+
+    /// The folder libtorch_cpu.so was loaded from: libtorch_cuda.so is looked for beside it.
+    static var libraryFolder: String? {
+        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+        for line in maps.split(separator: "\n") where line.hasSuffix("/libtorch_cpu.so") {
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            return String(line[slash...].dropLast("/libtorch_cpu.so".count))
+        }
+        return nil
+    }
+
+    /// Makes `device` usable: for CUDA, loads libtorch's CUDA kernels (once) and checks the device
+    /// exists. A machine without a GPU gets an error that says what is missing.
+    public static func prepare(_ device: Device) throws {
+        guard case .cuda(let index) = device else { return }
+        var count = Int(mt_cuda_device_count())
+        if count <= 0 {
+            guard let folder = libraryFolder else {
+                throw TorchError(op: "cuda", message: "cannot locate libtorch_cpu.so to find libtorch_cuda.so beside it")
+            }
+            guard FileManager.default.fileExists(atPath: folder + "/libtorch_cuda.so") else {
+                throw TorchError(op: "cuda", message: "\(device) asked for, but this libtorch (\(folder)) has no libtorch_cuda.so; build with MEDCAT_LIBTORCH pointing at a CUDA libtorch")
+            }
+            count = Int(mt_cuda_load(folder))
+            if count < 0 { throw TorchError(op: "cuda", message: String(cString: mt_last_error())) }
+        }
+        guard index < count else {
+            throw TorchError(op: "cuda", message: count == 0 ? "\(device) asked for, but no CUDA GPU is visible" : "\(device) asked for, but only \(count) CUDA device(s) are visible")
+        }
+    }
+
+    public static func synchronize(_ device: Device) throws {
+        if case .cuda(let n) = device, mt_cuda_synchronize(Int32(n)) != 0 {
+            throw TorchError(op: "cuda.synchronize", message: String(cString: mt_last_error()))
+        }
+    }
+
+    /// Runs `body` under CUDA autocast with `dtype` (bf16 by default), as torch.autocast("cuda") does.
+    public static func autocast<T>(_ dtype: DType = .bf16, _ body: () throws -> T) throws -> T {
+        let previous = mt_set_autocast(1, dtype.rawValue)
+        if previous < 0 { throw TorchError(op: "autocast", message: String(cString: mt_last_error())) }
+        defer { mt_set_autocast(previous, dtype.rawValue) }
+        return try body()
+    }
+}
