@@ -58,6 +58,16 @@ void mt_set_num_threads(int n) { try { at::set_num_threads(n); } catch (...) {} 
 int mt_get_num_threads(void) { return at::get_num_threads(); }
 void mt_manual_seed(uint64_t seed) { try { at::manual_seed(seed); } catch (...) {} }
 
+const char *mt_library_dir(void) {
+    static std::string dir;
+    Dl_info info;
+    if (dir.empty() && dladdr((void *)&at::get_num_threads, &info) && info.dli_fname) {
+        dir = info.dli_fname;
+        dir = dir.substr(0, dir.find_last_of('/'));
+    }
+    return dir.c_str();
+}
+
 int mt_cuda_load(const char *libdir) {
     PROTECT(-1, {
         std::string path = std::string(libdir) + "/libtorch_cuda.so";

@@ -33,19 +33,23 @@ public final class Sam: Module {
         p.add("mask_decoder", maskDecoder)
     }
 
-    /// Loads an official SAM / MedSAM / LiteMedSAM .pth, or safetensors, strictly. Positional
-    /// embeddings of a checkpoint made for another input size (1024 → 256) are interpolated.
+    /// Loads an official SAM / MedSAM / LiteMedSAM .pth, or safetensors, strictly into this model.
     public func load(checkpoint url: URL) throws {
-        try load(StateDict.load(url), from: url) { name, source, target in
-            if name.hasSuffix("image_encoder.pos_embed"), source.rank == 4, target.count == 4 {
-                // 1×G×G×C → 1×C×G×G, resized bilinearly like SAM-Med2D, and back.
-                return try source.permute([0, 3, 1, 2]).interpolate(height: target[1], width: target[2]).permute([0, 2, 3, 1]).contiguous()
-            }
-            if name.hasSuffix("rel_pos_h") || name.hasSuffix("rel_pos_w"), source.rank == 2, target.count == 2, source.shape[1] == target[1] {
-                return try resizeRelativeTable(source, to: target[0])
-            }
-            return nil
+        try load(StateDict.load(url), from: url, adapt: Sam.adaptToInputSize)
+    }
+
+    /// Lets a checkpoint made for another input size (1024 → 256) load: the absolute positional
+    /// embedding is resized bilinearly (as SAM-Med2D does) and global relative-position tables
+    /// linearly (as SAM itself does at run time).
+    static func adaptToInputSize(_ name: String, _ source: Tensor, _ target: [Int]) throws -> Tensor? {
+        if name.hasSuffix("image_encoder.pos_embed"), source.rank == 4, target.count == 4, source.shape[3] == target[3] {
+            // 1×G×G×C → 1×C×G×G → resized → 1×G'×G'×C
+            return try source.permute([0, 3, 1, 2]).interpolate(height: target[1], width: target[2]).permute([0, 2, 3, 1]).contiguous()
         }
+        if name.hasSuffix("rel_pos_h") || name.hasSuffix("rel_pos_w"), source.rank == 2, target.count == 2, source.shape[1] == target[1] {
+            return try resizeRelativeTable(source, to: target[0])
+        }
+        return nil
     }
 
     // MARK: inference

@@ -10,12 +10,8 @@ public enum Runtime {
 
     /// The folder libtorch_cpu.so was loaded from: libtorch_cuda.so is looked for beside it.
     static var libraryFolder: String? {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
-        for line in maps.split(separator: "\n") where line.hasSuffix("/libtorch_cpu.so") {
-            guard let slash = line.firstIndex(of: "/") else { continue }
-            return String(line[slash...].dropLast("/libtorch_cpu.so".count))
-        }
-        return nil
+        let dir = String(cString: mt_library_dir())
+        return dir.isEmpty ? nil : dir
     }
 
     /// Makes `device` usable: for CUDA, loads libtorch's CUDA kernels (once) and checks the device

@@ -119,7 +119,7 @@ public struct StateDict {
 public struct CheckpointError: Error, CustomStringConvertible {
     public let file: String
     public let message: String
-    init(_ url: URL, _ message: String) {
+    public init(_ url: URL, _ message: String) {
         file = url.lastPathComponent
         self.message = message
     }

@@ -15,8 +15,9 @@ struct Medcat: ParsableCommand {
               medcat catalog errors
               medcat export --format sa-med2d --out ./sa-med2d
               medcat manifests kits19
+              medcat predict --checkpoint lite_medsam.pth --image slice.png --box 40,50,140,160 --out mask.png
             """,
-        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self]
+        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self, PredictCommand.self]
     )
 }
 

@@ -24,6 +24,11 @@ final class CLITests: XCTestCase {
 
     @discardableResult
     func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
+        try Self.run(args, in: dir, expect: expect, file: file, line: line)
+    }
+
+    /// Runs the binary in `dir`, checks its exit status, returns stdout and stderr.
+    static func run(_ args: [String], in dir: URL, expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
         let p = Process()
         p.executableURL = Self.binary
         p.arguments = args

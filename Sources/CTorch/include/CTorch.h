@@ -24,6 +24,8 @@ void mt_free(mt_tensor t);
 void mt_set_num_threads(int n);
 int mt_get_num_threads(void);
 void mt_manual_seed(uint64_t seed);
+// The folder libtorch_cpu.so was loaded from.
+const char *mt_library_dir(void);
 // dlopen()s libtorch_cuda.so (and its CUDA libraries) from `libdir`; returns the device count or -1.
 int mt_cuda_load(const char *libdir);
 int mt_cuda_device_count(void);

@@ -1,0 +1,54 @@
+import Foundation
+import Torch
+
+/// Opening checkpoints whatever made them: medcat's own safetensors (the config travels in the
+/// file's metadata), or official SAM / MedSAM / LiteMedSAM .pth files, whose preset is read off
+/// their keys and shapes.
+public enum SamCheckpoint {
+    static let configKey = "medcat.config"
+
+    /// Builds the model a checkpoint describes and loads it strictly. `imageSize` overrides the
+    /// input size (e.g. 256 for a 1024 checkpoint, SAM-Med2D style).
+    public static func open(_ url: URL, imageSize: Int? = nil, device: Device = .cpu) throws -> (Sam, [String: String]) {
+        let dict = try StateDict.load(url)
+        var config = try self.config(of: dict, url: url)
+        if let imageSize { config.imageSize = imageSize }
+        let sam = try Sam(config, device: device)
+        try sam.load(dict, from: url, adapt: Sam.adaptToInputSize)
+        return (sam, dict.metadata)
+    }
+
+    /// Writes the model as safetensors with its config and `info` (step, data selection, metrics…)
+    /// in the metadata, so the file alone rebuilds the model.
+    public static func save(_ sam: Sam, to url: URL, info: [String: String] = [:]) throws {
+        var dict = StateDict(sam)
+        dict.metadata = info
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        dict.metadata[configKey] = String(decoding: try encoder.encode(sam.config), as: UTF8.self)
+        try dict.saveSafetensors(url)
+    }
+
+    public static func config(of dict: StateDict, url: URL) throws -> SamConfig {
+        if let json = dict.metadata[configKey] {
+            do { return try JSONDecoder().decode(SamConfig.self, from: Data(json.utf8)) } catch {
+                throw CheckpointError(url, "unreadable model config in metadata: \(error)")
+            }
+        }
+        if dict["image_encoder.layers.0.blocks.0.conv1.c.weight"] != nil { return .tinyViT }
+        guard let pos = dict["image_encoder.pos_embed"], pos.rank == 4 else {
+            throw CheckpointError(url, "not a SAM checkpoint (neither image_encoder.pos_embed nor a TinyViT encoder)")
+        }
+        let depth = dict.names.compactMap { name -> Int? in
+            guard name.hasPrefix("image_encoder.blocks.") else { return nil }
+            return Int(name.dropFirst("image_encoder.blocks.".count).prefix { $0 != "." })
+        }.max().map { $0 + 1 } ?? 0
+        let size = pos.shape[1] * 16
+        switch (pos.shape[3], depth) {
+        case (768, 12): return .vitB(imageSize: size)
+        case (1024, 24): return .vitL(imageSize: size)
+        case (1280, 32): return .vitH(imageSize: size)
+        default: throw CheckpointError(url, "ViT of width \(pos.shape[3]) and depth \(depth) matches no preset (vit_b, vit_l, vit_h)")
+        }
+    }
+}

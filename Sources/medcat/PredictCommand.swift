@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import SAM
+import Torch
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict",
+        abstract: "Segment one image or volume slice with a SAM checkpoint and a box or point prompts.",
+        discussion: """
+            Coordinates are pixels of the input image (x = column, y = row, from the top left).
+            The mask is written as an 8-bit PNG at the input's size (255 = foreground), with an
+            overlay PNG beside it (<out>_overlay.png). A volume slice is the axial slice K of the
+            volume in LPS orientation, as medcat ingest slices it.
+
+            Checkpoints: official SAM (vit_b/l/h), MedSAM and LiteMedSAM .pth files, or medcat's own
+            .safetensors. The model preset is read from the checkpoint.
+
+            Examples:
+              medcat predict --checkpoint lite_medsam.pth --image slice.png --box 40,50,140,160 --out mask.png
+              medcat predict --checkpoint sam_vit_b.pth --image ct.nii.gz --slice 60 --point 120,88,1 --point 40,40,0 --out m.png
+            """)
+
+    @Option(help: "Model weights (.pth or .safetensors).") var checkpoint: String
+    @Option(help: "Image file (PNG, JPEG, TIFF, …) or volume (NIfTI, NRRD, MetaImage).") var image: String
+    @Option(help: "Axial slice index, for volumes.") var slice: Int?
+    @Option(help: "Box prompt x0,y0,x1,y1 in pixels.") var box: String?
+    @Option(help: "Point prompt x,y,label (label 1 foreground, 0 background); repeatable.") var point: [String] = []
+    @Option(help: "Output mask PNG.") var out: String
+    @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
+    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+
+    struct Prompt {
+        var box: [Float]?
+        var points: [(Float, Float, Float)] = []
+    }
+
+    static func parseNumbers(_ text: String, count: Int, what: String) throws -> [Float] {
+        let parts = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == count, parts.allSatisfy({ $0 != nil && $0!.isFinite }) else {
+            throw ValidationError("\(what) takes \(count) comma-separated numbers, got \"\(text)\"")
+        }
+        return parts.map { $0! }
+    }
+
+    func prompt() throws -> Prompt {
+        var p = Prompt()
+        if let box {
+            let b = try Self.parseNumbers(box, count: 4, what: "--box")
+            guard b[0] < b[2], b[1] < b[3] else { throw ValidationError("--box needs x0 < x1 and y0 < y1, got \(box)") }
+            p.box = b
+        }
+        for text in point {
+            let v = try Self.parseNumbers(text, count: 3, what: "--point")
+            guard v[2] == 0 || v[2] == 1 else { throw ValidationError("--point label must be 1 (foreground) or 0 (background), got \(text)") }
+            p.points.append((v[0], v[1], v[2]))
+        }
+        return p
+    }
+
+    func validate() throws {
+        let p = try prompt()
+        guard p.box != nil || !p.points.isEmpty else { throw ValidationError("give a --box or at least one --point") }
+        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
+        if let imageSize, imageSize < 64 || imageSize % 16 != 0 { throw ValidationError("--image-size must be a multiple of 16, at least 64") }
+    }
+
+    func run() throws {
+        let device = Device(device)!
+        try Runtime.prepare(device)
+        let (pixels, height, width, channels) = try loadImage()
+        let prompt = try prompt()
+        try checkInside(prompt, width: width, height: height)
+
+        let (sam, _) = try SamCheckpoint.open(URL(fileURLWithPath: checkpoint), imageSize: imageSize, device: device)
+        let prepared = try PreparedImage(pixels: pixels, height: height, width: width, channels: channels, config: sam.config, device: device)
+        let (logits, iou) = try withoutGrad { () -> (Tensor, Float) in
+            var points: (Tensor, Tensor)?
+            if !prompt.points.isEmpty {
+                let xy = prepared.modelCoordinates(prompt.points.flatMap { [$0.0, $0.1] })
+                points = (try Tensor(xy, shape: [1, prompt.points.count, 2]).to(device),
+                          try Tensor(prompt.points.map(\.2), shape: [1, prompt.points.count]).to(device))
+            }
+            let boxes = try prompt.box.map { try Tensor(prepared.modelCoordinates($0), shape: [1, 4]).to(device) }
+            // One point alone is ambiguous: take the best of SAM's three masks by predicted IoU.
+            let multimask = prompt.box == nil && prompt.points.count == 1
+            let out = try sam.decode(embeddings: sam.embed(prepared.tensor), points: points, boxes: boxes, multimask: multimask)
+            let scores = try out.iou.floats()
+            let best = scores.indices.max { scores[$0] < scores[$1] } ?? 0
+            return (try prepared.upsample(out.masks.narrow(1, best, 1), inputSize: sam.config.imageSize), scores[best])
+        }
+        let mask = try logits.gt(0).to(.u8, device: .cpu).values(as: UInt8.self).map { $0 * 255 }
+        let outURL = URL(fileURLWithPath: out)
+        try Raster.encodePNG(gray8: mask, width: width, height: height).write(to: outURL)
+        let overlayURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.deletingPathExtension().lastPathComponent + "_overlay.png")
+        try Raster.encodePNG(rgb8: Overlay.draw(pixels: pixels, channels: channels, width: width, height: height, mask: mask, box: prompt.box,
+                                                points: prompt.points), width: width, height: height).write(to: overlayURL)
+        let area = mask.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        print("mask: \(width)x\(height), \(area) px foreground, predicted IoU \(String(format: "%.3f", iou)) → \(out) (overlay \(overlayURL.lastPathComponent))")
+    }
+
+    /// Grey or RGB pixels of the image, or of axial slice K of a volume: row-major, interleaved.
+    func loadImage() throws -> ([Float], Int, Int, Int) {
+        let url = URL(fileURLWithPath: image)
+        let volume: Volume
+        do { volume = try ImageIO.read(url) } catch { throw ValidationError("\(url.lastPathComponent): \(error)") }
+        if volume.is2D {
+            if slice != nil && slice != 0 { throw ValidationError("--slice: \(url.lastPathComponent) is a 2D image") }
+            return (volume.voxels, volume.ny, volume.nx, volume.components)
+        }
+        guard let k = slice else { throw ValidationError("\(url.lastPathComponent) is a volume (\(volume.nz) slices): give --slice K") }
+        let (canonical, _) = volume.canonical()
+        guard k >= 0, k < canonical.nz else {
+            throw ValidationError("--slice \(k) is outside \(url.lastPathComponent), which has \(canonical.nz) axial slices")
+        }
+        let plane = canonical.nx * canonical.ny * canonical.components
+        return (Array(canonical.voxels[(k * plane)..<((k + 1) * plane)]), canonical.ny, canonical.nx, canonical.components)
+    }
+
+    func checkInside(_ p: Prompt, width: Int, height: Int) throws {
+        let w = Float(width), h = Float(height)
+        if let b = p.box, b[0] < 0 || b[1] < 0 || b[2] > w || b[3] > h {
+            throw ValidationError("--box \(box!) lies outside the \(width)x\(height) image")
+        }
+        for (x, y, _) in p.points where x < 0 || y < 0 || x >= w || y >= h {
+            throw ValidationError("--point \(x),\(y) lies outside the \(width)x\(height) image")
+        }
+    }
+}
+
+/// The input with the mask tinted red, the box outlined in green and points marked
+/// (green foreground, blue background), for a quick look.
+enum Overlay {
+    static func draw(pixels: [Float], channels: Int, width: Int, height: Int, mask: [UInt8], box: [Float]?, points: [(Float, Float, Float)]) -> [UInt8] {
+        let lo = pixels.min() ?? 0, hi = pixels.max() ?? 1
+        let scale = hi > lo ? 255 / (hi - lo) : 0
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        for i in 0..<(width * height) {
+            for c in 0..<3 {
+                let v = (pixels[i * channels + (channels == 3 ? c : 0)] - lo) * scale
+                var out = v
+                if mask[i] > 0 { out = c == 0 ? 0.5 * v + 127.5 : 0.5 * v }
+                rgb[i * 3 + c] = UInt8(max(0, min(255, out.rounded())))
+            }
+        }
+        func paint(_ x: Int, _ y: Int, _ color: (UInt8, UInt8, UInt8)) {
+            guard x >= 0, y >= 0, x < width, y < height else { return }
+            let i = (y * width + x) * 3
+            (rgb[i], rgb[i + 1], rgb[i + 2]) = color
+        }
+        if let b = box {
+            let (x0, y0, x1, y1) = (Int(b[0]), Int(b[1]), Int(b[2]), Int(b[3]))
+            for x in x0...x1 { paint(x, y0, (0, 255, 0)); paint(x, y1, (0, 255, 0)) }
+            for y in y0...y1 { paint(x0, y, (0, 255, 0)); paint(x1, y, (0, 255, 0)) }
+        }
+        for (x, y, label) in points {
+            for d in -2...2 {
+                let color: (UInt8, UInt8, UInt8) = label == 1 ? (0, 255, 0) : (0, 128, 255)
+                paint(Int(x) + d, Int(y), color)
+                paint(Int(x), Int(y) + d, color)
+            }
+        }
+        return rgb
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+import Imaging
+import XCTest
+
+/// `medcat predict` with LiteMedSAM's real weights against the Python pipeline's mask
+/// (tools/make_parity_fixtures.py), plus its argument checks.
+final class PredictCLITests: XCTestCase {
+    var dir: URL!
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("predict-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    @discardableResult
+    func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
+        try CLITests.run(args, in: dir, expect: expect, file: file, line: line)
+    }
+
+    static let repo: URL = {
+        var d = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { d.deleteLastPathComponent() }
+        return d
+    }()
+    static let fixtures = repo.appendingPathComponent("Tests/SAMTests/Fixtures")
+    static let weights = repo.appendingPathComponent(".deps/data/lite_medsam.pth").path
+
+    func grey(_ url: URL) throws -> Volume { try Raster.decode(Data(contentsOf: url), format: .png) }
+
+    func testLiteMedSAMBoxPredictionEqualsThePythonPipelinePixelForPixel() throws {
+        let out = dir.appendingPathComponent("mask.png")
+        let (stdout, _) = try medcat(["predict", "--checkpoint", Self.weights, "--image", Self.fixtures.appendingPathComponent("colin27_slice.png").path,
+                                          "--box", "40,50,140,160", "--out", out.path])
+        let mask = try grey(out), reference = try grey(Self.fixtures.appendingPathComponent("lite_medsam_box_mask.png"))
+        XCTAssertEqual(mask.size, [181, 217, 1])
+        XCTAssertEqual(mask.voxels, reference.voxels)
+        let area = mask.voxels.filter { $0 == 255 }.count
+        XCTAssertEqual(area, reference.voxels.filter { $0 == 255 }.count)
+        XCTAssertEqual(area + mask.voxels.filter { $0 == 0 }.count, 181 * 217, "mask is 0/255 only")
+        XCTAssertTrue(stdout.contains("\(area) px foreground"), stdout)
+        let overlay = try Raster.decode(Data(contentsOf: dir.appendingPathComponent("mask_overlay.png")), format: .png)
+        XCTAssertEqual(overlay.components, 3)
+        XCTAssertEqual(overlay.size, [181, 217, 1])
+    }
+
+    /// A volume slice: the Colin27 T1 itself, axial slice 90, with a box around the ventricles.
+    func testVolumeSliceWithABoxGivesAMaskInsideTheBox() throws {
+        let volume = Self.repo.appendingPathComponent(".deps/data/mricron/ch2.nii.gz").path
+        let out = dir.appendingPathComponent("v.png")
+        try medcat(["predict", "--checkpoint", Self.weights, "--image", volume, "--slice", "90", "--box", "60,60,120,150", "--out", out.path])
+        let mask = try grey(out)
+        XCTAssertEqual(mask.size, [181, 217, 1])
+        var inside = 0, outside = 0
+        for y in 0..<217 { for x in 0..<181 where mask.voxels[y * 181 + x] == 255 {
+            if (60...120).contains(x) && (60...150).contains(y) { inside += 1 } else { outside += 1 }
+        } }
+        XCTAssertGreaterThan(inside, 300)
+        XCTAssertLessThan(Double(outside), 0.02 * Double(inside), "the mask stays within the box")
+    }
+
+    func testBadArgumentsAreNamed() throws {
+        let image = Self.fixtures.appendingPathComponent("colin27_slice.png").path
+        let base = ["predict", "--checkpoint", Self.weights, "--image", image, "--out", dir.appendingPathComponent("x.png").path]
+        var (_, err) = try medcat(base, expect: 64)
+        XCTAssertTrue(err.contains("give a --box or at least one --point"), err)
+        (_, err) = try medcat(base + ["--box", "40,50,10,160"], expect: 64)
+        XCTAssertTrue(err.contains("x0 < x1"), err)
+        (_, err) = try medcat(base + ["--box", "40,50,400,160"], expect: 64)
+        XCTAssertTrue(err.contains("outside the 181x217 image"), err)
+        (_, err) = try medcat(base + ["--point", "4,5,2"], expect: 64)
+        XCTAssertTrue(err.contains("label must be 1"), err)
+        (_, err) = try medcat(base + ["--box", "1,2,3"], expect: 64)
+        XCTAssertTrue(err.contains("4 comma-separated numbers"), err)
+        (_, err) = try medcat(base + ["--box", "1,2,30,40", "--slice", "3"], expect: 64)
+        XCTAssertTrue(err.contains("is a 2D image"), err)
+        let volume = Self.repo.appendingPathComponent(".deps/data/mricron/ch2.nii.gz").path
+        (_, err) = try medcat(["predict", "--checkpoint", Self.weights, "--image", volume, "--box", "1,2,30,40", "--out", "x.png"], expect: 64)
+        XCTAssertTrue(err.contains("give --slice K"), err)
+        (_, err) = try medcat(["predict", "--checkpoint", image, "--image", image, "--box", "1,2,30,40", "--out", "x.png"], expect: 1)
+        XCTAssertTrue(err.contains("colin27_slice.png: neither a torch zip nor safetensors"), err)
+        // No GPU here (or a CPU-only libtorch): a clear error, not a crash.
+        (_, err) = try medcat(base + ["--box", "1,2,30,40", "--device", "cuda:7"], expect: 1)
+        XCTAssertTrue(err.contains("cuda:7 asked for"), err)
+    }
+}
