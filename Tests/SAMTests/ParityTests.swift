@@ -178,3 +178,41 @@ func decodeGrey(_ png: Data) throws -> ([Float], Int, Int) {
     let v = try Raster.decode(png, format: .png)
     return (v.voxels, v.nx, v.ny)
 }
+
+final class CheckpointPresetTests: XCTestCase {
+    /// Official SAM checkpoints carry no config: the preset and input size are read off the encoder.
+    func testPresetIsReadFromTheEncoderShape() throws {
+        func dict(width: Int, depth: Int, grid: Int) throws -> StateDict {
+            var d = StateDict()
+            d["image_encoder.pos_embed"] = try Tensor.zeros([1, grid, grid, width])
+            for b in 0..<depth { d["image_encoder.blocks.\(b).norm1.weight"] = try Tensor.zeros([1]) }
+            return d
+        }
+        let url = URL(fileURLWithPath: "/x/model.pth")
+        XCTAssertEqual(try SamCheckpoint.config(of: dict(width: 768, depth: 12, grid: 64), url: url), .vitB(imageSize: 1024))
+        XCTAssertEqual(try SamCheckpoint.config(of: dict(width: 1024, depth: 24, grid: 16), url: url), .vitL(imageSize: 256))
+        XCTAssertEqual(try SamCheckpoint.config(of: dict(width: 1280, depth: 32, grid: 64), url: url), .vitH(imageSize: 1024))
+        XCTAssertThrowsError(try SamCheckpoint.config(of: dict(width: 768, depth: 7, grid: 64), url: url)) {
+            XCTAssertTrue("\($0)".contains("model.pth: ViT of width 768 and depth 7 matches no preset"), "\($0)")
+        }
+        XCTAssertThrowsError(try SamCheckpoint.config(of: StateDict(), url: url)) {
+            XCTAssertTrue("\($0)".contains("not a SAM checkpoint"), "\($0)")
+        }
+    }
+
+    /// medcat's own checkpoints rebuild their model from the file alone.
+    func testMedcatCheckpointCarriesItsConfigAndInfo() throws {
+        let sam = try ParityTests.smallModel()
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("ck-\(UUID().uuidString).safetensors")
+        defer { try? FileManager.default.removeItem(at: url) }
+        try SamCheckpoint.save(sam, to: url, info: ["step": "12", "selection": "abc123"])
+        let (back, info) = try SamCheckpoint.open(url)
+        XCTAssertEqual(back.config, ParityTests.smallConfig)
+        XCTAssertEqual(info["step"], "12")
+        XCTAssertEqual(info["selection"], "abc123")
+        let image = try Tensor.randn([1, 3, 128, 128], seed: 5)
+        try withoutGrad {
+            XCTAssertEqual(try back.embed(image).floats(), try sam.embed(image).floats())
+        }
+    }
+}
