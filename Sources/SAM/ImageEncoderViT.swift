@@ -8,7 +8,7 @@ public final class ImageEncoderViT: Module {
     let patchEmbed: Conv2d       // patch_embed.proj
     public let posEmbed: Tensor  // 1×G×G×D, G = S/16
     let blocks: [ViTBlock]
-    let neck0: Conv2d, neck1: LayerNorm2d, neck2: Conv2d, neck3: LayerNorm2d
+    let neck: Neck
 
     public init(_ config: ViTConfig, imageSize: Int, _ i: inout Initializer) throws {
         self.config = config
@@ -20,20 +20,14 @@ public final class ImageEncoderViT: Module {
             let window = config.globalAttention.contains(k) ? 0 : config.windowSize
             return try ViTBlock(dim: d, heads: config.heads, mlpRatio: config.mlpRatio, window: window, grid: grid, &i)
         }
-        neck0 = try Conv2d(d, config.outChannels, kernel: 1, bias: false, &i)
-        neck1 = try LayerNorm2d(config.outChannels, &i)
-        neck2 = try Conv2d(config.outChannels, config.outChannels, kernel: 3, padding: 1, bias: false, &i)
-        neck3 = try LayerNorm2d(config.outChannels, &i)
+        neck = try Neck(d, config.outChannels, &i)
     }
 
     public func collect(_ p: inout Parameters) {
         p.add("pos_embed", posEmbed)
         p.add("patch_embed.proj", patchEmbed)
         p.add("blocks", blocks)
-        p.add("neck.0", neck0)
-        p.add("neck.1", neck1)
-        p.add("neck.2", neck2)
-        p.add("neck.3", neck3)
+        p.add("neck", neck)
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -41,8 +35,28 @@ public final class ImageEncoderViT: Module {
         x = try x + posEmbed
         for block in blocks { x = try block(x) }
         x = try x.permute([0, 3, 1, 2])                    // B×D×G×G
-        return try neck3(neck2(neck1(neck0(x))))
+        return try neck(x)
     }
+}
+
+/// The encoders' common output stage: 1×1 conv, LayerNorm2d, 3×3 conv, LayerNorm2d (keys neck.0–3).
+final class Neck: Module {
+    let conv1: Conv2d, norm1: LayerNorm2d, conv2: Conv2d, norm2: LayerNorm2d
+
+    init(_ inChannels: Int, _ out: Int, _ i: inout Initializer) throws {
+        conv1 = try Conv2d(inChannels, out, kernel: 1, bias: false, &i)
+        norm1 = try LayerNorm2d(out, &i)
+        conv2 = try Conv2d(out, out, kernel: 3, padding: 1, bias: false, &i)
+        norm2 = try LayerNorm2d(out, &i)
+    }
+    func collect(_ p: inout Parameters) {
+        p.add("0", conv1)
+        p.add("1", norm1)
+        p.add("2", conv2)
+        p.add("3", norm2)
+    }
+    /// B×C×G×G → B×out×G×G
+    func callAsFunction(_ x: Tensor) throws -> Tensor { try norm2(conv2(norm1(conv1(x)))) }
 }
 
 /// One transformer block: pre-norm attention (windowed when window > 0) and MLP, both residual.

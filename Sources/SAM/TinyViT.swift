@@ -9,7 +9,7 @@ public final class TinyViT: Module {
     let convStage: [MBConv]           // layers.0.blocks
     let merges: [PatchMerging]        // layers.k.downsample, k = 0…2
     let stages: [[TinyViTBlock]]      // layers.1…3 .blocks
-    let neck0: Conv2d, neck1: LayerNorm2d, neck2: Conv2d, neck3: LayerNorm2d
+    let neck: Neck
 
     public init(_ c: TinyViTConfig, imageSize: Int, _ i: inout Initializer) throws {
         let d = c.embedDims
@@ -27,10 +27,7 @@ public final class TinyViT: Module {
                                  mlpRatio: c.mlpRatio, localConv: c.localConvSize, &i)
             }
         }
-        neck0 = try Conv2d(d[d.count - 1], 256, kernel: 1, bias: false, &i)
-        neck1 = try LayerNorm2d(256, &i)
-        neck2 = try Conv2d(256, 256, kernel: 3, padding: 1, bias: false, &i)
-        neck3 = try LayerNorm2d(256, &i)
+        neck = try Neck(d[d.count - 1], 256, &i)
     }
 
     public func collect(_ p: inout Parameters) {
@@ -39,10 +36,7 @@ public final class TinyViT: Module {
         p.add("layers.0.blocks", convStage)
         for (k, blocks) in stages.enumerated() { p.add("layers.\(k + 1).blocks", blocks) }
         for (k, m) in merges.enumerated() { p.add("layers.\(k).downsample", m) }
-        p.add("neck.0", neck0)
-        p.add("neck.1", neck1)
-        p.add("neck.2", neck2)
-        p.add("neck.3", neck3)
+        p.add("neck", neck)
     }
 
     public func callAsFunction(_ image: Tensor) throws -> Tensor {
@@ -56,7 +50,7 @@ public final class TinyViT: Module {
         let side = stages[stages.count - 1][0].resolution
         let s = x.shape
         x = try x.reshape([s[0], side, side, s[2]]).permute([0, 3, 1, 2])
-        return try neck3(neck2(neck1(neck0(x))))
+        return try neck(x)
     }
 }
 

@@ -29,6 +29,11 @@ public struct Parameters {
         module.collect(&child)
         entries += child.entries
     }
+    /// The weight and optional bias of a linear or convolution layer.
+    public mutating func add(weight: Tensor, bias: Tensor?) {
+        add("weight", weight)
+        if let bias { add("bias", bias) }
+    }
     /// A list of modules, named name.0, name.1, ... as nn.ModuleList names them.
     public mutating func add(_ name: String, _ modules: [Module]) {
         for (i, m) in modules.enumerated() { add("\(name).\(i)", m) }
@@ -86,10 +91,7 @@ public final class Linear: Module {
         weight = try i.uniform([outFeatures, inFeatures], bound: bound)
         self.bias = bias ? try i.uniform([outFeatures], bound: bound) : nil
     }
-    public func collect(_ p: inout Parameters) {
-        p.add("weight", weight)
-        if let bias { p.add("bias", bias) }
-    }
+    public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
     /// …×in → …×out
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try Tensor.call("linear", [x, weight]) { mt_linear(x.handle, weight.handle, bias?.handle) }
@@ -112,10 +114,7 @@ public final class Conv2d: Module {
         self.dilation = [Int64(dilation), Int64(dilation)]
         self.groups = Int64(groups)
     }
-    public func collect(_ p: inout Parameters) {
-        p.add("weight", weight)
-        if let bias { p.add("bias", bias) }
-    }
+    public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
     /// B×C×H×W → B×out×H'×W'
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         try Tensor.call("conv2d", [x, weight]) {
@@ -136,10 +135,7 @@ public final class ConvTranspose2d: Module {
         bias = try i.uniform([outChannels], bound: bound)
         self.stride = [Int64(stride), Int64(stride)]
     }
-    public func collect(_ p: inout Parameters) {
-        p.add("weight", weight)
-        if let bias { p.add("bias", bias) }
-    }
+    public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
     /// B×in×H×W → B×out×(H·s)×(W·s)
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let zero: [Int64] = [0, 0]

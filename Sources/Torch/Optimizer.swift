@@ -19,7 +19,7 @@ public final class Optimizer {
     init(_ kind: Kind, _ parameters: [Tensor], lr: Double, a: Double, b: Double, eps: Double, weightDecay: Double) throws {
         let handles: [mt_tensor?] = parameters.map(\.handle)
         guard let h = mt_optim_new(kind.rawValue, handles, Int32(handles.count), lr, a, b, eps, weightDecay) else {
-            throw TorchError(op: "optimizer", message: String(cString: mt_last_error()))
+            throw TorchError.last("optimizer")
         }
         handle = h
         self.kind = kind
@@ -29,14 +29,14 @@ public final class Optimizer {
     deinit { mt_optim_free(handle) }
 
     public func step() throws {
-        if mt_optim_step(handle) != 0 { throw TorchError(op: "optimizer.step", message: String(cString: mt_last_error())) }
+        if mt_optim_step(handle) != 0 { throw TorchError.last("optimizer.step") }
     }
     /// Drops the gradients (set to None, as PyTorch's zero_grad(set_to_none=True)).
     public func zeroGrad() throws {
-        if mt_optim_zero_grad(handle) != 0 { throw TorchError(op: "optimizer.zero_grad", message: String(cString: mt_last_error())) }
+        if mt_optim_zero_grad(handle) != 0 { throw TorchError.last("optimizer.zero_grad") }
     }
     public func setLearningRate(_ lr: Double) throws {
-        if mt_optim_set_lr(handle, lr) != 0 { throw TorchError(op: "optimizer.set_lr", message: String(cString: mt_last_error())) }
+        if mt_optim_set_lr(handle, lr) != 0 { throw TorchError.last("optimizer.set_lr") }
         learningRate = lr
     }
 
@@ -44,13 +44,13 @@ public final class Optimizer {
     public func state(of index: Int) throws -> [Tensor] {
         var out = [mt_tensor?](repeating: nil, count: 4)
         let n = mt_optim_state(handle, Int32(index), &out, 4)
-        if n < 0 { throw TorchError(op: "optimizer.state", message: String(cString: mt_last_error())) }
+        if n < 0 { throw TorchError.last("optimizer.state") }
         return out.prefix(Int(n)).map { Tensor(handle: $0!) }
     }
     public func setState(of index: Int, _ state: [Tensor]) throws {
         let handles: [mt_tensor?] = state.map(\.handle)
         if mt_optim_set_state(handle, Int32(index), handles, Int32(handles.count)) != 0 {
-            throw TorchError(op: "optimizer.set_state", message: String(cString: mt_last_error()))
+            throw TorchError.last("optimizer.set_state")
         }
     }
 }
@@ -61,6 +61,6 @@ public final class Optimizer {
 public func clipGradNorm(_ parameters: [Tensor], maxNorm: Double) throws -> Double {
     let handles: [mt_tensor?] = parameters.map(\.handle)
     let norm = mt_clip_grad_norm(handles, Int32(handles.count), maxNorm)
-    if norm < 0 { throw TorchError(op: "clip_grad_norm", message: String(cString: mt_last_error())) }
+    if norm < 0 { throw TorchError.last("clip_grad_norm") }
     return norm
 }

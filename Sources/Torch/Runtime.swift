@@ -27,7 +27,7 @@ public enum Runtime {
                 throw TorchError(op: "cuda", message: "\(device) asked for, but this libtorch (\(folder)) has no libtorch_cuda.so; build with MEDCAT_LIBTORCH pointing at a CUDA libtorch")
             }
             count = Int(mt_cuda_load(folder))
-            if count < 0 { throw TorchError(op: "cuda", message: String(cString: mt_last_error())) }
+            if count < 0 { throw TorchError.last("cuda") }
         }
         guard index < count else {
             throw TorchError(op: "cuda", message: count == 0 ? "\(device) asked for, but no CUDA GPU is visible" : "\(device) asked for, but only \(count) CUDA device(s) are visible")
@@ -36,14 +36,14 @@ public enum Runtime {
 
     public static func synchronize(_ device: Device) throws {
         if case .cuda(let n) = device, mt_cuda_synchronize(Int32(n)) != 0 {
-            throw TorchError(op: "cuda.synchronize", message: String(cString: mt_last_error()))
+            throw TorchError.last("cuda.synchronize")
         }
     }
 
     /// Runs `body` under CUDA autocast with `dtype` (bf16 by default), as torch.autocast("cuda") does.
     public static func autocast<T>(_ dtype: DType = .bf16, _ body: () throws -> T) throws -> T {
         let previous = mt_set_autocast(1, dtype.rawValue)
-        if previous < 0 { throw TorchError(op: "autocast", message: String(cString: mt_last_error())) }
+        if previous < 0 { throw TorchError.last("autocast") }
         defer { mt_set_autocast(previous, dtype.rawValue) }
         return try body()
     }

@@ -64,6 +64,9 @@ public struct TorchError: Error, CustomStringConvertible {
         self.shapes = shapes
         self.message = message
     }
+    /// The message the shim left for this thread's last failed call.
+    static func last(_ op: String) -> TorchError { TorchError(op: op, message: String(cString: mt_last_error())) }
+
     public var description: String {
         let inputs = shapes.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }.joined(separator: ", ")
         let firstLine = message.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? message
