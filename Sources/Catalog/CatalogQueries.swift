@@ -83,7 +83,7 @@ extension Catalog {
         try names.map { name in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM \(table) WHERE name = ?", arguments: [name]) { return id }
             let known = try String.fetchAll(db, sql: "SELECT name FROM \(table) ORDER BY name LIMIT 50")
-            let what = table == "classes" ? "class" : String(table.dropLast())
+            let what = ["classes": "class", "modalities": "modality", "datasets": "dataset"][table] ?? table
             throw CatalogError("unknown \(what) '\(name)'; the catalog has: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
         }
     }

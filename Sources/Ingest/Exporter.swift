@@ -11,16 +11,9 @@ public final class Exporter {
     public enum Format: String, CaseIterable, Sendable { case saMed2d = "sa-med2d", webdataset }
 
     let catalog: Catalog
-    private var readers: [String: ShardReader] = [:]
+    private let reader: SampleReader
 
-    public init(catalog: Catalog) { self.catalog = catalog }
-
-    struct ImageRow {
-        var id: Int64, dataset: String, caseName: String, modality: String, split: String, axis: String, slice: Int
-        var width: Int, height: Int, channels: Int
-        var masks: [(className: String, instance: Int, area: Int, box: [Int], location: ShardLocation)]
-        var image: ShardLocation
-    }
+    public init(catalog: Catalog) { self.catalog = catalog; reader = SampleReader(catalog: catalog) }
 
     /// Returns (images, masks) written.
     @discardableResult
@@ -33,7 +26,7 @@ public final class Exporter {
             try fm.createDirectory(at: out.appendingPathComponent("images"), withIntermediateDirectories: true)
             try fm.createDirectory(at: out.appendingPathComponent("masks"), withIntermediateDirectories: true)
             var index: [String: [String: [String]]] = [:]
-            try forEach(selection) { row in
+            try reader.forEach(selection) { row in
                 // The image id keeps names unique where case and slice repeat (ACDC frames, CAMUS views).
                 let caseName = row.caseName.replacingOccurrences(of: "/", with: "_")
                 let stem = "\(row.modality)--\(row.dataset)--\(caseName)--\(row.axis)_\(String(format: "%04d", row.slice))--\(row.id)"
@@ -42,7 +35,7 @@ public final class Exporter {
                 var maskPaths: [String] = []
                 for (k, m) in row.masks.enumerated() {
                     let p = "masks/\(stem)--\(m.className)_\(String(format: "%03d", m.instance == 0 ? k : m.instance)).png"
-                    try png(try mask(row, m.location, box: m.box)).write(to: out.appendingPathComponent(p))
+                    try png(try mask(row, m)).write(to: out.appendingPathComponent(p))
                     maskPaths.append(p)
                 }
                 index[row.split, default: [:]][imagePath] = maskPaths
@@ -54,7 +47,7 @@ public final class Exporter {
             }
         case .webdataset:
             var tars: [String: (TarWriter, Int, Int)] = [:]  // split → writer, samples in shard, shard number
-            try forEach(selection) { row in
+            try reader.forEach(selection) { row in
                 var (tar, n, shard) = try tars[row.split] ?? (TarWriter(url: out.appendingPathComponent("\(row.split)-000000.tar")), 0, 0)
                 if n >= samplesPerShard {
                     try tar.close(); shard += 1; n = 0
@@ -64,7 +57,7 @@ public final class Exporter {
                 try tar.add("\(key).png", try png(try pixels(row)))
                 var meta: [[String: Any]] = []
                 for (k, m) in row.masks.enumerated() {
-                    try tar.add(String(format: "%@.mask_%03d.png", key, k), try png(try mask(row, m.location, box: m.box)))
+                    try tar.add(String(format: "%@.mask_%03d.png", key, k), try png(try mask(row, m)))
                     meta.append(["class": m.className, "instance": m.instance, "area": m.area, "bbox": m.box])
                 }
                 let info: [String: Any] = ["id": row.id, "dataset": row.dataset, "case": row.caseName, "modality": row.modality,
@@ -78,56 +71,12 @@ public final class Exporter {
         return (images, masks)
     }
 
-    /// Images having at least one mask in the selection, with those masks, in id order. Pages go
-    /// by mask id; an image's masks have consecutive ids, so a page cut inside an image carries
-    /// that image over to the next page.
-    func forEach(_ selection: Selection, _ body: (ImageRow) throws -> Void) throws {
-        var after: Int64 = 0
-        var pending: ImageRow?
-        while true {
-            let rows: [Row] = try catalog.db.read { db in
-                let (cond, args) = try catalog.selectionSQL(db, selection)
-                return try Row.fetchAll(db, sql: """
-                    SELECT m.image_id, d.name, c.name, mo.name, i.split, i.axis, i.slice, i.width, i.height, i.channels,
-                           sb.name, b.offset, b.length, k.name, m.instance, m.area, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length, m.id
-                    FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id JOIN datasets d ON d.id = i.dataset_id
-                    JOIN modalities mo ON mo.id = i.modality_id JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id
-                    JOIN blobs b ON b.id = i.blob_id JOIN shards sb ON sb.id = b.shard_id
-                    WHERE \(cond) AND m.id > ? ORDER BY m.id LIMIT 2000
-                    """, arguments: args + [after])
-            }
-            if rows.isEmpty { break }
-            for r in rows {
-                let id: Int64 = r[0]
-                if pending?.id != id {
-                    if let done = pending { try body(done) }
-                    pending = ImageRow(id: id, dataset: r[1], caseName: r[2], modality: r[3], split: Split(rawValue: r[4])?.name ?? "train",
-                                       axis: r[5], slice: r[6], width: r[7], height: r[8], channels: r[9], masks: [],
-                                       image: ShardLocation(shard: r[10], offset: r[11], length: r[12]))
-                }
-                pending!.masks.append((r[13], r[14], r[15], [r[16], r[17], r[18], r[19]], ShardLocation(shard: r[20], offset: r[21], length: r[22])))
-            }
-            after = rows.last![23]
-        }
-        if let done = pending { try body(done) }
+    func pixels(_ row: SampleReader.Image) throws -> Volume {
+        Volume(size: [row.width, row.height, 1], components: row.channels, voxels: try reader.pixels(row).map(Float.init))
     }
 
-    private func reader(_ shard: String) throws -> ShardReader {
-        if let r = readers[shard] { return r }
-        let r = try ShardReader(url: catalog.shardDirectory.appendingPathComponent(shard))
-        readers[shard] = r
-        return r
-    }
-
-    func pixels(_ row: ImageRow) throws -> Volume {
-        let rec = try reader(row.image.shard).record(at: row.image.offset)
-        return Volume(size: [rec.width, rec.height, 1], components: rec.kind == .rgb8 ? 3 : 1, voxels: rec.bytes.map(Float.init))
-    }
-
-    func mask(_ row: ImageRow, _ loc: ShardLocation, box: [Int]) throws -> Volume {
-        let rec = try reader(loc.shard).record(at: loc.offset)
-        let bits = rec.bytes.withUnsafeBytes { MaskBits.unpack($0, width: rec.width, height: rec.height, box: (box[0], box[1], box[2], box[3])) }
-        return Volume(size: [rec.width, rec.height, 1], voxels: bits.map { $0 != 0 ? 255 : 0 })
+    func mask(_ row: SampleReader.Image, _ m: SampleReader.Mask) throws -> Volume {
+        Volume(size: [row.width, row.height, 1], voxels: try reader.mask(m).map { $0 != 0 ? 255 : 0 })
     }
 
     private func png(_ v: Volume) throws -> Data { try Raster.encodePNG(v) }
@@ -137,7 +86,7 @@ public final class Exporter {
 final class TarWriter {
     let handle: FileHandle
     init(url: URL) throws {
-        FileManager.default.createFile(atPath: url.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: url.path, contents: nil)
         handle = try FileHandle(forWritingTo: url)
     }
 

@@ -65,6 +65,13 @@ public final class Sam: Module {
         return try maskDecoder(image: embeddings, imagePE: promptEncoder.densePositionalEncoding(), sparse: sparse, dense: dense,
                                multimask: multimask)
     }
+
+    /// All four outputs at once, B×4×4G×4G logits and B×4 IoU: the single-mask output first, then
+    /// the three multimask outputs (evaluation reports the first and the best of the three).
+    public func decodeAll(embeddings: Tensor, points: (Tensor, Tensor)? = nil, boxes: Tensor? = nil, masks: Tensor? = nil) throws -> (masks: Tensor, iou: Tensor) {
+        let (sparse, dense) = try promptEncoder(points: points, boxes: boxes, masks: masks)
+        return try maskDecoder.predict(image: embeddings, imagePE: promptEncoder.densePositionalEncoding(), sparse: sparse, dense: dense)
+    }
 }
 
 /// What an image encoder is to Sam: images in, a B×256×G×G embedding out.

@@ -16,8 +16,11 @@ struct Medcat: ParsableCommand {
               medcat export --format sa-med2d --out ./sa-med2d
               medcat manifests kits19
               medcat predict --checkpoint lite_medsam.pth --image slice.png --box 40,50,140,160 --out mask.png
+              medcat eval --checkpoint lite_medsam.pth --split test
+              medcat leaderboard --out report
             """,
-        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self, PredictCommand.self]
+        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self, PredictCommand.self,
+                      EvalCommand.self, LeaderboardCommand.self]
     )
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Eval
 import Foundation
 import Imaging
 import SAM
@@ -126,41 +127,5 @@ struct PredictCommand: ParsableCommand {
         for (x, y, _) in p.points where x < 0 || y < 0 || x >= w || y >= h {
             throw ValidationError("--point \(x),\(y) lies outside the \(width)x\(height) image")
         }
-    }
-}
-
-/// The input with the mask tinted red, the box outlined in green and points marked
-/// (green foreground, blue background), for a quick look.
-enum Overlay {
-    static func draw(pixels: [Float], channels: Int, width: Int, height: Int, mask: [UInt8], box: [Float]?, points: [(Float, Float, Float)]) -> [UInt8] {
-        let lo = pixels.min() ?? 0, hi = pixels.max() ?? 1
-        let scale = hi > lo ? 255 / (hi - lo) : 0
-        var rgb = [UInt8](repeating: 0, count: width * height * 3)
-        for i in 0..<(width * height) {
-            for c in 0..<3 {
-                let v = (pixels[i * channels + (channels == 3 ? c : 0)] - lo) * scale
-                var out = v
-                if mask[i] > 0 { out = c == 0 ? 0.5 * v + 127.5 : 0.5 * v }
-                rgb[i * 3 + c] = UInt8(max(0, min(255, out.rounded())))
-            }
-        }
-        func paint(_ x: Int, _ y: Int, _ color: (UInt8, UInt8, UInt8)) {
-            guard x >= 0, y >= 0, x < width, y < height else { return }
-            let i = (y * width + x) * 3
-            (rgb[i], rgb[i + 1], rgb[i + 2]) = color
-        }
-        if let b = box {
-            let (x0, y0, x1, y1) = (Int(b[0]), Int(b[1]), Int(b[2]), Int(b[3]))
-            for x in x0...x1 { paint(x, y0, (0, 255, 0)); paint(x, y1, (0, 255, 0)) }
-            for y in y0...y1 { paint(x0, y, (0, 255, 0)); paint(x1, y, (0, 255, 0)) }
-        }
-        for (x, y, label) in points {
-            for d in -2...2 {
-                let color: (UInt8, UInt8, UInt8) = label == 1 ? (0, 255, 0) : (0, 128, 255)
-                paint(Int(x) + d, Int(y), color)
-                paint(Int(x), Int(y) + d, color)
-            }
-        }
-        return rgb
     }
 }

@@ -44,17 +44,18 @@ final class CLITests: XCTestCase {
         return result
     }
 
-    /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each.
-    func kits(_ n: Int, at root: URL, size: Int = 64) throws {
+    /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each. With
+    /// `visible`, the boxes stand out from a textured background (for models to segment).
+    static func kits(_ n: Int, at root: URL, size: Int = 64, visible: Bool = false) throws {
         for c in 0..<n {
             let d = root.appendingPathComponent(String(format: "case_%05d", c))
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
             var img = [Float](repeating: 0, count: size * size * 16), lab = img
             for k in 0..<16 { for j in 0..<size { for i in 0..<size {
                 let p = (k * size + j) * size + i
-                img[p] = Float(-1000 + (i * 37 + j * 11 + k * 5 + c * 13) % 1400)
-                if (10..<30).contains(i) && (10..<30).contains(j) && (2..<10).contains(k) { lab[p] = 1 }
-                if (40..<56).contains(i) && (10..<26).contains(j) && (4..<9).contains(k) { lab[p] = 2 }
+                img[p] = Float(visible ? -300 + (i * 37 + j * 11) % 60 : -1000 + (i * 37 + j * 11 + k * 5 + c * 13) % 1400)
+                if (10..<30).contains(i) && (10..<30).contains(j) && (2..<10).contains(k) { lab[p] = 1; if visible { img[p] = 250 } }
+                if (40..<56).contains(i) && (10..<26).contains(j) && (4..<9).contains(k) { lab[p] = 2; if visible { img[p] = 120 } }
             } } }
             try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: img), to: d.appendingPathComponent("imaging.nii.gz"), datatype: .int16, gzipLevel: 1)
             try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: lab), to: d.appendingPathComponent("segmentation.nii.gz"), datatype: .uint8, gzipLevel: 1)
@@ -184,7 +185,7 @@ final class CLITests: XCTestCase {
 
     func testIngestStatsQueryErrorsExport() throws {
         let raw = dir.appendingPathComponent("raw/KiTS19")
-        try kits(3, at: raw)
+        try Self.kits(3, at: raw)
         try Data("broken".utf8).write(to: raw.appendingPathComponent("case_00002/imaging.nii.gz"))
         let (out, _) = try medcat(["ingest", "raw", "--workers", "2"], expect: 2)
         XCTAssertTrue(out.contains("2 files done, 0 unchanged, 1 rejected; 16 images, 26 masks"), out)
@@ -235,7 +236,7 @@ final class CLITests: XCTestCase {
     /// SIGKILL at arbitrary moments, then resume: the final catalog equals an uninterrupted run's.
     func testKilledIngestResumesToTheSameCatalog() throws {
         let raw = dir.appendingPathComponent("raw/KiTS19")
-        try kits(24, at: raw, size: 128)
+        try Self.kits(24, at: raw, size: 128)
         try medcat(["ingest", "raw", "--catalog", "reference.sqlite", "--workers", "2"])
         let (reference, _) = try medcat(["catalog", "query", "--catalog", "reference.sqlite"])
         XCTAssertEqual(reference.split(separator: "\n").count, 24 * 13)

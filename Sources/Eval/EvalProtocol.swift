@@ -1,0 +1,61 @@
+import Catalog
+import Prompts
+
+/// The fixed prompt protocols an evaluation runs. Each is a pure function of the ground truth
+/// (and the seed, for jittered boxes), so two models see the same prompts; `clicks` then adds
+/// corrective clicks that depend on the model's own errors.
+public enum EvalProtocol: String, CaseIterable, Codable, Sendable {
+    /// The mask's tight box, optionally jittered.
+    case box
+    /// 1, 3 or 5 foreground points at distance-transform maxima (see `PromptSimulator.interiorPoints`).
+    case points1, points3, points5
+    /// One interior point, then corrective clicks at the distance-transform maximum of the error
+    /// region, each labelled by the truth there, with the previous mask fed back as the mask prompt.
+    case clicks
+
+    var initialPoints: Int {
+        switch self {
+        case .box: 0
+        case .points1, .clicks: 1
+        case .points3: 3
+        case .points5: 5
+        }
+    }
+}
+
+/// Everything that decides an evaluation's numbers, stored with the run.
+public struct EvalSettings: Codable, Equatable, Sendable {
+    public var selection: Selection
+    public var protocols: [EvalProtocol]
+    /// Total clicks of the `clicks` protocol, the first included.
+    public var clicks: Int
+    /// NSD tolerance in millimetres.
+    public var tolerance: Double
+    public var seed: UInt64
+    /// `BoxJitter` argument form: none, sam-med2d, medsam:20, …
+    public var boxJitter: String
+    public var imageSize: Int?
+    public var device: String
+
+    public init(selection: Selection = Selection(splits: [.test]), protocols: [EvalProtocol] = [.box, .points1, .clicks], clicks: Int = 5,
+                tolerance: Double = 2, seed: UInt64 = 0, boxJitter: String = "none", imageSize: Int? = nil, device: String = "cpu") {
+        self.selection = selection; self.protocols = protocols; self.clicks = clicks; self.tolerance = tolerance
+        self.seed = seed; self.boxJitter = boxJitter; self.imageSize = imageSize; self.device = device
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case selection, protocols, clicks, tolerance, seed, boxJitter = "box_jitter", imageSize = "image_size", device
+    }
+
+    /// The protocol's first prompt for a mask.
+    func initialPrompt(_ p: EvalProtocol, truth: BinaryMask, maskID: Int64) -> Prompt {
+        if p == .box {
+            var rng = PromptRNG(seed: seed, UInt64(bitPattern: maskID))
+            return Prompt(box: PromptSimulator.box(truth, jitter: BoxJitter(argument: boxJitter) ?? .none, rng: &rng))
+        }
+        return Prompt(points: PromptSimulator.interiorPoints(truth, count: p.initialPoints))
+    }
+
+    /// Step numbers recorded for a protocol: click counts for `clicks`, a single 0 otherwise.
+    func steps(_ p: EvalProtocol) -> [Int] { p == .clicks ? Array(1...clicks) : [0] }
+}

@@ -1,0 +1,232 @@
+import Catalog
+import Foundation
+import Prompts
+import SAM
+import Torch
+
+/// Runs a SAM model over a catalog selection under the settings' prompt protocols and records
+/// every score in the catalog. One image is embedded once; all its masks are decoded as one batch.
+public final class EvalRunner {
+    public let sam: Sam
+    public let settings: EvalSettings
+    let store: EvalStore
+    let reader: SampleReader
+    /// Prompts to replay, by protocol; protocols without one are simulated.
+    let replay: [EvalProtocol: PromptFile]
+    /// The initial prompts actually used, by protocol (what `--save-prompts` writes).
+    public private(set) var used: [EvalProtocol: PromptFile] = [:]
+    var classIDs: [String: Int64] = [:]
+
+    public struct Summary: Sendable { public var run: Int64, images: Int, masks: Int, seconds: Double }
+
+    public init(sam: Sam, catalog: Catalog, settings: EvalSettings, replay: [PromptFile] = []) throws {
+        self.sam = sam; self.settings = settings
+        store = EvalStore(catalog: catalog)
+        reader = SampleReader(catalog: catalog)
+        var files: [EvalProtocol: PromptFile] = [:]
+        for f in replay {
+            guard let p = EvalProtocol(rawValue: f.protocolName) else { throw PromptError("prompt file: unknown protocol '\(f.protocolName)'") }
+            files[p] = f
+        }
+        self.replay = files
+        for p in settings.protocols {
+            used[p] = PromptFile(protocolName: p.rawValue, seed: settings.seed, settings: ["box_jitter": settings.boxJitter])
+        }
+    }
+
+    /// The predictions and truth of one mask kept until its volume is complete (3D scores).
+    struct Slice { var truth: [UInt8]; var predictions: [EvalStore.Variant: [UInt8]] }
+    struct CaseKey: Hashable { var axis: String, className: String, instance: Int }
+
+    public func run(name: String, model: String, checkpointHash: String, replace: Bool = false, limit: Int? = nil,
+                    progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
+        let start = Date()
+        classIDs = try store.classIDs()
+        let runID = try store.begin(name: name, model: model, checkpointHash: checkpointHash, settings: settings, replace: replace)
+        var images = 0, masks = 0
+        var examples = ExampleKeeper()
+        var volume: (source: Int64, images: Int, spacing: [Double], size: (Int, Int), slices: [CaseKey: [Int: Slice]])?
+
+        func flushVolume() throws {
+            guard let v = volume, v.images > 1 else { return }  // a 2D source: its masks are its cases
+            var rows: [EvalStore.CaseScore] = []
+            for (key, slices) in v.slices.sorted(by: { ($0.key.className, $0.key.instance, $0.key.axis) < ($1.key.className, $1.key.instance, $1.key.axis) }) {
+                let z0 = slices.keys.min()!, nz = slices.keys.max()! - z0 + 1, plane = v.size.0 * v.size.1
+                for variant in slices.values.first!.predictions.keys.sorted() {
+                    var truth = [UInt8](repeating: 0, count: plane * nz), pred = truth
+                    for (z, s) in slices {
+                        truth.replaceSubrange((z - z0) * plane..<(z - z0 + 1) * plane, with: s.truth)
+                        pred.replaceSubrange((z - z0) * plane..<(z - z0 + 1) * plane, with: s.predictions[variant]!)
+                    }
+                    let scores = SegmentationMetrics.score(prediction: pred, truth: truth, size: [v.size.0, v.size.1, nz], spacing: v.spacing,
+                                                           tolerance: settings.tolerance)
+                    rows.append(.init(variant: variant, sourceID: v.source, axis: key.axis, classID: classIDs[key.className] ?? 0,
+                                      instance: key.instance, slices: slices.count, scores: scores))
+                }
+            }
+            try store.record(run: runID, masks: [], cases: rows)
+        }
+
+        try reader.forEach(settings.selection, limit: limit) { image in
+            if volume?.source != image.sourceID {
+                try flushVolume()
+                volume = (image.sourceID, 0, image.spacing, (image.contentWidth, image.contentHeight), [:])
+            }
+            let (rows, perMask) = try evaluate(image)
+            try store.record(run: runID, masks: rows)
+            volume!.images += 1
+            for (k, m) in image.masks.enumerated() {
+                let key = CaseKey(axis: image.axis, className: m.className, instance: m.instance)
+                volume!.slices[key, default: [:]][image.slice] = perMask[k]
+            }
+            for r in rows where r.variant.output == "first" && isFinal(r.variant) {
+                guard let dice = r.scores.dice else { continue }
+                let k = image.masks.firstIndex { $0.id == r.maskID }!
+                examples.offer(.init(variant: r.variant, maskID: r.maskID, kind: "", dice: dice, width: image.contentWidth,
+                                     height: image.contentHeight, prediction: perMask[k].predictions[r.variant]!))
+            }
+            images += 1; masks += image.masks.count
+            progress?(images, masks)
+        }
+        try flushVolume()
+        let seconds = Date().timeIntervalSince(start)
+        try store.finish(run: runID, images: images, masks: masks, seconds: seconds, examples: examples.all)
+        return Summary(run: runID, images: images, masks: masks, seconds: seconds)
+    }
+
+    func isFinal(_ v: EvalStore.Variant) -> Bool { v.proto != EvalProtocol.clicks.rawValue || v.step == settings.clicks }
+
+    /// Scores every mask of one image under every protocol.
+    func evaluate(_ image: SampleReader.Image) throws -> ([EvalStore.MaskScore], [Slice]) {
+        let (w, h, c) = (image.contentWidth, image.contentHeight, image.channels)
+        let stored = try reader.pixels(image)
+        var pixels = [Float](repeating: 0, count: w * h * c)
+        for y in 0..<h { for x in 0..<(w * c) { pixels[y * w * c + x] = Float(stored[y * image.width * c + x]) } }
+        let truths = try image.masks.map { m -> BinaryMask in
+            let full = try reader.mask(m)
+            var crop = [UInt8](repeating: 0, count: w * h)
+            for y in 0..<h { for x in 0..<w { crop[y * w + x] = full[y * image.width + x] } }
+            return BinaryMask(width: w, height: h, pixels: crop)
+        }
+        let device = sam.device
+        let prepared = try PreparedImage(pixels: pixels, height: h, width: w, channels: c, config: sam.config, device: device)
+        let embedding = try withoutGrad { try sam.embed(prepared.tensor) }
+        var rows: [EvalStore.MaskScore] = []
+        var slices = truths.map { Slice(truth: $0.pixels, predictions: [:]) }
+        let spacing = [image.spacing[0], image.spacing[1], 1]
+
+        for proto in settings.protocols {
+            var prompts = try image.masks.indices.map { k -> Prompt in
+                let id = image.masks[k].id
+                if let file = replay[proto] {
+                    guard let p = file.prompts[Int(id)] else { throw PromptError("prompt file for \(proto.rawValue) has no prompt for mask \(id)") }
+                    return p
+                }
+                return settings.initialPrompt(proto, truth: truths[k], maskID: id)
+            }
+            for (k, m) in image.masks.enumerated() { used[proto]!.prompts[Int(m.id)] = prompts[k] }
+            var lowRes: Tensor?
+            var current: [BinaryMask] = truths
+            var active = [Bool](repeating: true, count: truths.count)
+            var last: [[EvalStore.MaskScore]] = []
+            for step in settings.steps(proto) {
+                if step > 1 {
+                    for k in truths.indices where active[k] {
+                        if let click = PromptSimulator.correctiveClick(prediction: current[k], truth: truths[k]) { prompts[k].points.append(click) }
+                        else { active[k] = false }  // exact: nothing left to correct
+                    }
+                }
+                let (logits, iou) = try withoutGrad { try decode(prompts, prepared: prepared, embedding: embedding, maskInput: lowRes) }
+                lowRes = try logits.lowRes.narrow(1, 0, 1)
+                let outputs = try logits.full.gt(0).to(.u8, device: .cpu).values(as: UInt8.self)  // B×4×h×w
+                let predicted = try iou.to(.f32, device: .cpu).floats()
+                var stepRows: [EvalStore.MaskScore] = []
+                for k in truths.indices {
+                    if step > 1 && !active[k] {  // the prediction was already exact: it stands for this step too
+                        for var r in last[k] {
+                            let previous = slices[k].predictions[r.variant]
+                            r.variant.step = step
+                            stepRows.append(r)
+                            slices[k].predictions[r.variant] = previous
+                        }
+                        continue
+                    }
+                    let plane = w * h
+                    func out(_ j: Int) -> [UInt8] { Array(outputs[((k * 4 + j) * plane)..<((k * 4 + j + 1) * plane)]) }
+                    let first = out(0)
+                    let multi = (1...3).map(out)
+                    let best = (0..<3).max { overlapDice(multi[$0], truths[k].pixels) < overlapDice(multi[$1], truths[k].pixels) }!
+                    current[k] = BinaryMask(width: w, height: h, pixels: first)
+                    for (output, mask, j) in [("first", first, 0), ("oracle", multi[best], best + 1)] {
+                        let variant = EvalStore.Variant(proto: proto.rawValue, step: step, output: output)
+                        let scores = SegmentationMetrics.score(prediction: mask, truth: truths[k].pixels, size: [w, h, 1], spacing: spacing,
+                                                               tolerance: settings.tolerance)
+                        stepRows.append(.init(variant: variant, maskID: image.masks[k].id, scores: scores, predictedIoU: Double(predicted[k * 4 + j])))
+                        slices[k].predictions[variant] = mask
+                    }
+                }
+                last = truths.indices.map { k in stepRows.filter { $0.maskID == image.masks[k].id } }
+                rows += stepRows
+            }
+        }
+        // Volumes and thumbnails need only each protocol's final output.
+        for k in slices.indices { slices[k].predictions = slices[k].predictions.filter { isFinal($0.key) } }
+        return (rows, slices)
+    }
+
+    /// Decodes a batch of prompts (one per mask) against one image: all four outputs, as low-res
+    /// logits B×4×4G×4G and upsampled to the image B×4×H×W, with their IoU predictions B×4.
+    func decode(_ prompts: [Prompt], prepared: PreparedImage, embedding: Tensor, maskInput: Tensor?) throws -> ((lowRes: Tensor, full: Tensor), Tensor) {
+        let b = prompts.count, device = sam.device
+        var points: (Tensor, Tensor)?
+        let n = prompts.map(\.points.count).max() ?? 0
+        if n > 0 {
+            var xy = [Float](), labels = [Float]()
+            for p in prompts {
+                for q in p.points { xy += prepared.modelCoordinates([Float(q.x), Float(q.y)]); labels.append(Float(q.label)) }
+                for _ in p.points.count..<n { xy += [0, 0]; labels.append(-1) }  // SAM's "not a point"
+            }
+            points = (try Tensor(xy, shape: [b, n, 2]).to(device), try Tensor(labels, shape: [b, n]).to(device))
+        }
+        var boxes: Tensor?
+        if prompts.contains(where: { $0.box != nil }) {
+            let flat = prompts.flatMap { p in prepared.modelCoordinates((p.box ?? [0, 0, prepared.originalWidth - 1, prepared.originalHeight - 1]).map(Float.init)) }
+            boxes = try Tensor(flat, shape: [b, 4]).to(device)
+        }
+        let out = try sam.decodeAll(embeddings: embedding, points: points, boxes: boxes, masks: maskInput)
+        return ((out.masks, try prepared.upsample(out.masks, inputSize: sam.config.imageSize)), out.iou)
+    }
+}
+
+func overlapDice(_ a: [UInt8], _ b: [UInt8]) -> Double {
+    var both = 0, sum = 0
+    for i in a.indices {
+        let x = a[i] != 0, y = b[i] != 0
+        if x { sum += 1 }
+        if y { sum += 1 }
+        if x && y { both += 1 }
+    }
+    return sum == 0 ? 0 : 2 * Double(both) / Double(sum)
+}
+
+/// The three best and three worst masks of each protocol's final output, for report thumbnails.
+struct ExampleKeeper {
+    static let count = 3
+    var best: [EvalStore.Variant: [EvalStore.Example]] = [:], worst: [EvalStore.Variant: [EvalStore.Example]] = [:]
+
+    mutating func offer(_ e: EvalStore.Example) {
+        var b = e; b.kind = "best"
+        best[e.variant, default: []].append(b)
+        best[e.variant]!.sort { ($0.dice, $1.maskID) > ($1.dice, $0.maskID) }
+        if best[e.variant]!.count > Self.count { best[e.variant]!.removeLast() }
+        var w = e; w.kind = "worst"
+        worst[e.variant, default: []].append(w)
+        worst[e.variant]!.sort { ($0.dice, $0.maskID) < ($1.dice, $1.maskID) }
+        if worst[e.variant]!.count > Self.count { worst[e.variant]!.removeLast() }
+    }
+
+    var all: [EvalStore.Example] {
+        // A mask can be both among the best and the worst of a tiny run; keep it once, as best.
+        best.values.flatMap { $0 } + worst.values.flatMap { list in list.filter { w in !(best[w.variant] ?? []).contains { $0.maskID == w.maskID } } }
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Catalog
+import Eval
+import Foundation
+import Imaging
+import Prompts
+import SAM
+import Torch
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score a SAM checkpoint on catalog masks under fixed prompt protocols; results go into the catalog.",
+        discussion: """
+            Protocols (repeatable --protocol; default box, points1 and clicks):
+              box        the mask's tight box (--box-jitter none | sam-med2d | medsam[:PX])
+              points1/3/5  foreground points at distance-transform maxima (first inside the largest component)
+              clicks     one point, then corrective clicks at the error region's distance-transform
+                         maximum, with the previous mask fed back (--clicks N in total)
+            Each reports SAM's first output and the oracle (best of its three multimask outputs), with
+            Dice, IoU, NSD (--tolerance mm) and HD95 per 2D mask and per 3D case (a volume's slices
+            stacked). Prompts are seeded; --save-prompts writes them, --prompts replays them on another model.
+
+            Examples:
+              medcat eval --checkpoint lite_medsam.pth --split test
+              medcat eval --checkpoint run.safetensors --name finetuned --prompts prompts.json --modality ct
+              medcat leaderboard --out report
+            """)
+
+    @OptionGroup var common: CatalogOptions
+    @OptionGroup var filters: CatalogCommand.Filters
+    @Option(help: "Model weights (.pth or .safetensors).") var checkpoint: String
+    @Option(help: "Name of this evaluation in the catalog (default: the checkpoint's file name without extension).") var name: String?
+    @Option(name: .customLong("protocol"), help: "box, points1, points3, points5 or clicks (repeatable).") var protocols: [String] = []
+    @Option(help: "Clicks of the clicks protocol, the first included.") var clicks: Int = 5
+    @Option(help: "NSD tolerance in mm.") var tolerance: Double = 2
+    @Option(help: "Seed of jittered boxes.") var seed: UInt64 = 0
+    @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "none"
+    @Option(help: "Replay the prompts of this file (written by --save-prompts).") var prompts: String?
+    @Option(help: "Write the prompts used to this file.") var savePrompts: String?
+    @Option(help: "Evaluate at most this many images.") var limit: Int?
+    @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
+    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Flag(help: "Replace an earlier evaluation of the same name.") var replace = false
+
+    func validate() throws {
+        for p in protocols where EvalProtocol(rawValue: p) == nil {
+            throw ValidationError("--protocol must be one of \(EvalProtocol.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(p)')")
+        }
+        guard clicks >= 1 else { throw ValidationError("--clicks must be at least 1") }
+        guard tolerance >= 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a distance in mm, at least 0") }
+        guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
+        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    func run() throws {
+        let device = Device(device)!
+        try Runtime.prepare(device)
+        var selection = filters.selection
+        if selection.splits.isEmpty { selection.splits = [.test] }
+        let settings = EvalSettings(selection: selection, protocols: protocols.isEmpty ? [.box, .points1, .clicks] : protocols.compactMap(EvalProtocol.init),
+                                    clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: self.device)
+        let url = URL(fileURLWithPath: checkpoint)
+        let catalog = try Catalog(path: common.catalog)
+        guard try catalog.count(selection) > 0 else {
+            throw ValidationError("no masks match the selection (split \(selection.splits.map(\.name).joined(separator: ", "))); see medcat catalog stats")
+        }
+        let (sam, _) = try SamCheckpoint.open(url, imageSize: imageSize, device: device)
+        let hash = try Checksum.xxh128(Data(contentsOf: url, options: .alwaysMapped))
+        let replay = try prompts.map { try PromptFile.read(URL(fileURLWithPath: $0)) } ?? []
+        let runner = try EvalRunner(sam: sam, catalog: catalog, settings: settings, replay: replay)
+        let runName = name ?? url.deletingPathExtension().lastPathComponent
+        let log = common.logger("eval")
+        var lastReport = Date()
+        let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace, limit: limit) { images, masks in
+            if Date().timeIntervalSince(lastReport) > 10 { log.info("\(images) images, \(masks) masks"); lastReport = Date() }
+        }
+        if let savePrompts {
+            try PromptFile.write(settings.protocols.compactMap { runner.used[$0] }, to: URL(fileURLWithPath: savePrompts))
+        }
+        print("evaluation '\(runName)': \(summary.images) images, \(summary.masks) masks in \(String(format: "%.1f", summary.seconds)) s "
+              + "(\(String(format: "%.2f", Double(summary.images) / max(summary.seconds, 1e-9))) images/s)")
+        let report = try LeaderboardReport.build(catalog: catalog, runs: [runName], resamples: 0, thumbnails: false)
+        let rows = report.entries.filter { $0.level == "mask" }.compactMap { e -> [String]? in
+            guard let g = e.groups.first(where: { $0.kind == "overall" }) else { return nil }
+            return [e.variant.label, "\(g.count)", LeaderboardReport.number(g.dice.mean), LeaderboardReport.number(g.iou.mean),
+                    LeaderboardReport.number(g.nsd.mean), LeaderboardReport.number(g.hd95.mean, 2)]
+        }
+        print(Output.table(["protocol", "masks", "Dice", "IoU", "NSD", "HD95"], rows))
+    }
+}
