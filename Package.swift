@@ -64,6 +64,7 @@ let package = Package(
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
         .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM"], path: "bench/SamBench"),
+        .executableTarget(name: "medcat-eval-bench", dependencies: ["Eval"], path: "bench/EvalBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),

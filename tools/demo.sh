@@ -39,5 +39,9 @@ set -x
 "$medcat" catalog query --catalog "$cat" --class hippocampus --limit 3
 "$medcat" catalog errors --catalog "$cat"
 "$medcat" export --catalog "$cat" --format sa-med2d --out "$demo/sa-med2d" --dataset colin27-aal --class hippocampus
+# LiteMedSAM zero-shot on Colin27's first 16 validation slices: box, one point, 5 corrective clicks.
+"$medcat" eval --catalog "$cat" --checkpoint .deps/data/lite_medsam.pth --dataset colin27-aal --split val --limit 16 \
+    --protocol box --protocol points1 --protocol clicks --name lite_medsam-zero-shot --replace
+"$medcat" leaderboard --catalog "$cat" --out "$demo/report"
 set +x
-echo "demo: catalog at $cat, SA-Med2D export at $demo/sa-med2d"
+echo "demo: catalog at $cat, SA-Med2D export at $demo/sa-med2d, leaderboard at $demo/report/leaderboard.html"

@@ -64,7 +64,7 @@ final class CLITests: XCTestCase {
 
     func testHelpListsEveryCommandWithExamples() throws {
         let (out, _) = try medcat(["--help"])
-        for word in ["ingest", "catalog", "export", "manifests", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }
+        for word in ["ingest", "catalog", "export", "manifests", "predict", "eval", "leaderboard", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }
         let (ingestHelp, _) = try medcat(["ingest", "--help"])
         for word in ["--catalog", "--workers", "--size", "--axes", "--instances", "--window", "--manifest"] {
             XCTAssertTrue(ingestHelp.contains(word), "ingest help lacks \(word)")
