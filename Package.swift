@@ -6,7 +6,7 @@ import PackageDescription
 // set here because SwiftPM drops it from pkg-config files.
 let libtorch = Context.environment["MEDCAT_LIBTORCH"] ?? "\(Context.packageDirectory)/.deps/torch/torch"
 
-// Dependencies point down: medcat (CLI) → Eval → SAM, Prompts; SAM → Torch → CTorch (libtorch);
+// Dependencies point down: medcat (CLI) → Eval, Trainer → SAM, Prompts; SAM → Torch → CTorch (libtorch);
 // Prompts → Imaging; medcat → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs), CDicom (GDCM).
 let package = Package(
     name: "medcat",
@@ -52,6 +52,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CCodecs", "CDicom"]),
         // Box, point and click simulation from ground truth, shared by training and evaluation.
         .target(name: "Prompts", dependencies: ["Imaging"]),
+        .target(name: "Trainer", dependencies: ["SAM", "Prompts", "Catalog"]),
         .target(name: "Eval", dependencies: ["SAM", "Prompts", "Catalog", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
@@ -60,7 +61,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "medcat",
-            dependencies: ["Ingest", "Eval", "SAM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "Eval", "Trainer", "SAM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
         .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM"], path: "bench/SamBench"),
@@ -71,6 +72,7 @@ let package = Package(
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Imaging"], resources: [.copy("Fixtures")]),
         // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
         .target(name: "DICOMFixtures", dependencies: ["Imaging"], path: "Tests/DICOMFixtures"),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Prompts", "Catalog", "Imaging"]),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog"], resources: [.copy("Fixtures")]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "DICOMFixtures"]),
         .testTarget(name: "CLITests", dependencies: ["medcat", "DICOMFixtures"]),

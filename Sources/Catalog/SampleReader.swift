@@ -3,7 +3,7 @@ import GRDB
 
 /// Reads the catalog's image–mask pairs back: the images having at least one mask in a
 /// selection, each with those masks, in id order, and their pixels from the shards.
-public final class SampleReader {
+public final class SampleReader: @unchecked Sendable {
     public struct Mask: Sendable {
         public var id: Int64, className: String, instance: Int, area: Int
         public var box: [Int]  // x0, y0, x1, y1, inclusive
@@ -23,6 +23,7 @@ public final class SampleReader {
 
     public let catalog: Catalog
     private var readers: [String: ShardReader] = [:]
+    private let lock = NSLock()  // pixels and masks are read from many threads (the training loader)
 
     public init(catalog: Catalog) { self.catalog = catalog }
 
@@ -97,6 +98,8 @@ public final class SampleReader {
     }
 
     private func reader(_ shard: String) throws -> ShardReader {
+        lock.lock()
+        defer { lock.unlock() }
         if let r = readers[shard] { return r }
         let r = try ShardReader(url: catalog.shardDirectory.appendingPathComponent(shard))
         readers[shard] = r

@@ -148,3 +148,22 @@ extension BoxJitter: CustomStringConvertible {
         }
     }
 }
+
+extension PromptSimulator {
+    /// A uniformly drawn pixel of the mask, as SAM-Med2D samples training points and clicks.
+    public static func randomPoint(in mask: BinaryMask, label: Int, rng: inout PromptRNG) -> Prompt.Point? {
+        let inside = mask.pixels.indices.filter { mask.pixels[$0] != 0 }
+        guard !inside.isEmpty else { return nil }
+        let i = inside[Int(rng.next() % UInt64(inside.count))]
+        return Prompt.Point(x: i % mask.width, y: i / mask.width, label: label)
+    }
+
+    /// A training click: a uniformly drawn pixel of the error region, labelled by the truth there.
+    public static func randomClick(prediction: BinaryMask, truth: BinaryMask, rng: inout PromptRNG) -> Prompt.Point? {
+        let error = BinaryMask(width: truth.width, height: truth.height,
+                               pixels: zip(prediction.pixels, truth.pixels).map { ($0 != 0) != ($1 != 0) ? 1 : 0 })
+        guard var p = randomPoint(in: error, label: 0, rng: &rng) else { return nil }
+        p.label = truth.pixels[p.y * truth.width + p.x] != 0 ? 1 : 0
+        return p
+    }
+}

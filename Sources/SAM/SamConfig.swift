@@ -38,8 +38,18 @@ public struct SamConfig: Codable, Equatable, Sendable {
     /// LiteMedSAM: TinyViT-5M encoder at 256 px, inputs min–max normalised.
     public static let tinyViT = SamConfig(preset: "tiny_vit", encoder: .tinyViT(TinyViTConfig()), imageSize: 256, normalization: .minMax)
 
+    /// A few-thousand-parameter ViT SAM for smoke tests and CI runs of the whole pipeline (it
+    /// learns little): two blocks of width 64, a decoder of width 32.
+    public static func vitDebug(imageSize: Int = 64) -> SamConfig {
+        var c = vit("vit_debug", dim: 64, depth: 2, heads: 2, globalAttention: [1], imageSize: imageSize)
+        if case .vit(var v) = c.encoder { v.windowSize = 4; v.outChannels = 32; c.encoder = .vit(v) }
+        c.promptEmbedDim = 32; c.decoderHeads = 2; c.decoderMLPDim = 64; c.iouHeadHidden = 32
+        return c
+    }
+
     public static func preset(_ name: String, imageSize: Int? = nil) -> SamConfig? {
         switch name {
+        case "vit_debug": return vitDebug(imageSize: imageSize ?? 64)
         case "vit_b": return vitB(imageSize: imageSize ?? 1024)
         case "vit_l": return vitL(imageSize: imageSize ?? 1024)
         case "vit_h": return vitH(imageSize: imageSize ?? 1024)
@@ -47,7 +57,7 @@ public struct SamConfig: Codable, Equatable, Sendable {
         default: return nil
         }
     }
-    public static let presetNames = ["vit_b", "vit_l", "vit_h", "tiny_vit"]
+    public static let presetNames = ["vit_b", "vit_l", "vit_h", "tiny_vit", "vit_debug"]
 }
 
 public struct ViTConfig: Codable, Equatable, Sendable {

@@ -1,0 +1,121 @@
+import Catalog
+import Dispatch
+import Foundation
+import Prompts
+
+/// One training sample as the loader hands it over: an S×S image (channels interleaved, 0–255)
+/// and `masksPerImage` 0/1 masks on the same grid, augmented identically, with their prompts.
+public struct TrainingSample: Sendable {
+    public var imageID: Int64
+    public var size: Int, channels: Int
+    public var pixels: [Float]
+    public var masks: [BinaryMask]
+    public var boxes: [[Int]]
+    public var points: [Prompt.Point]
+}
+
+/// Where a run stands in its data: epoch and batches already consumed in it. With the seed this
+/// fixes everything that follows, so a checkpoint stores just these two numbers.
+public struct LoaderPosition: Codable, Equatable, Sendable {
+    public var epoch = 0, batch = 0
+    public init(epoch: Int = 0, batch: Int = 0) { self.epoch = epoch; self.batch = batch }
+}
+
+/// The training data of a selection, in an order that is a pure function of (seed, epoch): a
+/// seeded permutation of the selected images, cut into full batches. Samples of a batch are read,
+/// unpacked and augmented on all cores; prompts and augmentation are seeded per (seed, epoch,
+/// image), never by visiting order.
+public final class SampleLoader {
+    public let config: TrainConfig
+    let reader: SampleReader
+    let images: [SampleReader.Image]
+    let jitter: BoxJitter
+
+    public init(catalog: Catalog, config: TrainConfig) throws {
+        self.config = config
+        reader = SampleReader(catalog: catalog)
+        var list: [SampleReader.Image] = []
+        try reader.forEach(config.selection) { list.append($0) }
+        guard list.count >= config.batchSize else {
+            throw CatalogError("the training selection has \(list.count) images, fewer than one batch of \(config.batchSize)")
+        }
+        guard let sizes = Set(list.map(\.width)).first, Set(list.map(\.width)).count == 1, Set(list.map(\.height)) == [sizes] else {
+            throw CatalogError("training images must share one stored size (ingest them with the same --size)")
+        }
+        images = list
+        jitter = BoxJitter(argument: config.boxJitter) ?? .none
+    }
+
+    public var imageCount: Int { images.count }
+    public var batchesPerEpoch: Int { images.count / config.batchSize }
+
+    /// The image order of an epoch.
+    public func order(epoch: Int) -> [Int] {
+        var rng = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch))
+        var order = Array(images.indices)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return order
+    }
+
+    /// The batch at `position`, and the position after it.
+    public func batch(at position: LoaderPosition) throws -> ([TrainingSample], usesBoxes: Bool, next: LoaderPosition) {
+        var position = position
+        if position.batch >= batchesPerEpoch { position = LoaderPosition(epoch: position.epoch + 1, batch: 0) }
+        let order = self.order(epoch: position.epoch)
+        let picks = (0..<config.batchSize).map { order[position.batch * config.batchSize + $0] }
+        var rng = PromptRNG(seed: config.seed, 0x6261_7463_68, UInt64(position.epoch), UInt64(position.batch))
+        let usesBoxes = Double(rng.next() >> 11) / Double(1 << 53) < config.boxProbability
+        var results = [Result<TrainingSample, Error>?](repeating: nil, count: picks.count)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: picks.count) { k in
+            let r = Result { try self.sample(images[picks[k]], epoch: position.epoch, boxes: usesBoxes) }
+            lock.lock(); results[k] = r; lock.unlock()
+        }
+        return (try results.map { try $0!.get() }, usesBoxes, LoaderPosition(epoch: position.epoch, batch: position.batch + 1))
+    }
+
+    func sample(_ image: SampleReader.Image, epoch: Int, boxes: Bool) throws -> TrainingSample {
+        var rng = PromptRNG(seed: config.seed, 0x7361_6D70_6C65, UInt64(epoch), UInt64(bitPattern: image.id))
+        let n = image.width, c = image.channels
+        // Masks: all of them in random order, repeated when the image has fewer than needed.
+        var chosen: [SampleReader.Mask] = []
+        while chosen.count < config.masksPerImage { chosen += image.masks.shuffled(using: &rng) }
+        chosen = Array(chosen.prefix(config.masksPerImage))
+        var pixels = try reader.pixels(image).map(Float.init)
+        var masks = try chosen.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
+        if config.augment {
+            let (flipX, flipY, turns) = (rng.next() & 1 == 1, rng.next() & 1 == 1, Int(rng.next() % 4))
+            pixels = Augment.geometric(pixels, size: n, channels: c, flipX: flipX, flipY: flipY, turns: turns)
+            for k in masks.indices {
+                masks[k].pixels = Augment.geometric(masks[k].pixels, size: n, channels: 1, flipX: flipX, flipY: flipY, turns: turns)
+            }
+            let gain = Float(0.9 + 0.2 * Double(rng.next() >> 11) / Double(1 << 53)), shift = Float(Int(rng.next() % 21) - 10)
+            for i in pixels.indices { pixels[i] = min(255, max(0, pixels[i] * gain + shift)) }
+        }
+        var boxList: [[Int]] = [], points: [Prompt.Point] = []
+        for m in masks {
+            if boxes {
+                boxList.append(PromptSimulator.box(m, jitter: jitter, rng: &rng) ?? [0, 0, n - 1, n - 1])
+            } else {
+                points.append(PromptSimulator.randomPoint(in: m, label: 1, rng: &rng) ?? Prompt.Point(x: 0, y: 0, label: -1))
+            }
+        }
+        return TrainingSample(imageID: image.id, size: n, channels: c, pixels: pixels, masks: masks, boxes: boxList, points: points)
+    }
+}
+
+/// Flips and quarter turns of a square grid, applied to an image and its masks alike.
+enum Augment {
+    static func geometric<T>(_ v: [T], size n: Int, channels c: Int, flipX: Bool, flipY: Bool, turns: Int) -> [T] {
+        if !flipX && !flipY && turns == 0 { return v }
+        var out = v
+        for y in 0..<n {
+            for x in 0..<n {
+                var (sx, sy) = (flipX ? n - 1 - x : x, flipY ? n - 1 - y : y)
+                for _ in 0..<turns { (sx, sy) = (sy, n - 1 - sx) }
+                for k in 0..<c { out[(y * n + x) * c + k] = v[(sy * n + sx) * c + k] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,63 @@
+import Catalog
+import Foundation
+
+/// Which parameters fine-tuning updates.
+public enum TuneMode: String, Codable, CaseIterable, Sendable {
+    /// Image encoder, prompt encoder and mask decoder (SAM-Med2D's and MedSAM's full fine-tuning).
+    case full
+    /// The mask decoder only, encoders frozen (the light mode MedSAM and others use first).
+    case decoder
+}
+
+/// Everything that decides a training run; stored in every checkpoint it writes.
+public struct TrainConfig: Codable, Equatable, Sendable {
+    public var selection = Selection(splits: [.train])
+    public var validation = Selection(splits: [.val])
+    /// Validation images scored per epoch (box prompt, first output); 0 turns validation off.
+    public var validationImages = 16
+    public var steps = 100
+    /// Images per step and masks drawn from each (resampled when an image has fewer).
+    public var batchSize = 2
+    public var masksPerImage = 5
+    public var accumulate = 1
+    public var learningRate = 1e-4
+    public var weightDecay = 0.01
+    public var warmupSteps = 10
+    public var minLearningRate = 0.0
+    public var clipNorm = 1.0
+    public var tune = TuneMode.full
+    /// Decoder passes after the first, each adding one corrective click per mask and feeding back
+    /// the previous mask (SAM-Med2D uses 8); one of them, drawn per step, adds no click.
+    public var clickPasses = 8
+    /// Probability that a step prompts with boxes (else with one foreground point per mask).
+    public var boxProbability = 0.5
+    /// `BoxJitter` argument form.
+    public var boxJitter = "sam-med2d"
+    public var augment = true
+    public var seed: UInt64 = 0
+    public var checkpointEvery = 50
+    public var device = "cpu"
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case selection, validation, validationImages = "validation_images", steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
+        case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", warmupSteps = "warmup_steps"
+        case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, clickPasses = "click_passes"
+        case boxProbability = "box_probability", boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
+    }
+
+    /// Linear warm-up to the peak rate, then cosine decay to the minimum at the last step.
+    public func learningRate(at step: Int) -> Double {
+        if step < warmupSteps { return learningRate * Double(step + 1) / Double(warmupSteps) }
+        let span = max(1, steps - warmupSteps)
+        let progress = min(1, Double(step - warmupSteps) / Double(span))
+        return minLearningRate + (learningRate - minLearningRate) * 0.5 * (1 + cos(.pi * progress))
+    }
+
+    public var json: String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return String(decoding: try! e.encode(self), as: UTF8.self)
+    }
+}

@@ -1,0 +1,215 @@
+import Catalog
+import Foundation
+import Prompts
+import SAM
+import Torch
+
+/// Fine-tunes SAM on catalog samples: a first decoder pass with boxes or points, then SAM-Med2D's
+/// interactive passes (corrective clicks from the error region, the previous mask fed back), loss
+/// 20·focal + dice + IoU MSE on every pass, AdamW with warm-up and cosine decay, clipping,
+/// accumulation, periodic checkpoints that resume exactly.
+public final class Trainer {
+    public let sam: Sam
+    public let config: TrainConfig
+    public let loader: SampleLoader
+    let catalog: Catalog
+    let optimizer: Optimizer
+    let parameters: [Tensor]
+    public private(set) var step = 0
+    public private(set) var position = LoaderPosition()
+
+    public struct StepLog: Codable, Sendable {
+        public var step: Int, epoch: Int, loss: Double, focal: Double, dice: Double, iou: Double, lr: Double
+        public var gradNorm: Double, samplesPerSecond: Double
+        enum CodingKeys: String, CodingKey {
+            case step, epoch, loss, focal, dice, iou, lr, gradNorm = "grad_norm", samplesPerSecond = "samples_per_s"
+        }
+    }
+
+    public init(sam: Sam, catalog: Catalog, config: TrainConfig) throws {
+        self.sam = sam; self.config = config; self.catalog = catalog
+        loader = try SampleLoader(catalog: catalog, config: config)
+        let frozen: [Tensor] = config.tune == .decoder ? sam.imageEncoder.trainableParameters + sam.promptEncoder.trainableParameters : []
+        for t in frozen { try t.requiresGrad(false) }
+        parameters = config.tune == .decoder ? sam.maskDecoder.trainableParameters : sam.trainableParameters
+        optimizer = try Optimizer.adamW(parameters, lr: config.learningRate(at: 0), weightDecay: config.weightDecay)
+    }
+
+    /// One optimiser step (with `accumulate` micro-batches).
+    public func trainStep() throws -> StepLog {
+        let start = Date()
+        try optimizer.setLearningRate(config.learningRate(at: step))
+        var terms = (loss: 0.0, focal: 0.0, dice: 0.0, iou: 0.0), samples = 0
+        for _ in 0..<config.accumulate {
+            let (batch, usesBoxes, next) = try loader.batch(at: position)
+            position = next
+            let t = try microStep(batch, usesBoxes: usesBoxes)
+            terms.loss += t.loss; terms.focal += t.focal; terms.dice += t.dice; terms.iou += t.iou
+            samples += batch.count
+        }
+        let norm = config.clipNorm > 0 ? try clipGradNorm(parameters, maxNorm: config.clipNorm) : 0
+        try optimizer.step()
+        try optimizer.zeroGrad()
+        let n = Double(config.accumulate)
+        let log = StepLog(step: step + 1, epoch: position.epoch, loss: terms.loss / n, focal: terms.focal / n, dice: terms.dice / n,
+                          iou: terms.iou / n, lr: optimizer.learningRate, gradNorm: norm,
+                          samplesPerSecond: Double(samples) / Date().timeIntervalSince(start))
+        step += 1
+        return log
+    }
+
+    func microStep(_ batch: [TrainingSample], usesBoxes: Bool) throws -> (loss: Double, focal: Double, dice: Double, iou: Double) {
+        let device = sam.device, m = config.masksPerImage, n = batch[0].size
+        let prepared = try batch.map { s in
+            try PreparedImage(pixels: s.pixels, height: n, width: n, channels: s.channels, config: sam.config, device: device)
+        }
+        let frame = prepared[0]
+        let images = try Tensor.cat(prepared.map(\.tensor), dim: 0)                                   // B×3×S×S
+        let index = try Tensor((0..<(batch.count * m)).map { Int64($0 / m) }, shape: [batch.count * m]).to(device)
+        let truths = batch.flatMap(\.masks)                                                            // B·M masks
+        let targets = try Tensor(truths.flatMap { $0.pixels.map(Float.init) }, shape: [truths.count, 1, n, n]).to(device)
+        let boxes = usesBoxes ? try Tensor(batch.flatMap { $0.boxes.flatMap { frame.modelCoordinates($0.map(Float.init)) } },
+                                           shape: [truths.count, 4]).to(device) : nil
+        var points: [[Prompt.Point]] = usesBoxes ? truths.map { _ in [] } : batch.flatMap { $0.points.map { [$0] } }
+
+        func decode(_ embeddings: Tensor, masks: Tensor?) throws -> (low: Tensor, logits: Tensor, iou: Tensor) {
+            var pts: (Tensor, Tensor)?
+            let count = points.map(\.count).max() ?? 0
+            if count > 0 {
+                var xy = [Float](), labels = [Float]()
+                for list in points {
+                    for p in list { xy += frame.modelCoordinates([Float(p.x), Float(p.y)]); labels.append(Float(p.label)) }
+                    for _ in list.count..<count { xy += [0, 0]; labels.append(-1) }
+                }
+                pts = (try Tensor(xy, shape: [points.count, count, 2]).to(device), try Tensor(labels, shape: [points.count, count]).to(device))
+            }
+            let out = try sam.decode(embeddings: embeddings, points: pts, boxes: boxes, masks: masks, multimask: false)
+            return (out.masks, try frame.upsample(out.masks, inputSize: sam.config.imageSize), out.iou)
+        }
+        let autocast = device != .cpu
+        func run<T>(_ body: () throws -> T) throws -> T { autocast ? try Runtime.autocast(.bf16, body) : try body() }
+
+        // Pass 1 trains everything the tune mode allows; the click passes train the decoder on
+        // detached embeddings, as SAM-Med2D does.
+        let embeddings = try run { try sam.embed(images).indexSelect(0, index) }                    // B·M×C×G×G
+        var out = try run { try decode(embeddings, masks: nil) }
+        var terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32))
+        var total = terms.total
+        var sums = (focal: terms.focal, dice: terms.dice, iou: terms.iou)
+        if config.clickPasses > 0 {
+            let detached = try embeddings.detach()
+            let stepKey = UInt64(step), positionKey = UInt64(position.epoch << 32 | position.batch)
+            var rng = PromptRNG(seed: config.seed, 0x636C_6963_6B, stepKey, positionKey)
+            let maskOnly = Int(rng.next() % UInt64(config.clickPasses))
+            for pass in 0..<config.clickPasses {
+                if pass != maskOnly {
+                    let hard = try out.logits.gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
+                    for k in truths.indices {
+                        let prediction = BinaryMask(width: n, height: n, pixels: Array(hard[(k * n * n)..<((k + 1) * n * n)]))
+                        points[k].append(PromptSimulator.randomClick(prediction: prediction, truth: truths[k], rng: &rng)
+                                         ?? Prompt.Point(x: 0, y: 0, label: -1))
+                    }
+                }
+                out = try run { try decode(detached, masks: out.low.detach()) }
+                terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32))
+                total = try total + terms.total
+                sums.focal += terms.focal; sums.dice += terms.dice; sums.iou += terms.iou
+            }
+        }
+        let passes = Double(1 + config.clickPasses)
+        let loss = try total / (passes * Double(config.accumulate))
+        try loss.backward()
+        return (try loss.item() * Double(config.accumulate), sums.focal / passes, sums.dice / passes, sums.iou / passes)
+    }
+
+    /// Mean Dice of the first output for tight-box prompts over the first `validationImages`
+    /// images of the validation selection, at the stored resolution.
+    public func validate() throws -> Double? {
+        guard config.validationImages > 0 else { return nil }
+        let reader = SampleReader(catalog: catalog)
+        var total = 0.0, count = 0
+        var rng = PromptRNG(seed: 0)
+        try reader.forEach(config.validation, limit: config.validationImages) { image in
+            let n = image.width
+            let prepared = try PreparedImage(pixels: reader.pixels(image).map(Float.init), height: n, width: n, channels: image.channels,
+                                             config: sam.config, device: sam.device)
+            let truths = try image.masks.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
+            let boxes = truths.flatMap { prepared.modelCoordinates((PromptSimulator.box($0, rng: &rng) ?? [0, 0, n - 1, n - 1]).map(Float.init)) }
+            let hard = try withoutGrad { () -> [UInt8] in
+                let emb = try sam.embed(prepared.tensor)
+                let out = try sam.decode(embeddings: emb, boxes: Tensor(boxes, shape: [truths.count, 4]).to(sam.device), multimask: false)
+                return try prepared.upsample(out.masks, inputSize: sam.config.imageSize).gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
+            }
+            for (k, t) in truths.enumerated() {
+                var both = 0, sum = 0
+                for i in 0..<(n * n) {
+                    let a = hard[k * n * n + i] != 0, b = t.pixels[i] != 0
+                    if a { sum += 1 }; if b { sum += 1 }; if a && b { both += 1 }
+                }
+                total += sum == 0 ? 0 : 2 * Double(both) / Double(sum); count += 1
+            }
+        }
+        return count == 0 ? nil : total / Double(count)
+    }
+
+    // MARK: checkpoints
+
+    /// Writes `model-STEP.safetensors` (loadable by eval and predict; the config, step and data
+    /// selection in its metadata) and `state-STEP.safetensors` (optimiser moments, loader position),
+    /// then points `last.json` at them.
+    public func saveCheckpoint(to dir: URL, metrics: [String: Double] = [:]) throws -> URL {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let tag = String(format: "%06d", step)
+        let model = dir.appendingPathComponent("model-\(tag).safetensors")
+        var info = ["medcat.train": config.json, "medcat.step": "\(step)", "medcat.selection_hash": selectionHash]
+        for (k, v) in metrics { info["medcat.metric.\(k)"] = "\(v)" }
+        try SamCheckpoint.save(sam, to: model, info: info)
+        var state = StateDict()
+        for i in parameters.indices {
+            for (k, t) in try optimizer.state(of: i).enumerated() { state["optimizer.\(i).\(k)"] = t }
+        }
+        let pos = String(decoding: try JSONEncoder().encode(position), as: UTF8.self)
+        state.metadata = ["medcat.train": config.json, "medcat.step": "\(step)", "medcat.position": pos]
+        try state.saveSafetensors(dir.appendingPathComponent("state-\(tag).safetensors"))
+        let last = ["step": "\(step)", "model": model.lastPathComponent, "state": "state-\(tag).safetensors"]
+        try JSONSerialization.data(withJSONObject: last, options: .sortedKeys).write(to: dir.appendingPathComponent("last.json"), options: .atomic)
+        return model
+    }
+
+    /// Continues from the checkpoint `last.json` in `dir` names: model weights, optimiser state,
+    /// step and loader position. The run's config must be the checkpoint's.
+    public func resume(from dir: URL) throws {
+        let lastURL = dir.appendingPathComponent("last.json")
+        guard let last = try? JSONSerialization.jsonObject(with: Data(contentsOf: lastURL)) as? [String: String],
+              let modelName = last["model"], let stateName = last["state"] else {
+            throw CheckpointError(lastURL, "no checkpoint to resume from (last.json missing or unreadable)")
+        }
+        let stateURL = dir.appendingPathComponent(stateName)
+        let state = try StateDict.load(stateURL)
+        guard let saved = state.metadata["medcat.train"], let savedConfig = try? JSONDecoder().decode(TrainConfig.self, from: Data(saved.utf8)) else {
+            throw CheckpointError(stateURL, "no training config in the metadata")
+        }
+        guard savedConfig == config else {
+            throw CheckpointError(stateURL, "was written with other training settings; resume with the same options (\(saved))")
+        }
+        let modelURL = dir.appendingPathComponent(modelName)
+        try sam.load(try StateDict.load(modelURL), from: modelURL)
+        for i in parameters.indices {
+            var tensors: [Tensor] = []
+            while let t = state["optimizer.\(i).\(tensors.count)"] { tensors.append(t) }
+            if !tensors.isEmpty { try optimizer.setState(of: i, tensors) }
+        }
+        step = Int(state.metadata["medcat.step"] ?? "") ?? 0
+        position = try JSONDecoder().decode(LoaderPosition.self, from: Data((state.metadata["medcat.position"] ?? "{}").utf8))
+    }
+
+    /// Identifies the training data: the selection and how many images it had.
+    var selectionHash: String {
+        let text = (try? String(decoding: JSONEncoder().encode(config.selection), as: UTF8.self)) ?? ""
+        return String(format: "%016llx", Aggregate.fnv(text + "/\(loader.imageCount)"))
+    }
+}
+
+enum Aggregate {
+    static func fnv(_ s: String) -> UInt64 { s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 } }
+}

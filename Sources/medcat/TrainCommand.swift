@@ -1,0 +1,163 @@
+import ArgumentParser
+import Catalog
+import Foundation
+import Prompts
+import SAM
+import Torch
+import Trainer
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Fine-tune SAM on catalog samples with box, point and iterative click prompts.",
+        discussion: """
+            Each step draws --batch-size images and --masks-per-image masks from each (seeded by
+            --seed, epoch and image), augments them (flips, quarter turns, intensity), prompts with
+            jittered boxes or one point, then runs --click-passes more decoder passes with
+            corrective clicks and the previous mask fed back (SAM-Med2D). Loss 20·focal + dice +
+            IoU MSE; AdamW with warm-up and cosine decay. Checkpoints go to --out every
+            --checkpoint-every steps and at the end; --resume continues the run in --out exactly.
+            Metrics are appended to <out>/metrics.jsonl.
+
+            Examples:
+              medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
+              medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --modality ct --out runs/ct
+              medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200 --resume
+              medcat train --preset tiny_vit --out runs/scratch --steps 1000
+            """)
+
+    @OptionGroup var common: CatalogOptions
+    @OptionGroup var filters: CatalogCommand.Filters
+    @Option(help: "Initial weights (.pth or .safetensors): SAM, MedSAM, LiteMedSAM or a medcat checkpoint.") var checkpoint: String?
+    @Option(help: "Train from scratch with this preset instead: vit_b, vit_l, vit_h, tiny_vit or vit_debug (a tiny model for smoke tests).") var preset: String?
+    @Option(help: "Encoder input size; default: the checkpoint's or preset's.") var imageSize: Int?
+    @Option(help: "Output folder for checkpoints and metrics.") var out: String
+    @Option(help: "Optimiser steps.") var steps: Int = 100
+    @Option(help: "Images per micro-batch.") var batchSize: Int = 2
+    @Option(help: "Masks drawn from each image.") var masksPerImage: Int = 5
+    @Option(help: "Micro-batches per optimiser step.") var accumulate: Int = 1
+    @Option(help: "Peak learning rate.") var lr: Double = 1e-4
+    @Option(help: "AdamW weight decay.") var weightDecay: Double = 0.01
+    @Option(help: "Linear warm-up steps.") var warmup: Int = 10
+    @Option(help: "Gradient norm clip (0: off).") var clip: Double = 1
+    @Option(help: "full or decoder.") var tune: String = "full"
+    @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
+    @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
+    @Option(help: "Validation split scored each epoch and at the end.") var valSplit: String = "val"
+    @Option(help: "Validation images (0: no validation).") var valImages: Int = 16
+    @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
+    @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
+    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Flag(help: "Turn augmentation off.") var noAugment = false
+    @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
+
+    func validate() throws {
+        guard (checkpoint == nil) != (preset == nil) else { throw ValidationError("give --checkpoint FILE or --preset NAME (one of them)") }
+        if let preset, SamConfig.preset(preset, imageSize: imageSize) == nil {
+            throw ValidationError("--preset must be one of \(SamConfig.presetNames.joined(separator: ", ")) (tiny_vit at 256 only; got '\(preset)')")
+        }
+        guard TuneMode(rawValue: tune) != nil else { throw ValidationError("--tune must be full or decoder (got '\(tune)')") }
+        guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
+        guard Split(name: valSplit) != nil else { throw ValidationError("--val-split must be train, val or test (got '\(valSplit)')") }
+        for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
+                              ("--checkpoint-every", checkpointEvery)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1")
+        }
+        for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages)] where value < 0 {
+            throw ValidationError("\(name) must be 0 or more")
+        }
+        guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
+    }
+
+    var config: TrainConfig {
+        var c = TrainConfig()
+        c.selection = filters.selection
+        if c.selection.splits.isEmpty { c.selection.splits = [.train] }
+        c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [Split(name: valSplit)!])
+        c.validationImages = valImages
+        c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
+        c.learningRate = lr; c.weightDecay = weightDecay; c.warmupSteps = warmup; c.clipNorm = clip
+        c.tune = TuneMode(rawValue: tune)!; c.clickPasses = clickPasses; c.boxJitter = boxJitter
+        c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
+        return c
+    }
+
+    func run() throws {
+        let device = Device(device)!
+        try Runtime.prepare(device)
+        let sam: Sam
+        if let checkpoint {
+            sam = try SamCheckpoint.open(URL(fileURLWithPath: checkpoint), imageSize: imageSize, device: device).0
+        } else {
+            sam = try Sam(SamConfig.preset(preset!, imageSize: imageSize)!, device: device, seed: seed)
+        }
+        let catalog = try Catalog(path: common.catalog)
+        let trainer = try Trainer(sam: sam, catalog: catalog, config: config)
+        let dir = URL(fileURLWithPath: out)
+        if resume {
+            try trainer.resume(from: dir)
+            print("resumed at step \(trainer.step) (epoch \(trainer.position.epoch), batch \(trainer.position.batch))")
+        } else if FileManager.default.fileExists(atPath: dir.appendingPathComponent("last.json").path) {
+            throw ValidationError("\(out) already holds a run: pass --resume to continue it, or choose another --out")
+        }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let metrics = try FileHandle.appending(to: dir.appendingPathComponent("metrics.jsonl"))
+        func write<T: Encodable>(_ value: T) { metrics.write(Data((Output.json(value) + "\n").utf8)) }
+        print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(sam.parameterCount) parameters) on \(trainer.loader.imageCount) images, "
+              + "\(trainer.loader.batchesPerEpoch) batches per epoch, \(steps) steps")
+        let bar = ProgressLine(total: steps)
+        var epoch = trainer.position.epoch, lastValidation: Double?
+        if !resume, let dice = try trainer.validate() {
+            print("validation Dice before training: \(String(format: "%.4f", dice))")
+            write(["step": 0, "val_dice": dice])
+        }
+        while trainer.step < steps {
+            let log = try trainer.trainStep()
+            write(log)
+            bar.update(log.step, "loss \(String(format: "%.4f", log.loss))  \(String(format: "%.1f", log.samplesPerSecond)) samples/s")
+            if log.epoch != epoch || trainer.step == steps {
+                if let dice = try trainer.validate() {
+                    lastValidation = dice
+                    write(["step": Double(log.step), "epoch": Double(epoch), "val_dice": dice])
+                    bar.note("epoch \(epoch) validation Dice \(String(format: "%.4f", dice))")
+                }
+                epoch = log.epoch
+            }
+            if trainer.step % checkpointEvery == 0 || trainer.step == steps {
+                let url = try trainer.saveCheckpoint(to: dir, metrics: lastValidation.map { ["val_dice": $0] } ?? [:])
+                bar.note("checkpoint \(url.lastPathComponent)")
+            }
+        }
+        bar.finish()
+        if let lastValidation { print("validation Dice after training: \(String(format: "%.4f", lastValidation))") }
+        print("model: \(out)/model-\(String(format: "%06d", trainer.step)).safetensors")
+    }
+}
+
+/// One self-rewriting status line on a terminal ("step 12/100 …, ETA 0:41"), plain lines every
+/// tenth of the run otherwise.
+final class ProgressLine {
+    let total: Int, start = Date(), tty = isatty(2) != 0
+    var lastPrinted = 0
+    init(total: Int) { self.total = total }
+
+    func update(_ step: Int, _ text: String) {
+        let elapsed = Date().timeIntervalSince(start)
+        let eta = Int(elapsed / Double(max(step, 1)) * Double(total - step))
+        let line = "step \(step)/\(total)  \(text)  ETA \(eta / 60):\(String(format: "%02d", eta % 60))"
+        if tty { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
+        else if step == total || step - lastPrinted >= max(1, total / 10) { FileHandle.standardError.write(Data((line + "\n").utf8)); lastPrinted = step }
+    }
+    func note(_ text: String) { FileHandle.standardError.write(Data(((tty ? "\r\u{1B}[K" : "") + text + "\n").utf8)) }
+    func finish() { if tty { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+extension FileHandle {
+    static func appending(to url: URL) throws -> FileHandle {
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        let h = try FileHandle(forWritingTo: url)
+        try h.seekToEnd()
+        return h
+    }
+}
