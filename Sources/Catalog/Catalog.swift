@@ -15,10 +15,13 @@ public enum Split: Int, CaseIterable, Codable, Sendable {
 public struct SplitPolicy: Codable, Equatable, Sendable {
     public var train: Double, val: Double, test: Double
     public var seed: UInt64
-    public init(train: Double = 0.8, val: Double = 0.1, test: Double = 0.1, seed: UInt64 = 0) {
-        self.train = train; self.val = val; self.test = test; self.seed = seed
+    /// Whole datasets put in one split (an external test set, say), by dataset name.
+    public var datasets: [String: Split]?
+    public init(train: Double = 0.8, val: Double = 0.1, test: Double = 0.1, seed: UInt64 = 0, datasets: [String: Split]? = nil) {
+        self.train = train; self.val = val; self.test = test; self.seed = seed; self.datasets = datasets
     }
     public func split(dataset: String, case name: String) -> Split {
+        if let fixed = datasets?[dataset] { return fixed }
         // FNV-1a, then a 64-bit finaliser so nearby names spread evenly over [0, 1).
         var h: UInt64 = 0xcbf29ce484222325 ^ seed
         for b in "\(dataset)\u{1F}\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }

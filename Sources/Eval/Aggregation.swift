@@ -36,7 +36,7 @@ public enum Aggregation {
             default: { _ in "all" }
             }
             for (name, members) in Dictionary(grouping: items, by: key).sorted(by: { $0.key < $1.key }) {
-                let seed = stableHash(kind + "/" + name)
+                let seed = PromptRNG.key(kind + "/" + name)
                 let byClass = Dictionary(grouping: members, by: \.className).sorted { $0.key < $1.key }.map(\.value)
                 out.append(GroupResult(
                     kind: kind, name: name, count: members.count, classes: byClass.count,
@@ -84,10 +84,5 @@ public enum Aggregation {
         draws.sort()
         return MetricSummary(mean: mean, low: SegmentationMetrics.percentile(draws, 2.5), high: SegmentationMetrics.percentile(draws, 97.5),
                              n: n, undefined: undefined)
-    }
-
-    /// FNV-1a: stable across runs and platforms, unlike Hasher.
-    static func stableHash(_ s: String) -> UInt64 {
-        s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
     }
 }

@@ -155,7 +155,8 @@ public final class EvalRunner {
                     func out(_ j: Int) -> [UInt8] { Array(outputs[((k * 4 + j) * plane)..<((k * 4 + j + 1) * plane)]) }
                     let first = out(0)
                     let multi = (1...3).map(out)
-                    let best = (0..<3).max { overlapDice(multi[$0], truths[k].pixels) < overlapDice(multi[$1], truths[k].pixels) }!
+                    let dices = multi.map { BinaryMask(width: w, height: h, pixels: $0).dice(truths[k]) }
+                    let best = dices.indices.max { dices[$0] < dices[$1] }!
                     current[k] = BinaryMask(width: w, height: h, pixels: first)
                     for (output, mask, j) in [("first", first, 0), ("oracle", multi[best], best + 1)] {
                         let variant = EvalStore.Variant(proto: proto.rawValue, step: step, output: output)
@@ -196,17 +197,6 @@ public final class EvalRunner {
         let out = try sam.decodeAll(embeddings: embedding, points: points, boxes: boxes, masks: maskInput)
         return ((out.masks, try prepared.upsample(out.masks, inputSize: sam.config.imageSize)), out.iou)
     }
-}
-
-func overlapDice(_ a: [UInt8], _ b: [UInt8]) -> Double {
-    var both = 0, sum = 0
-    for i in a.indices {
-        let x = a[i] != 0, y = b[i] != 0
-        if x { sum += 1 }
-        if y { sum += 1 }
-        if x && y { both += 1 }
-    }
-    return sum == 0 ? 0 : 2 * Double(both) / Double(sum)
 }
 
 /// The three best and three worst masks of each protocol's final output, for report thumbnails.

@@ -22,3 +22,11 @@ public struct PromptRNG: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 }
+
+extension PromptRNG {
+    /// FNV-1a of a string: a key that is the same in every run and on every platform (unlike
+    /// Swift's Hasher), for seeding by name.
+    public static func key(_ s: String) -> UInt64 {
+        s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
+    }
+}

@@ -13,6 +13,19 @@ public struct BinaryMask: Sendable, Equatable {
     public var isEmpty: Bool { !pixels.contains { $0 != 0 } }
     public var area: Int { pixels.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
 
+    /// 2|A∩B| / (|A| + |B|), 0 when both are empty (a quick overlap score; Eval's metrics define
+    /// the reported Dice and its empty cases).
+    public func dice(_ other: BinaryMask) -> Double {
+        var both = 0, sum = 0
+        for i in pixels.indices {
+            let a = pixels[i] != 0, b = other.pixels[i] != 0
+            if a { sum += 1 }
+            if b { sum += 1 }
+            if a && b { both += 1 }
+        }
+        return sum == 0 ? 0 : 2 * Double(both) / Double(sum)
+    }
+
     /// Inclusive pixel extent x0, y0, x1, y1, or nil for an empty mask.
     public var extent: [Int]? {
         var x0 = width, y0 = height, x1 = -1, y1 = -1

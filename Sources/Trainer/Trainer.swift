@@ -141,12 +141,8 @@ public final class Trainer {
                 return try prepared.upsample(out.masks, inputSize: sam.config.imageSize).gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
             }
             for (k, t) in truths.enumerated() {
-                var both = 0, sum = 0
-                for i in 0..<(n * n) {
-                    let a = hard[k * n * n + i] != 0, b = t.pixels[i] != 0
-                    if a { sum += 1 }; if b { sum += 1 }; if a && b { both += 1 }
-                }
-                total += sum == 0 ? 0 : 2 * Double(both) / Double(sum); count += 1
+                total += BinaryMask(width: n, height: n, pixels: Array(hard[(k * n * n)..<((k + 1) * n * n)])).dice(t)
+                count += 1
             }
         }
         return count == 0 ? nil : total / Double(count)
@@ -206,10 +202,6 @@ public final class Trainer {
     /// Identifies the training data: the selection and how many images it had.
     var selectionHash: String {
         let text = (try? String(decoding: JSONEncoder().encode(config.selection), as: UTF8.self)) ?? ""
-        return String(format: "%016llx", Aggregate.fnv(text + "/\(loader.imageCount)"))
+        return String(format: "%016llx", PromptRNG.key(text + "/\(loader.imageCount)"))
     }
-}
-
-enum Aggregate {
-    static func fnv(_ s: String) -> UInt64 { s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 } }
 }

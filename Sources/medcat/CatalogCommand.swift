@@ -102,20 +102,41 @@ struct CatalogCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "split",
             abstract: "Re-assign case-level splits with new ratios or seed (deterministic).",
-            discussion: "Example: medcat catalog split --ratios 0.7,0.15,0.15 --seed 1")
+            discussion: """
+                Examples:
+                  medcat catalog split --ratios 0.7,0.15,0.15 --seed 1
+                  medcat catalog split --dataset colin27-aal=train --dataset itk-kmeans=test
+                """)
         @OptionGroup var common: CatalogOptions
         @Option(help: "train,val,test ratios.") var ratios: String = "0.8,0.1,0.1"
         @Option(help: "Seed of the assignment.") var seed: UInt64 = 0
+        @Option(name: .customLong("dataset"), help: "NAME=SPLIT: put a whole dataset in one split (repeatable).") var datasets: [String] = []
 
         func validate() throws {
             let r = ratios.split(separator: ",").compactMap { Double($0) }
             guard r.count == 3, r.allSatisfy({ $0 >= 0 }), r.reduce(0, +) > 0 else { throw ValidationError("--ratios must be three non-negative numbers, e.g. 0.8,0.1,0.1") }
+            _ = try fixed()
+        }
+
+        func fixed() throws -> [String: Split] {
+            var out: [String: Split] = [:]
+            for d in datasets {
+                let parts = d.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2, let s = Split(name: parts[1]) else { throw ValidationError("--dataset takes NAME=train|val|test (got '\(d)')") }
+                out[parts[0]] = s
+            }
+            return out
         }
 
         func run() throws {
             let r = ratios.split(separator: ",").compactMap { Double($0) }
             let catalog = try Catalog(path: common.catalog)
-            try catalog.resplit(SplitPolicy(train: r[0], val: r[1], test: r[2], seed: seed))
+            let fixed = try fixed()
+            let known = Set(try catalog.stats().byDataset.map(\.name))
+            for name in fixed.keys where !known.contains(name) {
+                throw CatalogError("unknown dataset '\(name)'; the catalog has: \(known.sorted().joined(separator: ", "))")
+            }
+            try catalog.resplit(SplitPolicy(train: r[0], val: r[1], test: r[2], seed: seed, datasets: fixed.isEmpty ? nil : fixed))
             for row in try catalog.stats().bySplit { print("\(row.name): \(row.cases ?? 0) cases, \(row.images) images, \(row.masks) masks") }
         }
     }

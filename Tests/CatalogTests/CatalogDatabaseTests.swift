@@ -45,7 +45,7 @@ final class CatalogDatabaseTests: XCTestCase {
         _ = try Catalog(path: path)
         let again = try Catalog(path: path)  // re-opening migrates nothing twice
         let applied = try again.db.read { try Schema.migrator.appliedIdentifiers($0) }
-        XCTAssertEqual(applied, ["v1_catalog"])
+        XCTAssertEqual(applied, ["v1_catalog", "v2_eval"])
         let mode = try again.db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         XCTAssertEqual(mode, "wal")
     }
@@ -145,6 +145,20 @@ final class CatalogDatabaseTests: XCTestCase {
             XCTAssertEqual(s.bySplit.map(\.images).reduce(0, +), 40)
             XCTAssertEqual(s.bySplit.map { $0.cases ?? 0 }.reduce(0, +), 20)
             XCTAssertEqual(try c.splitPolicy().seed, 7)
+        }
+    }
+
+    func testWholeDatasetSplits() throws {
+        for c in try catalogs() {
+            let x = try dataset(c, "x"), y = try dataset(c, "y")
+            try c.commit((0..<6).map { try! volume(c, dataset: x, name: "x", path: "v\($0)", caseName: "case\($0)", slices: 2) }
+                         + (0..<4).map { try! volume(c, dataset: y, name: "y", path: "w\($0)", caseName: "case\($0)", slices: 1) })
+            try c.resplit(SplitPolicy(train: 1, val: 0, test: 0, datasets: ["y": .test]))
+            let s = try c.stats()
+            XCTAssertEqual(s.bySplit.map(\.images), [12, 0, 4])
+            XCTAssertEqual(try c.splitPolicy().datasets, ["y": .test], "stored for later ingests")
+            // Policies stored before the field existed still decode.
+            XCTAssertNil(try JSONDecoder().decode(SplitPolicy.self, from: Data(#"{"train":0.8,"val":0.1,"test":0.1,"seed":0}"#.utf8)).datasets)
         }
     }
 }
