@@ -64,7 +64,7 @@ let package = Package(
             dependencies: ["Ingest", "Eval", "Trainer", "SAM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
-        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM"], path: "bench/SamBench"),
+        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Trainer", "Catalog"], path: "bench/SamBench"),
         .executableTarget(name: "medcat-eval-bench", dependencies: ["Eval"], path: "bench/EvalBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),

@@ -2,7 +2,7 @@
 # `make bench`: medcat against its peers, measured in the same run on this machine.
 #   BENCH_VOLUMES   CT volumes for the ingest benchmark (default 200, 512×512×100 int16)
 #   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
-#   BENCH_PARTS     which sections run (default "ingest catalog sam eval")
+#   BENCH_PARTS     which sections run (default "ingest catalog sam eval train")
 #   BENCH_EVAL_IMAGES  images of the evaluation benchmark (default 24)
 #   BENCH_THREADS   libtorch threads for the SAM section, both sides (default: all cores)
 set -euo pipefail
@@ -13,7 +13,7 @@ volumes=${BENCH_VOLUMES:-200}
 images=${BENCH_IMAGES:-5000000}
 size=${BENCH_SIZE:-512}
 slices=${BENCH_SLICES:-100}
-parts=${BENCH_PARTS:-ingest catalog sam eval}
+parts=${BENCH_PARTS:-ingest catalog sam eval train}
 want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 if want ingest || want catalog; then
@@ -124,17 +124,24 @@ print(f"LiteMedSAM inference: medcat {lm['images_per_s']:.2f} images/s vs python
 PY
 fi
 
+# Colin27 + AAL (MR, 116 regions) in a catalog, all in the test split, and exported for Python.
+eval_catalog() {
+    cat="$out/eval/medcat.sqlite"
+    [ -f "$cat" ] && return
+    rm -rf "$out/eval"; mkdir -p "$out/eval/raw/colin27-aal/images" "$out/eval/raw/colin27-aal/labels"
+    ln -s "$(pwd)/.deps/data/mricron/ch2.nii.gz" "$out/eval/raw/colin27-aal/images/colin27.nii.gz"
+    ln -s "$(pwd)/.deps/data/mricron/aal.nii.gz" "$out/eval/raw/colin27-aal/labels/colin27.nii.gz"
+    "$medcat" ingest "$out/eval/raw" --catalog "$cat" >/dev/null 2>&1
+    "$medcat" catalog split --ratios 0,0,1 --catalog "$cat" >/dev/null
+    "$medcat" export --format sa-med2d --out "$out/eval/sa-med2d" --catalog "$cat" >/dev/null
+}
+rm -rf "$out/eval"
+
 if want eval; then
 pyref
+eval_catalog
 n=${BENCH_EVAL_IMAGES:-24}
 echo "== evaluation: LiteMedSAM, box prompt, CPU, first $n images of Colin27 + AAL (MR, 116 regions)"
-rm -rf "$out/eval"; mkdir -p "$out/eval/raw/colin27-aal/images" "$out/eval/raw/colin27-aal/labels"
-ln -s "$(pwd)/.deps/data/mricron/ch2.nii.gz" "$out/eval/raw/colin27-aal/images/colin27.nii.gz"
-ln -s "$(pwd)/.deps/data/mricron/aal.nii.gz" "$out/eval/raw/colin27-aal/labels/colin27.nii.gz"
-cat="$out/eval/medcat.sqlite"
-"$medcat" ingest "$out/eval/raw" --catalog "$cat" >/dev/null 2>&1
-"$medcat" catalog split --ratios 0,0,1 --catalog "$cat" >/dev/null
-"$medcat" export --format sa-med2d --out "$out/eval/sa-med2d" --catalog "$cat" >/dev/null
 me=$("$medcat" eval --catalog "$cat" --checkpoint .deps/data/lite_medsam.pth --protocol box --limit "$n" --name bench 2>/dev/null)
 pe=$(PYTHONPATH=.deps/pymetrics:.deps/pyref:.deps/py python3 bench/eval_peer.py lite-eval "$out/eval/sa-med2d" "$n" .deps/data/lite_medsam.pth)
 mm=$("$(dirname "$medcat")/medcat-eval-bench" metrics 200)
@@ -153,5 +160,24 @@ print(f"metrics per 256x256 mask (Dice, IoU, NSD, HD95): medcat {mm['ms_per_mask
       f"  ratio {pm['ms_per_mask'] / mm['ms_per_mask']:.1f}x faster")
 worst = max(abs(mm[k] - pm[k]) for k in ("dice", "iou", "nsd", "hd95"))
 print(f"metric parity on those 200 pairs: largest difference of the means {worst:.1e}")
+PY
+fi
+
+if want train; then
+pyref
+eval_catalog
+threads=${BENCH_THREADS:-$(nproc)}
+echo "== training step: LiteMedSAM full fine-tuning, 2 images x 5 masks, box prompts, CPU, $threads threads (best of 3 alternating runs)"
+m=(); p=()
+for _ in 1 2 3; do
+    m+=("$("$(dirname "$medcat")/medcat-sam-bench" train-step "$cat" .deps/data/lite_medsam.pth 2 "$threads")")
+    p+=("$(PYTHONPATH=.deps/pyref python3 bench/sam_peer.py train-step .deps/data/lite_medsam.pth 2 "$threads")")
+done
+python3 - "${m[*]}" "${p[*]}" <<'PY'
+import json, sys
+def runs(text): return [json.loads(x) for x in text.replace("} {", "}\n{").splitlines()]
+m = min(r["ms_per_step"] for r in runs(sys.argv[1])); p = min(r["ms_per_step"] for r in runs(sys.argv[2]))
+print(f"train step: medcat {m:.0f} ms (loader, augmentation and prompts included) vs plain PyTorch loop {p:.0f} ms"
+      f" on a fixed batch  overhead {100 * (m / p - 1):+.1f}% (goal <= 5%)")
 PY
 fi

@@ -38,7 +38,7 @@ public final class EvalRunner {
     struct Slice { var truth: [UInt8]; var predictions: [EvalStore.Variant: [UInt8]] }
     struct CaseKey: Hashable { var axis: String, className: String, instance: Int }
 
-    public func run(name: String, model: String, checkpointHash: String, replace: Bool = false, limit: Int? = nil,
+    public func run(name: String, model: String, checkpointHash: String, replace: Bool = false,
                     progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
         let start = Date()
         classIDs = try store.classIDs()
@@ -67,7 +67,7 @@ public final class EvalRunner {
             try store.record(run: runID, masks: [], cases: rows)
         }
 
-        try reader.forEach(settings.selection, limit: limit) { image in
+        try reader.forEach(settings.selection, limit: settings.limit) { image in
             if volume?.source != image.sourceID {
                 try flushVolume()
                 volume = (image.sourceID, 0, image.spacing, (image.contentWidth, image.contentHeight), [:])

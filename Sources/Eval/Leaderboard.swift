@@ -102,9 +102,10 @@ extension LeaderboardReport {
         md += "Means over masks with 95 % bootstrap intervals; NSD at \(tolerance); HD95 in mm. "
         md += "‘first’ is SAM's single-mask output, ‘oracle’ the best of its three multimask outputs. "
         md += "Undefined scores (both masks empty) are left out and counted.\n\n"
-        md += "## Runs\n\n| run | model | checkpoint | images | masks | protocols | seconds |\n|---|---|---|---|---|---|---|\n"
+        md += "## Runs\n\n| run | model | checkpoint | data | images | masks | protocols | seconds |\n|---|---|---|---|---|---|---|---|\n"
         for r in runs {
-            md += "| \(r.name) | \(r.model) | \(r.checkpointHash.prefix(12)) | \(r.images) | \(r.masks) | \(r.settings.protocols.map(\.rawValue).joined(separator: ", ")) | \(Self.number(r.seconds, 1)) |\n"
+            md += "| \(r.name) | \(r.model) | \(r.checkpointHash.prefix(12)) | \(r.settings.dataDescription) | \(r.images) | \(r.masks) | "
+                + "\(r.settings.protocols.map(\.rawValue).joined(separator: ", ")) | \(Self.number(r.seconds, 1)) |\n"
         }
         md += "\n## Overall\n\n| protocol | run | Dice | IoU | NSD | HD95 | class-mean Dice | masks |\n|---|---|---|---|---|---|---|---|\n"
         for (e, g) in ranked(level: "mask", kind: "overall") {

@@ -18,8 +18,8 @@ extension LeaderboardReport {
         body += "<i>first</i> is SAM's single-mask output, <i>oracle</i> the best of its three multimask outputs. Click a column to sort.</p>\n"
         body += "<p>" + runNames.map { "<span class=key style=\"background:\(color($0))\"></span>\(Self.escape($0))" }.joined(separator: " &nbsp; ") + "</p>\n"
 
-        body += "<h2>Runs</h2>\n" + table(["run", "model", "checkpoint", "images", "masks", "protocols", "seconds"], runs.map { r in
-            [.text(r.name), .text(r.model), .text(String(r.checkpointHash.prefix(12))), .number(Double(r.images), "\(r.images)"),
+        body += "<h2>Runs</h2>\n" + table(["run", "model", "checkpoint", "data", "images", "masks", "protocols", "seconds"], runs.map { r in
+            [.text(r.name), .text(r.model), .text(String(r.checkpointHash.prefix(12))), .text(r.settings.dataDescription), .number(Double(r.images), "\(r.images)"),
              .number(Double(r.masks), "\(r.masks)"), .text(r.settings.protocols.map(\.rawValue).joined(separator: ", ")),
              .number(r.seconds ?? 0, Self.number(r.seconds, 1))]
         })

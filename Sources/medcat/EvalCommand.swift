@@ -60,7 +60,8 @@ struct EvalCommand: ParsableCommand {
         var selection = filters.selection
         if selection.splits.isEmpty { selection.splits = [.test] }
         let settings = EvalSettings(selection: selection, protocols: protocols.isEmpty ? [.box, .points1, .clicks] : protocols.compactMap(EvalProtocol.init),
-                                    clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: self.device)
+                                    clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: self.device,
+                                    limit: limit)
         let url = URL(fileURLWithPath: checkpoint)
         let catalog = try Catalog(path: common.catalog)
         guard try catalog.count(selection) > 0 else {
@@ -73,7 +74,7 @@ struct EvalCommand: ParsableCommand {
         let runName = name ?? url.deletingPathExtension().lastPathComponent
         let log = common.logger("eval")
         var lastReport = Date()
-        let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace, limit: limit) { images, masks in
+        let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace) { images, masks in
             if Date().timeIntervalSince(lastReport) > 10 { log.info("\(images) images, \(masks) masks"); lastReport = Date() }
         }
         if let savePrompts {

@@ -1,10 +1,15 @@
 // SAM timings for `make bench`, mirrored by bench/sam_peer.py in Python PyTorch:
 //   medcat-sam-bench train-vitb SIZE BATCH ITERS THREADS   vit_b forward+backward, box prompts
 //   medcat-sam-bench lite-infer WEIGHTS ITERS THREADS      LiteMedSAM encoder+decoder, one box
+//   medcat-sam-bench train-step CATALOG WEIGHTS STEPS THREADS   full LiteMedSAM fine-tuning steps
+//       through medcat's trainer (loader, augmentation, prompts included): 2 images × 5 masks,
+//       box prompts, no click passes, on the catalog's test split
 // Prints one JSON line.
+import Catalog
 import Foundation
 import SAM
 import Torch
+import Trainer
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -46,6 +51,18 @@ case "lite-infer":
     try infer()
     let t = try seconds { for _ in 0..<iters { try infer() } }
     print("{\"images_per_s\": \(Double(iters) / t), \"threads\": \(Runtime.threads)}")
+case "train-step":
+    let steps = Int(args[4])!
+    Runtime.threads = Int(args[5])!
+    let (sam, _) = try SamCheckpoint.open(URL(fileURLWithPath: args[3]))
+    var config = TrainConfig()
+    config.selection = Selection(splits: [.test])
+    config.batchSize = 2; config.masksPerImage = 5; config.clickPasses = 0; config.boxProbability = 1
+    config.steps = steps + 1; config.warmupSteps = 0; config.validationImages = 0
+    let trainer = try Trainer(sam: sam, catalog: Catalog(path: args[2]), config: config)
+    _ = try trainer.trainStep()  // warm-up
+    let t = try seconds { for _ in 0..<steps { _ = try trainer.trainStep() } }
+    print("{\"ms_per_step\": \(t / Double(steps) * 1000), \"threads\": \(Runtime.threads)}")
 default:
     FileHandle.standardError.write(Data("unknown mode \(args[1])\n".utf8))
     exit(2)
