@@ -15,6 +15,14 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from reference_models import build_lite_medsam, vit_sam  # noqa: E402
 
+
+
+def lite_medsam(weights):
+    net = build_lite_medsam()
+    net.load_state_dict(torch.load(weights, map_location="cpu"), strict=True)
+    return net
+
+
 mode = sys.argv[1]
 if mode == "train-vitb":
     size, batch, iters = (int(a) for a in sys.argv[2:5])
@@ -42,9 +50,7 @@ if mode == "train-vitb":
 elif mode == "lite-infer":
     weights, iters = sys.argv[2], int(sys.argv[3])
     torch.set_num_threads(int(sys.argv[4]))
-    net = build_lite_medsam()
-    net.load_state_dict(torch.load(weights, map_location="cpu"), strict=True)
-    net.eval()
+    net = lite_medsam(weights).eval()
     h, w = 217, 181
     pixels = (torch.arange(h * w) * 7919 % 256).float().reshape(h, w)
 
@@ -70,9 +76,7 @@ elif mode == "lite-infer":
 elif mode == "train-step":
     weights, steps = sys.argv[2], int(sys.argv[3])
     torch.set_num_threads(int(sys.argv[4]))
-    net = build_lite_medsam()
-    net.load_state_dict(torch.load(weights, map_location="cpu"), strict=True)
-    net.train()
+    net = lite_medsam(weights).train()
     for m in net.modules():  # medcat trains with frozen BatchNorm statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()

@@ -4,64 +4,8 @@ import XCTest
 
 @testable import DICOMFixtures
 
-/// Runs the built `medcat` binary as a user would and checks what it prints and writes.
-final class CLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    static var binary: URL {
-        var d = Bundle.main.bundleURL
-        while d.pathExtension == "xctest" || !FileManager.default.fileExists(atPath: d.appendingPathComponent("medcat").path) {
-            d = d.deletingLastPathComponent()
-            if d.path == "/" { break }
-        }
-        return d.appendingPathComponent("medcat")
-    }
-
-    @discardableResult
-    func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
-        try Self.run(args, in: dir, expect: expect, file: file, line: line)
-    }
-
-    /// Runs the binary in `dir`, checks its exit status, returns stdout and stderr.
-    static func run(_ args: [String], in dir: URL, expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
-        let p = Process()
-        p.executableURL = Self.binary
-        p.arguments = args
-        p.currentDirectoryURL = dir
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let result = (String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-        XCTAssertEqual(p.terminationStatus, expect, "medcat \(args.joined(separator: " ")): \(result.1)", file: file, line: line)
-        return result
-    }
-
-    /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each. With
-    /// `visible`, the boxes stand out from a textured background (for models to segment).
-    static func kits(_ n: Int, at root: URL, size: Int = 64, visible: Bool = false) throws {
-        for c in 0..<n {
-            let d = root.appendingPathComponent(String(format: "case_%05d", c))
-            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-            var img = [Float](repeating: 0, count: size * size * 16), lab = img
-            for k in 0..<16 { for j in 0..<size { for i in 0..<size {
-                let p = (k * size + j) * size + i
-                img[p] = Float(visible ? -300 + (i * 37 + j * 11) % 60 : -1000 + (i * 37 + j * 11 + k * 5 + c * 13) % 1400)
-                if (10..<30).contains(i) && (10..<30).contains(j) && (2..<10).contains(k) { lab[p] = 1; if visible { img[p] = 250 } }
-                if (40..<56).contains(i) && (10..<26).contains(j) && (4..<9).contains(k) { lab[p] = 2; if visible { img[p] = 120 } }
-            } } }
-            try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: img), to: d.appendingPathComponent("imaging.nii.gz"), datatype: .int16, gzipLevel: 1)
-            try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: lab), to: d.appendingPathComponent("segmentation.nii.gz"), datatype: .uint8, gzipLevel: 1)
-        }
-    }
-
+/// Ingest, catalog, export and manifests through the built binary.
+final class CLITests: BinaryTestCase {
     func testHelpListsEveryCommandWithExamples() throws {
         let (out, _) = try medcat(["--help"])
         for word in ["ingest", "catalog", "export", "manifests", "predict", "eval", "leaderboard", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }

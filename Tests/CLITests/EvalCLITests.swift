@@ -3,19 +3,7 @@ import XCTest
 
 /// `medcat eval` and `medcat leaderboard` through the binary, with LiteMedSAM's real weights on a
 /// small KiTS-layout volume whose kidney and tumour stand out from the background.
-final class EvalCLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("eval-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
-        try CLITests.run(args, in: dir, expect: expect, file: file, line: line)
-    }
-
+final class EvalCLITests: BinaryTestCase {
     func json(_ path: String) throws -> [String: Any] {
         try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(path))) as! [String: Any]
     }
@@ -34,7 +22,7 @@ final class EvalCLITests: XCTestCase {
     func mean(_ g: [String: Any]?, _ metric: String) -> Double? { (g?[metric] as? [String: Any])?["mean"] as? Double }
 
     func testEvalRecordsReplaysAndReports() throws {
-        try CLITests.kits(1, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try Self.kits(1, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
         try medcat(["ingest", "raw", "--workers", "2"])
         let all = ["--split", "train", "--split", "val", "--split", "test"]
         let (out, _) = try medcat(["eval", "--checkpoint", PredictCLITests.weights, "--name", "zero-shot", "--protocol", "box",
@@ -110,7 +98,7 @@ final class EvalCLITests: XCTestCase {
             let (_, err) = try medcat(args, expect: 64)
             XCTAssertTrue(err.contains(message), "\(args): \(err)")
         }
-        try CLITests.kits(1, at: dir.appendingPathComponent("raw/KiTS19"))
+        try Self.kits(1, at: dir.appendingPathComponent("raw/KiTS19"))
         try medcat(["ingest", "raw"])
         let (_, none) = try medcat(["leaderboard"], expect: 1)
         XCTAssertTrue(none.contains("no finished evaluation in the catalog"), none)

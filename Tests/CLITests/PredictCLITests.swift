@@ -4,19 +4,7 @@ import XCTest
 
 /// `medcat predict` with LiteMedSAM's real weights against the Python pipeline's mask
 /// (tools/make_parity_fixtures.py), plus its argument checks.
-final class PredictCLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("predict-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
-        try CLITests.run(args, in: dir, expect: expect, file: file, line: line)
-    }
-
+final class PredictCLITests: BinaryTestCase {
     static let repo: URL = {
         var d = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { d.deleteLastPathComponent() }

@@ -3,19 +3,7 @@ import XCTest
 
 /// `medcat train` through the binary: the debug model learns from scratch on a small KiTS-layout
 /// catalog, a killed run resumes to the same losses, and the result evaluates like any checkpoint.
-final class TrainCLITests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("train-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    @discardableResult
-    func medcat(_ args: [String], expect: Int32 = 0, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, err: String) {
-        try CLITests.run(args, in: dir, expect: expect, file: file, line: line)
-    }
-
+final class TrainCLITests: BinaryTestCase {
     func number(after label: String, in text: String) throws -> Double {
         let line = try XCTUnwrap(text.split(separator: "\n").first { $0.contains(label) }, "no '\(label)' in \(text)")
         return try XCTUnwrap(Double(line.split(separator: " ").last!))
@@ -33,7 +21,7 @@ final class TrainCLITests: XCTestCase {
     }
 
     func testLearnsResumesAfterAKillAndEvaluates() throws {
-        try CLITests.kits(3, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try Self.kits(3, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
         try medcat(["ingest", "raw", "--size", "64"])
         let (split, _) = try medcat(["catalog", "split", "--ratios", "0.5,0.5,0", "--seed", "3"])
         XCTAssertTrue(split.contains("train: 2 cases") && split.contains("val: 1 cases"), split)
@@ -50,7 +38,7 @@ final class TrainCLITests: XCTestCase {
 
         // Killed after its first checkpoint, then resumed: the same loss at every step.
         let p = Process()
-        p.executableURL = CLITests.binary
+        p.executableURL = Self.binary
         p.arguments = ["train", "--out", "b"] + options
         p.currentDirectoryURL = dir
         let err = Pipe()
