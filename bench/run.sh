@@ -167,6 +167,15 @@ if want train; then
 pyref
 eval_catalog
 threads=${BENCH_THREADS:-$(nproc)}
+echo "== training loader, one CPU each: 2 images x 5 masks at 256 px, prompts (+ augmentation for medcat) into tensors"
+lm=$(taskset -c 0 "$(dirname "$medcat")/medcat-sam-bench" loader "$cat" 100)
+lp=$(taskset -c 0 env PYTHONPATH=.deps/pymetrics:.deps/pyref:.deps/py python3 bench/loader_peer.py "$out/eval/sa-med2d" test 100)
+python3 - "$lm" "$lp" <<'PY'
+import json, sys
+m, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"loader samples/s per core: medcat {m['samples_per_s']:.1f} vs SAM-Med2D's Dataset/DataLoader re-created {p['samples_per_s']:.1f}"
+      f"  ratio {m['samples_per_s'] / p['samples_per_s']:.1f}x (goal >= 10x)")
+PY
 echo "== training step: LiteMedSAM full fine-tuning, 2 images x 5 masks, box prompts, CPU, $threads threads (best of 3 alternating runs)"
 m=(); p=()
 for _ in 1 2 3; do

@@ -165,10 +165,14 @@ extension BoxJitter: CustomStringConvertible {
 extension PromptSimulator {
     /// A uniformly drawn pixel of the mask, as SAM-Med2D samples training points and clicks.
     public static func randomPoint(in mask: BinaryMask, label: Int, rng: inout PromptRNG) -> Prompt.Point? {
-        let inside = mask.pixels.indices.filter { mask.pixels[$0] != 0 }
-        guard !inside.isEmpty else { return nil }
-        let i = inside[Int(rng.next() % UInt64(inside.count))]
-        return Prompt.Point(x: i % mask.width, y: i / mask.width, label: label)
+        let count = mask.area
+        guard count > 0 else { return nil }
+        var k = Int(rng.next() % UInt64(count))  // the k-th foreground pixel in raster order
+        for (i, v) in mask.pixels.enumerated() where v != 0 {
+            if k == 0 { return Prompt.Point(x: i % mask.width, y: i / mask.width, label: label) }
+            k -= 1
+        }
+        return nil
     }
 
     /// A training click: a uniformly drawn pixel of the error region, labelled by the truth there.

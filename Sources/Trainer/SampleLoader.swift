@@ -2,6 +2,8 @@ import Catalog
 import Dispatch
 import Foundation
 import Prompts
+import SAM
+import Torch
 
 /// One training sample as the loader hands it over: an S×S image (channels interleaved, 0–255)
 /// and `masksPerImage` 0/1 masks on the same grid, augmented identically, with their prompts.
@@ -85,9 +87,9 @@ public final class SampleLoader {
         var masks = try chosen.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
         if config.augment {
             let (flipX, flipY, turns) = (rng.next() & 1 == 1, rng.next() & 1 == 1, Int(rng.next() % 4))
-            pixels = Augment.geometric(pixels, size: n, channels: c, flipX: flipX, flipY: flipY, turns: turns)
-            for k in masks.indices {
-                masks[k].pixels = Augment.geometric(masks[k].pixels, size: n, channels: 1, flipX: flipX, flipY: flipY, turns: turns)
+            if let source = Augment.sourceIndex(size: n, flipX: flipX, flipY: flipY, turns: turns) {
+                pixels = Augment.gather(pixels, source, channels: c)
+                for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
             }
             let gain = Float(0.9 + 0.2 * Double(rng.next() >> 11) / Double(1 << 53)), shift = Float(Int(rng.next() % 21) - 10)
             for i in pixels.indices { pixels[i] = min(255, max(0, pixels[i] * gain + shift)) }
@@ -104,16 +106,81 @@ public final class SampleLoader {
     }
 }
 
-/// Flips and quarter turns of a square grid, applied to an image and its masks alike.
+/// A batch as the model consumes it: normalised images B×3×S×S, the image index of each of the
+/// B·M masks, targets B·M×1×S×S, boxes B·M×4 in the encoder frame (box steps) or one point per
+/// mask (point steps).
+public struct TrainingBatch {
+    public let frame: PreparedImage
+    public let images: Tensor, index: Tensor, targets: Tensor
+    public let boxes: Tensor?
+    public let truths: [BinaryMask]
+    public let points: [[Prompt.Point]]
+
+    public init(_ batch: [TrainingSample], usesBoxes: Bool, config: SamConfig, device: Device) throws {
+        let n = batch[0].size, m = batch[0].masks.count, c = batch[0].channels
+        frame = try PreparedImage(pixels: batch[0].pixels, height: n, width: n, channels: c, config: config, device: device)
+        if n == config.imageSize {
+            // Stored at the encoder's size: the whole batch normalised in one go, as PreparedImage does per image.
+            var all = [Float](); all.reserveCapacity(batch.count * n * n * c)
+            for s in batch { all += s.pixels }
+            images = try Self.normalise(Tensor(all, shape: [batch.count, n, n, c]).to(device), config)
+        } else {
+            images = try Tensor.cat([frame.tensor] + batch.dropFirst().map { s in
+                try PreparedImage(pixels: s.pixels, height: n, width: n, channels: c, config: config, device: device).tensor
+            }, dim: 0)
+        }
+        index = try Tensor((0..<(batch.count * m)).map { Int64($0 / m) }, shape: [batch.count * m]).to(device)
+        truths = batch.flatMap(\.masks)
+        var flat = [Float](repeating: 0, count: truths.count * n * n)
+        for (k, t) in truths.enumerated() { for i in 0..<(n * n) where t.pixels[i] != 0 { flat[k * n * n + i] = 1 } }
+        targets = try Tensor(flat, shape: [truths.count, 1, n, n]).to(device)
+        let frame = frame
+        boxes = usesBoxes ? try Tensor(batch.flatMap { $0.boxes.flatMap { frame.modelCoordinates($0.map(Float.init)) } },
+                                       shape: [truths.count, 4]).to(device) : nil
+        points = usesBoxes ? truths.map { _ in [] } : batch.flatMap { $0.points.map { [$0] } }
+    }
+
+    /// B×S×S×C pixels → B×3×S×S normalised as the model expects.
+    static func normalise(_ x: Tensor, _ config: SamConfig) throws -> Tensor {
+        var t = try x.permute([0, 3, 1, 2])
+        if x.shape[3] == 1 { t = try t.expand([x.shape[0], 3, x.shape[1], x.shape[2]]) }
+        switch config.normalization {
+        case .pixelMeanStd:
+            let mean = try Tensor([Float(123.675), 116.28, 103.53], shape: [1, 3, 1, 1]).to(x.device)
+            let std = try Tensor([Float(58.395), 57.12, 57.375], shape: [1, 3, 1, 1]).to(x.device)
+            return try ((t - mean) / std).contiguous()
+        case .minMax:
+            let lo = try t.amin([1, 2, 3], keepDim: true), hi = try t.amax([1, 2, 3], keepDim: true)
+            return try ((t - lo) / (hi - lo).clamp(1e-8, Double(Float.greatestFiniteMagnitude))).contiguous()
+        }
+    }
+}
+
+/// Flips and quarter turns of a square grid, applied to an image and its masks alike: one map from
+/// each output pixel to its source pixel, computed once per sample and gathered through.
 enum Augment {
-    static func geometric<T>(_ v: [T], size n: Int, channels c: Int, flipX: Bool, flipY: Bool, turns: Int) -> [T] {
-        if !flipX && !flipY && turns == 0 { return v }
-        var out = v
+    static func sourceIndex(size n: Int, flipX: Bool, flipY: Bool, turns: Int) -> [Int32]? {
+        if !flipX && !flipY && turns == 0 { return nil }
+        var map = [Int32](repeating: 0, count: n * n)
         for y in 0..<n {
             for x in 0..<n {
                 var (sx, sy) = (flipX ? n - 1 - x : x, flipY ? n - 1 - y : y)
                 for _ in 0..<turns { (sx, sy) = (sy, n - 1 - sx) }
-                for k in 0..<c { out[(y * n + x) * c + k] = v[(sy * n + sx) * c + k] }
+                map[y * n + x] = Int32(sy * n + sx)
+            }
+        }
+        return map
+    }
+
+    static func gather<T>(_ v: [T], _ source: [Int32], channels c: Int) -> [T] {
+        var out = v
+        out.withUnsafeMutableBufferPointer { o in
+            v.withUnsafeBufferPointer { i in
+                if c == 1 {
+                    for k in 0..<source.count { o[k] = i[Int(source[k])] }
+                } else {
+                    for k in 0..<source.count { for q in 0..<c { o[k * c + q] = i[Int(source[k]) * c + q] } }
+                }
             }
         }
         return out

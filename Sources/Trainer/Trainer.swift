@@ -59,18 +59,10 @@ public final class Trainer {
     }
 
     func microStep(_ batch: [TrainingSample], usesBoxes: Bool) throws -> (loss: Double, focal: Double, dice: Double, iou: Double) {
-        let device = sam.device, m = config.masksPerImage, n = batch[0].size
-        let prepared = try batch.map { s in
-            try PreparedImage(pixels: s.pixels, height: n, width: n, channels: s.channels, config: sam.config, device: device)
-        }
-        let frame = prepared[0]
-        let images = try Tensor.cat(prepared.map(\.tensor), dim: 0)                                   // B×3×S×S
-        let index = try Tensor((0..<(batch.count * m)).map { Int64($0 / m) }, shape: [batch.count * m]).to(device)
-        let truths = batch.flatMap(\.masks)                                                            // B·M masks
-        let targets = try Tensor(truths.flatMap { $0.pixels.map(Float.init) }, shape: [truths.count, 1, n, n]).to(device)
-        let boxes = usesBoxes ? try Tensor(batch.flatMap { $0.boxes.flatMap { frame.modelCoordinates($0.map(Float.init)) } },
-                                           shape: [truths.count, 4]).to(device) : nil
-        var points: [[Prompt.Point]] = usesBoxes ? truths.map { _ in [] } : batch.flatMap { $0.points.map { [$0] } }
+        let device = sam.device, n = batch[0].size
+        let t = try TrainingBatch(batch, usesBoxes: usesBoxes, config: sam.config, device: device)
+        let (frame, truths, targets, boxes) = (t.frame, t.truths, t.targets, t.boxes)
+        var points = t.points
 
         func decode(_ embeddings: Tensor, masks: Tensor?) throws -> (low: Tensor, logits: Tensor, iou: Tensor) {
             var pts: (Tensor, Tensor)?
@@ -91,7 +83,7 @@ public final class Trainer {
 
         // Pass 1 trains everything the tune mode allows; the click passes train the decoder on
         // detached embeddings, as SAM-Med2D does.
-        let embeddings = try run { try sam.embed(images).indexSelect(0, index) }                    // B·M×C×G×G
+        let embeddings = try run { try sam.embed(t.images).indexSelect(0, t.index) }                // B·M×C×G×G
         var out = try run { try decode(embeddings, masks: nil) }
         var terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32))
         var total = terms.total

@@ -113,6 +113,23 @@ final class TrainerTests: XCTestCase {
         XCTAssertGreaterThan(flips.count, 4, "augmentation varies the samples")
     }
 
+    /// The batch tensors equal what PreparedImage makes of each image, for both normalisations.
+    func testBatchTensorsMatchPreparedImages() throws {
+        let loader = try SampleLoader(catalog: catalog(), config: config())
+        let (samples, usesBoxes, _) = try loader.batch(at: LoaderPosition(epoch: 1, batch: 2))
+        for normalization in [SamConfig.Normalization.pixelMeanStd, .minMax] {
+            var c = SamConfig.vitDebug(imageSize: 32)
+            c.normalization = normalization
+            let batch = try TrainingBatch(samples, usesBoxes: usesBoxes, config: c, device: .cpu)
+            let each = try samples.map { try PreparedImage(pixels: $0.pixels, height: 32, width: 32, channels: 1, config: c).tensor.floats() }
+            XCTAssertEqual(try batch.images.floats(), Array(each.joined()))
+            XCTAssertEqual(batch.images.shape, [3, 3, 32, 32])
+            XCTAssertEqual(batch.targets.shape, [6, 1, 32, 32])
+            XCTAssertEqual(try batch.targets.floats(), samples.flatMap { $0.masks.flatMap { $0.pixels.map(Float.init) } })
+            XCTAssertEqual(try batch.index.values(as: Int64.self), [0, 0, 1, 1, 2, 2])
+        }
+    }
+
     func testScheduleWarmsUpThenDecays() {
         let c = config { $0.steps = 110; $0.warmupSteps = 10; $0.learningRate = 1e-3; $0.minLearningRate = 1e-5 }
         XCTAssertEqual(c.learningRate(at: 0), 1e-4, accuracy: 1e-12)

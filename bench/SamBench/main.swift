@@ -4,6 +4,8 @@
 //   medcat-sam-bench train-step CATALOG WEIGHTS STEPS THREADS   full LiteMedSAM fine-tuning steps
 //       through medcat's trainer (loader, augmentation, prompts included): 2 images × 5 masks,
 //       box prompts, no click passes, on the catalog's test split
+//   medcat-sam-bench loader CATALOG BATCHES   medcat's training loader alone: batches of 2 images
+//       × 5 masks (256 px) with prompts and augmentation, built into the model's input tensors
 // Prints one JSON line.
 import Catalog
 import Foundation
@@ -63,6 +65,23 @@ case "train-step":
     _ = try trainer.trainStep()  // warm-up
     let t = try seconds { for _ in 0..<steps { _ = try trainer.trainStep() } }
     print("{\"ms_per_step\": \(t / Double(steps) * 1000), \"threads\": \(Runtime.threads)}")
+case "loader":
+    let batches = Int(args[3])!
+    Runtime.threads = 1
+    var config = TrainConfig()
+    config.selection = Selection(splits: [.test])
+    config.batchSize = 2; config.masksPerImage = 5
+    let loader = try SampleLoader(catalog: Catalog(path: args[2]), config: config)
+    let samConfig = SamConfig.vitB(imageSize: 256)  // SAM's mean/std normalisation, as SAM-Med2D's pipeline
+    var position = LoaderPosition(), samples = 0
+    let t = try seconds {
+        for _ in 0..<batches {
+            let (batch, usesBoxes, next) = try loader.batch(at: position)
+            _ = try TrainingBatch(batch, usesBoxes: usesBoxes, config: samConfig, device: .cpu)
+            samples += batch.count; position = next
+        }
+    }
+    print("{\"samples\": \(samples), \"seconds\": \(t), \"samples_per_s\": \(Double(samples) / t)}")
 default:
     FileHandle.standardError.write(Data("unknown mode \(args[1])\n".utf8))
     exit(2)
