@@ -13,17 +13,20 @@ struct EvalCommand: ParsableCommand {
         abstract: "Score a SAM checkpoint on catalog masks under fixed prompt protocols; results go into the catalog.",
         discussion: """
             Protocols (repeatable --protocol; default box, points1 and clicks):
-              box        the mask's tight box (--box-jitter none | sam-med2d | medsam[:PX])
-              points1/3/5  foreground points at distance-transform maxima (first inside the largest component)
-              clicks     one point, then corrective clicks at the error region's distance-transform
-                         maximum, with the previous mask fed back (--clicks N in total)
-            Each reports SAM's first output and the oracle (best of its three multimask outputs), with
-            Dice, IoU, NSD (--tolerance mm) and HD95 per 2D mask and per 3D case (a volume's slices
-            stacked). Prompts are seeded; --save-prompts writes them, --prompts replays them on another model.
+              box      the mask's tight box (--box-jitter none | sam-med2d | medsam[:PX])
+              points1  1, 3 or 5 foreground points at distance-transform maxima
+              points3  (the first inside the largest component)
+              points5
+              clicks   one point, then corrective clicks at the error region's
+                       distance-transform maximum, previous mask fed back (--clicks N)
+
+            Each reports SAM's first output and the oracle (best of its three multimask outputs), with Dice, IoU, \
+            NSD (--tolerance mm) and HD95 per 2D mask and per 3D case (a volume's slices stacked). Prompts are \
+            seeded; --save-prompts writes them, --prompts replays them on another model.
 
             Examples:
               medcat eval --checkpoint lite_medsam.pth --split test
-              medcat eval --checkpoint run.safetensors --name finetuned --prompts prompts.json --modality ct
+              medcat eval --checkpoint ft.safetensors --name ft --prompts prompts.json
               medcat leaderboard --out report
             """)
 

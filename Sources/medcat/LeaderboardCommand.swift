@@ -8,9 +8,9 @@ struct LeaderboardCommand: ParsableCommand {
         commandName: "leaderboard",
         abstract: "Write the evaluations in the catalog as Markdown, one self-contained HTML page, CSV and JSON.",
         discussion: """
-            Results per protocol overall, by modality, class and dataset (mean over masks and over
-            classes, 95 % bootstrap intervals), 3D results per volume, the Dice-per-click curve,
-            and thumbnails of each run's best and worst masks.
+            Results per protocol overall, by modality, class and dataset (mean over masks and over classes, 95 % \
+            bootstrap intervals), 3D results per volume, the Dice-per-click curve, and thumbnails of each run's best \
+            and worst masks.
 
             Examples:
               medcat leaderboard --out report

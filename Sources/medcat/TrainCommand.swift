@@ -11,19 +11,19 @@ struct TrainCommand: ParsableCommand {
         commandName: "train",
         abstract: "Fine-tune SAM on catalog samples with box, point and iterative click prompts.",
         discussion: """
-            Each step draws --batch-size images and --masks-per-image masks from each (seeded by
-            --seed, epoch and image), augments them (flips, quarter turns, intensity), prompts with
-            jittered boxes or one point, then runs --click-passes more decoder passes with
-            corrective clicks and the previous mask fed back (SAM-Med2D). Loss 20·focal + dice +
-            IoU MSE; AdamW with warm-up and cosine decay. Checkpoints go to --out every
-            --checkpoint-every steps and at the end; --resume continues the run in --out exactly.
-            Metrics are appended to <out>/metrics.jsonl.
+            Each step draws --batch-size images and --masks-per-image masks from each (seeded by --seed, epoch and image), \
+            augments them (flips, quarter turns, intensity), prompts with jittered boxes or one point, then runs \
+            --click-passes more decoder passes with corrective clicks and the previous mask fed back (SAM-Med2D). \
+            Loss 20·focal + dice + IoU MSE; AdamW with warm-up and cosine decay.
+
+            Checkpoints go to --out every --checkpoint-every steps and at the end; --resume continues the run in --out \
+            exactly. Metrics are appended to <out>/metrics.jsonl.
 
             Examples:
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
-              medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --modality ct --out runs/ct
+              medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --out runs/ct
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200 --resume
-              medcat train --preset tiny_vit --out runs/scratch --steps 1000
+              medcat train --preset vit_debug --out runs/smoke --steps 60
             """)
 
     @OptionGroup var common: CatalogOptions
