@@ -59,20 +59,40 @@ public final class SampleLoader {
         return order
     }
 
-    /// The batch at `position`, and the position after it.
+    /// A stored record that failed its checksum (or could not be read), and the image that took
+    /// its place in the batch.
+    public struct Replacement: Sendable, CustomStringConvertible {
+        public var imageID: Int64, replacementID: Int64, reason: String
+        public var description: String { "image \(imageID): \(reason); replaced by image \(replacementID)" }
+    }
+    /// Called for every replacement (the training command reports them).
+    public var onReplacement: ((Replacement) -> Void)?
+
+    /// The batch at `position`, and the position after it. A sample whose shard record fails its
+    /// checksum is replaced by the image one batch further on in the epoch's order (then two, …),
+    /// so the replacement is the same in every run and the run goes on.
     public func batch(at position: LoaderPosition) throws -> ([TrainingSample], usesBoxes: Bool, next: LoaderPosition) {
         var position = position
         if position.batch >= batchesPerEpoch { position = LoaderPosition(epoch: position.epoch + 1, batch: 0) }
         let order = self.order(epoch: position.epoch)
-        let picks = (0..<config.batchSize).map { order[position.batch * config.batchSize + $0] }
+        let start = position.batch * config.batchSize
         var rng = PromptRNG(seed: config.seed, 0x6261_7463_68, UInt64(position.epoch), UInt64(position.batch))
         let usesBoxes = Double(rng.next() >> 11) / Double(1 << 53) < config.boxProbability
-        var results = [Result<TrainingSample, Error>?](repeating: nil, count: picks.count)
+        var results = [Result<TrainingSample, Error>?](repeating: nil, count: config.batchSize)
+        var replaced = [Replacement?](repeating: nil, count: config.batchSize)
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: picks.count) { k in
-            let r = Result { try self.sample(images[picks[k]], epoch: position.epoch, boxes: usesBoxes) }
-            lock.lock(); results[k] = r; lock.unlock()
+        DispatchQueue.concurrentPerform(iterations: config.batchSize) { k in
+            var result: Result<TrainingSample, Error>!, note: Replacement?
+            for hop in 0..<order.count {
+                let image = images[order[(start + k + hop * config.batchSize) % order.count]]
+                result = Result { try self.sample(image, epoch: position.epoch, boxes: usesBoxes) }
+                guard case .failure(let error) = result, error is ShardError else { break }
+                if note == nil { note = Replacement(imageID: image.id, replacementID: 0, reason: "\(error)") }
+            }
+            if var n = note, case .success(let s) = result { n.replacementID = s.imageID; note = n }
+            lock.lock(); results[k] = result; replaced[k] = note; lock.unlock()
         }
+        for r in replaced.compactMap({ $0 }) { onReplacement?(r) }
         return (try results.map { try $0!.get() }, usesBoxes, LoaderPosition(epoch: position.epoch, batch: position.batch + 1))
     }
 

@@ -94,6 +94,8 @@ struct TrainCommand: ParsableCommand {
         }
         let catalog = try Catalog(path: common.catalog)
         let trainer = try Trainer(sam: sam, catalog: catalog, config: config)
+        let log = common.logger("train")
+        trainer.loader.onReplacement = { log.warning("\($0)") }
         let dir = URL(fileURLWithPath: out)
         if resume {
             try trainer.resume(from: dir)

@@ -130,6 +130,32 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    func testACorruptRecordIsReportedAndReplacedDeterministically() throws {
+        let cat = try catalog()
+        let loader = try SampleLoader(catalog: cat, config: config())
+        let victim = loader.images[loader.order(epoch: 0)[0]]
+        // Flip the last byte of the image's pixel record: its payload checksum no longer holds.
+        let h = try FileHandle(forUpdating: cat.shardDirectory.appendingPathComponent(victim.location.shard))
+        let at = UInt64(victim.location.offset) + UInt64(victim.location.length) - 1
+        try h.seek(toOffset: at)
+        let byte = try XCTUnwrap(h.read(upToCount: 1))[0]
+        try h.seek(toOffset: at)
+        try h.write(contentsOf: Data([byte ^ 0xFF]))
+        try h.close()
+
+        var notes: [SampleLoader.Replacement] = []
+        loader.onReplacement = { notes.append($0) }
+        let (a, _, _) = try loader.batch(at: LoaderPosition())
+        let note = try XCTUnwrap(notes.first { $0.imageID == victim.id })
+        XCTAssertTrue(note.reason.contains("checksum"), note.reason)
+        XCTAssertEqual(a.count, 3)
+        XCTAssertEqual(a[0].imageID, note.replacementID)
+        XCTAssertNotEqual(a[0].imageID, victim.id)
+        let (b, _, _) = try loader.batch(at: LoaderPosition())
+        XCTAssertEqual(a.map(\.imageID), b.map(\.imageID), "the same replacement every time")
+        XCTAssertEqual(a.map(\.pixels), b.map(\.pixels))
+    }
+
     func testScheduleWarmsUpThenDecays() {
         let c = config { $0.steps = 110; $0.warmupSteps = 10; $0.learningRate = 1e-3; $0.minLearningRate = 1e-5 }
         XCTAssertEqual(c.learningRate(at: 0), 1e-4, accuracy: 1e-12)
