@@ -35,11 +35,12 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-I/usr/include/gdcm-3.0", "-O2"])],
             linkerSettings: [.linkedLibrary("gdcmMSFF"), .linkedLibrary("gdcmDSED"), .linkedLibrary("gdcmCommon")]
         ),
-        // libtorch behind a C header; its headers want C++20.
+        // libtorch behind a C header; its headers want C++20. c10d's Gloo backend needs Debian's
+        // libgloo-dev headers (the wheel ships the symbols, not gloo's headers).
         .target(
             name: "CTorch",
             cxxSettings: [.unsafeFlags([
-                "-std=c++20", "-O2", "-w", "-D_GLIBCXX_USE_CXX11_ABI=1",
+                "-std=c++20", "-O2", "-w", "-D_GLIBCXX_USE_CXX11_ABI=1", "-DUSE_C10D_GLOO",
                 "-I\(libtorch)/include", "-I\(libtorch)/include/torch/csrc/api/include",
             ])],
             linkerSettings: [

@@ -24,20 +24,7 @@ struct mt_optim_s {
     int kind;
 };
 
-static thread_local std::string last_error;
-
-#define PROTECT(fail, ...)                                    \
-    try {                                                     \
-        last_error.clear();                                   \
-        __VA_ARGS__                                           \
-    } catch (const c10::Error &e) {                           \
-        last_error = e.what_without_backtrace();              \
-    } catch (const std::exception &e) {                       \
-        last_error = e.what();                                \
-    } catch (...) {                                           \
-        last_error = "unknown C++ exception";                 \
-    }                                                         \
-    return fail;
+thread_local std::string last_error;
 
 static mt_tensor wrap(at::Tensor t) { return new mt_tensor_s{std::move(t)}; }
 static at::IntArrayRef dims(const int64_t *p, int n) { return at::IntArrayRef(p, (size_t)n); }

@@ -70,18 +70,21 @@ public final class SampleLoader {
 
     /// The batch at `position`, and the position after it. A sample whose shard record fails its
     /// checksum is replaced by the image one batch further on in the epoch's order (then two, …),
-    /// so the replacement is the same in every run and the run goes on.
-    public func batch(at position: LoaderPosition) throws -> ([TrainingSample], usesBoxes: Bool, next: LoaderPosition) {
+    /// so the replacement is the same in every run and the run goes on. With `parts` processes,
+    /// process `part` gets the batch's samples part, part + parts, … (the batch is global).
+    public func batch(at position: LoaderPosition, part: Int = 0, of parts: Int = 1) throws -> ([TrainingSample], usesBoxes: Bool, next: LoaderPosition) {
         var position = position
         if position.batch >= batchesPerEpoch { position = LoaderPosition(epoch: position.epoch + 1, batch: 0) }
         let order = self.order(epoch: position.epoch)
         let start = position.batch * config.batchSize
         var rng = PromptRNG(seed: config.seed, 0x6261_7463_68, UInt64(position.epoch), UInt64(position.batch))
         let usesBoxes = Double(rng.next() >> 11) / Double(1 << 53) < config.boxProbability
-        var results = [Result<TrainingSample, Error>?](repeating: nil, count: config.batchSize)
-        var replaced = [Replacement?](repeating: nil, count: config.batchSize)
+        let mine = Array(stride(from: part, to: config.batchSize, by: parts))
+        var results = [Result<TrainingSample, Error>?](repeating: nil, count: mine.count)
+        var replaced = [Replacement?](repeating: nil, count: mine.count)
         let lock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: config.batchSize) { k in
+        DispatchQueue.concurrentPerform(iterations: mine.count) { slot in
+            let k = mine[slot]
             var result: Result<TrainingSample, Error>!, note: Replacement?
             for hop in 0..<order.count {
                 let image = images[order[(start + k + hop * config.batchSize) % order.count]]
@@ -90,7 +93,7 @@ public final class SampleLoader {
                 if note == nil { note = Replacement(imageID: image.id, replacementID: 0, reason: "\(error)") }
             }
             if var n = note, case .success(let s) = result { n.replacementID = s.imageID; note = n }
-            lock.lock(); results[k] = result; replaced[k] = note; lock.unlock()
+            lock.lock(); results[slot] = result; replaced[slot] = note; lock.unlock()
         }
         for r in replaced.compactMap({ $0 }) { onReplacement?(r) }
         return (try results.map { try $0!.get() }, usesBoxes, LoaderPosition(epoch: position.epoch, batch: position.batch + 1))

@@ -16,12 +16,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Validation images scored per epoch (box prompt, first output); 0 turns validation off.
     public var validationImages = 16
     public var steps = 100
-    /// Images per step and masks drawn from each (resampled when an image has fewer).
+    /// Images per step (over all processes together) and masks drawn from each (resampled when an
+    /// image has fewer).
     public var batchSize = 2
     public var masksPerImage = 5
     public var accumulate = 1
     public var learningRate = 1e-4
     public var weightDecay = 0.01
+    public var adamEps = 1e-8
     public var warmupSteps = 10
     public var minLearningRate = 0.0
     public var clipNorm = 1.0
@@ -42,7 +44,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case selection, validation, validationImages = "validation_images", steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
-        case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", warmupSteps = "warmup_steps"
+        case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, clickPasses = "click_passes"
         case boxProbability = "box_probability", boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
     }

@@ -15,6 +15,9 @@ public final class Trainer {
     let catalog: Catalog
     let optimizer: Optimizer
     let parameters: [Tensor]
+    /// The other processes of a distributed run: each takes its share of every batch, and the
+    /// gradients are summed before the step, so the run follows the single-process one.
+    public let group: ProcessGroup?
     public private(set) var step = 0
     public private(set) var position = LoaderPosition()
 
@@ -26,13 +29,18 @@ public final class Trainer {
         }
     }
 
-    public init(sam: Sam, catalog: Catalog, config: TrainConfig) throws {
-        self.sam = sam; self.config = config; self.catalog = catalog
+    public init(sam: Sam, catalog: Catalog, config: TrainConfig, group: ProcessGroup? = nil) throws {
+        self.sam = sam; self.config = config; self.catalog = catalog; self.group = group
+        if let group, config.batchSize % group.worldSize != 0 {
+            throw CatalogError("--batch-size \(config.batchSize) must be a multiple of the \(group.worldSize) processes")
+        }
         loader = try SampleLoader(catalog: catalog, config: config)
         let frozen: [Tensor] = config.tune == .decoder ? sam.imageEncoder.trainableParameters + sam.promptEncoder.trainableParameters : []
         for t in frozen { try t.requiresGrad(false) }
         parameters = config.tune == .decoder ? sam.maskDecoder.trainableParameters : sam.trainableParameters
-        optimizer = try Optimizer.adamW(parameters, lr: config.learningRate(at: 0), weightDecay: config.weightDecay)
+        optimizer = try Optimizer.adamW(parameters, lr: config.learningRate(at: 0), eps: config.adamEps, weightDecay: config.weightDecay)
+        // Every process starts from rank 0's weights.
+        try group?.broadcast(parameters)
     }
 
     /// One optimiser step (with `accumulate` micro-batches).
@@ -40,12 +48,21 @@ public final class Trainer {
         let start = Date()
         try optimizer.setLearningRate(config.learningRate(at: step))
         var terms = (loss: 0.0, focal: 0.0, dice: 0.0, iou: 0.0), samples = 0
+        let (part, parts) = (group?.rank ?? 0, group?.worldSize ?? 1)
         for _ in 0..<config.accumulate {
-            let (batch, usesBoxes, next) = try loader.batch(at: position)
+            let (batch, usesBoxes, next) = try loader.batch(at: position, part: part, of: parts)
             position = next
-            let t = try microStep(batch, usesBoxes: usesBoxes)
+            let t = try microStep(batch, usesBoxes: usesBoxes, firstSample: part, sampleStride: parts)
             terms.loss += t.loss; terms.focal += t.focal; terms.dice += t.dice; terms.iou += t.iou
-            samples += batch.count
+            samples += batch.count * parts
+        }
+        if let group {
+            // Each process's loss was weighted by its share of the batch: the sums are the global means.
+            try group.allReduceSum(parameters.compactMap(\.grad))
+            let sums = try Tensor([terms.loss, terms.focal, terms.dice, terms.iou], shape: [4])
+            try group.allReduceSum([sums])
+            let v = try sums.values(as: Double.self)
+            terms = (v[0], v[1], v[2], v[3])
         }
         let norm = config.clipNorm > 0 ? try clipGradNorm(parameters, maxNorm: config.clipNorm) : 0
         try optimizer.step()
@@ -58,8 +75,11 @@ public final class Trainer {
         return log
     }
 
-    func microStep(_ batch: [TrainingSample], usesBoxes: Bool) throws -> (loss: Double, focal: Double, dice: Double, iou: Double) {
-        let device = sam.device, n = batch[0].size
+    /// One micro-batch: this process's samples, which are samples firstSample, firstSample +
+    /// sampleStride, … of the global batch. Returns the loss terms weighted by this share.
+    func microStep(_ batch: [TrainingSample], usesBoxes: Bool, firstSample: Int = 0, sampleStride: Int = 1) throws
+        -> (loss: Double, focal: Double, dice: Double, iou: Double) {
+        let device = sam.device, n = batch[0].size, m = config.masksPerImage
         let t = try TrainingBatch(batch, usesBoxes: usesBoxes, config: sam.config, device: device)
         let (frame, truths, targets, boxes) = (t.frame, t.truths, t.targets, t.boxes)
         var points = t.points
@@ -91,14 +111,18 @@ public final class Trainer {
         if config.clickPasses > 0 {
             let detached = try embeddings.detach()
             let stepKey = UInt64(step), positionKey = UInt64(position.epoch << 32 | position.batch)
-            var rng = PromptRNG(seed: config.seed, 0x636C_6963_6B, stepKey, positionKey)
-            let maskOnly = Int(rng.next() % UInt64(config.clickPasses))
+            var stepRNG = PromptRNG(seed: config.seed, 0x636C_6963_6B, stepKey, positionKey)
+            let maskOnly = Int(stepRNG.next() % UInt64(config.clickPasses))
+            // Clicks are drawn per mask of the global batch, so a process draws what one process would.
+            var rngs = truths.indices.map { k in
+                PromptRNG(seed: config.seed, 0x636C_6963_6B, stepKey, positionKey, UInt64((firstSample + (k / m) * sampleStride) * m + k % m))
+            }
             for pass in 0..<config.clickPasses {
                 if pass != maskOnly {
                     let hard = try out.logits.gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
                     for k in truths.indices {
                         let prediction = BinaryMask(width: n, height: n, pixels: Array(hard[(k * n * n)..<((k + 1) * n * n)]))
-                        points[k].append(PromptSimulator.randomClick(prediction: prediction, truth: truths[k], rng: &rng)
+                        points[k].append(PromptSimulator.randomClick(prediction: prediction, truth: truths[k], rng: &rngs[k])
                                          ?? Prompt.Point(x: 0, y: 0, label: -1))
                     }
                 }
@@ -109,9 +133,10 @@ public final class Trainer {
             }
         }
         let passes = Double(1 + config.clickPasses)
-        let loss = try total / (passes * Double(config.accumulate))
+        let weight = Double(batch.count) / Double(config.batchSize)  // this process's part of the global mean
+        let loss = try total * (weight / (passes * Double(config.accumulate)))
         try loss.backward()
-        return (try loss.item() * Double(config.accumulate), sums.focal / passes, sums.dice / passes, sums.iou / passes)
+        return (try loss.item() * Double(config.accumulate), weight * sums.focal / passes, weight * sums.dice / passes, weight * sums.iou / passes)
     }
 
     /// Mean Dice of the first output for tight-box prompts over the first `validationImages`

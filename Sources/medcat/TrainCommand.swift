@@ -48,6 +48,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
     @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Option(help: "Processes on this machine (torch.distributed, Gloo); --batch-size is split between them.") var nproc: Int = 1
+    @Option(help: "AdamW epsilon.") var adamEps: Double = 1e-8
     @Flag(help: "Turn augmentation off.") var noAugment = false
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
 
@@ -60,13 +62,14 @@ struct TrainCommand: ParsableCommand {
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
         guard Split(name: valSplit) != nil else { throw ValidationError("--val-split must be train, val or test (got '\(valSplit)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
-                              ("--checkpoint-every", checkpointEvery)] where value < 1 {
+                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
         for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages)] where value < 0 {
             throw ValidationError("\(name) must be 0 or more")
         }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        guard batchSize % nproc == 0 else { throw ValidationError("--batch-size \(batchSize) must be a multiple of --nproc \(nproc)") }
         guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
     }
 
@@ -77,13 +80,16 @@ struct TrainCommand: ParsableCommand {
         c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [Split(name: valSplit)!])
         c.validationImages = valImages
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
-        c.learningRate = lr; c.weightDecay = weightDecay; c.warmupSteps = warmup; c.clipNorm = clip
+        c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
         c.tune = TuneMode(rawValue: tune)!; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
         return c
     }
 
     func run() throws {
+        if nproc > 1 && ProcessInfo.processInfo.environment["WORLD_SIZE"] == nil { return try launch() }
+        let group = try ProcessGroup.fromEnvironment()
+        let lead = (group?.rank ?? 0) == 0
         let device = Device(device)!
         try Runtime.prepare(device)
         let sam: Sam
@@ -93,7 +99,8 @@ struct TrainCommand: ParsableCommand {
             sam = try Sam(SamConfig.preset(preset!, imageSize: imageSize)!, device: device, seed: seed)
         }
         let catalog = try Catalog(path: common.catalog)
-        let trainer = try Trainer(sam: sam, catalog: catalog, config: config)
+        let trainer = try Trainer(sam: sam, catalog: catalog, config: config, group: group)
+        guard lead else { return try follow(trainer) }
         let log = common.logger("train")
         trainer.loader.onReplacement = { log.warning("\($0)") }
         let dir = URL(fileURLWithPath: out)
@@ -132,8 +139,40 @@ struct TrainCommand: ParsableCommand {
             }
         }
         bar.finish()
+        try group?.barrier()
         if let lastValidation { print("validation Dice after training: \(String(format: "%.4f", lastValidation))") }
         print("model: \(out)/model-\(String(format: "%06d", trainer.step)).safetensors")
+    }
+}
+
+extension TrainCommand {
+    /// `--nproc N`: starts N copies of this command as ranks 0…N−1 of one run (torchrun's
+    /// variables, a free local port) and waits for all of them.
+    func launch() throws {
+        let port = 20000 + Int(getpid()) % 20000
+        var children: [Process] = []
+        for rank in 0..<nproc {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            p.arguments = Array(CommandLine.arguments.dropFirst())
+            var env = ProcessInfo.processInfo.environment
+            env["WORLD_SIZE"] = "\(nproc)"; env["RANK"] = "\(rank)"; env["LOCAL_RANK"] = "\(rank)"
+            env["MASTER_ADDR"] = "127.0.0.1"; env["MASTER_PORT"] = "\(port)"
+            p.environment = env
+            try p.run()
+            children.append(p)
+        }
+        for p in children { p.waitUntilExit() }
+        if let failed = children.firstIndex(where: { $0.terminationStatus != 0 }) {
+            throw ExitCode(children[failed].terminationStatus)
+        }
+    }
+
+    /// Ranks other than 0 train in step with rank 0 and leave output, validation and checkpoints to it.
+    func follow(_ trainer: Trainer) throws {
+        if resume { try trainer.resume(from: URL(fileURLWithPath: out)) }
+        while trainer.step < steps { _ = try trainer.trainStep() }
+        try trainer.group?.barrier()
     }
 }
 

@@ -74,6 +74,60 @@ final class TrainCLITests: BinaryTestCase {
         XCTAssertEqual((overall["dice"] as! [String: Any])["mean"] as! Double, after, accuracy: 1e-4)
     }
 
+    /// Every float tensor of a safetensors file, by name.
+    func tensors(_ path: String) throws -> [String: [Float]] {
+        let data = try Data(contentsOf: dir.appendingPathComponent(path))
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        var out: [String: [Float]] = [:]
+        for (name, info) in header where name != "__metadata__" {
+            let i = info as! [String: Any]
+            guard i["dtype"] as? String == "F32" else { continue }
+            let range = i["data_offsets"] as! [Int]
+            out[name] = data.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        return out
+    }
+
+    /// Two processes (Gloo), each with half of every batch, reach the parameters one process does.
+    func testTwoProcessesTrainLikeOne() throws {
+        try Self.kits(3, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try medcat(["ingest", "raw", "--size", "64"])
+        // eps 1e-6: gradients that are zero in exact arithmetic (attention key biases) differ in
+        // rounding noise between batch splits, and Adam would scale that noise up to ±lr.
+        let options = ["--preset", "vit_debug", "--steps", "6", "--checkpoint-every", "3", "--batch-size", "4", "--masks-per-image", "2", "--click-passes", "1",
+                       "--lr", "1e-3", "--adam-eps", "1e-6", "--val-images", "0", "--split", "train", "--split", "val", "--split", "test"]
+        try medcat(["train", "--out", "one"] + options)
+        let (out, _) = try medcat(["train", "--out", "two", "--nproc", "2"] + options)
+        XCTAssertTrue(out.contains("model: two/model-000006.safetensors"), out)
+        let one = try tensors("one/model-000006.safetensors"), two = try tensors("two/model-000006.safetensors")
+        let halfway = try tensors("one/model-000003.safetensors")
+        XCTAssertEqual(Set(one.keys), Set(two.keys))
+        XCTAssertGreaterThan(one.count, 50)
+        var worst = 0.0, moved = 0.0
+        for (name, a) in one {
+            for (x, y) in zip(a, two[name]!) { worst = max(worst, Double(abs(x - y))) }
+            for (x, y) in zip(a, halfway[name]!) { moved = max(moved, Double(abs(x - y))) }
+        }
+        XCTAssertLessThan(worst, 1e-5, "largest parameter difference between one and two processes")
+        XCTAssertGreaterThan(moved, 1e-3, "three steps move the weights far more than that")
+        let (l1, l2) = (try losses("one"), try losses("two"))
+        XCTAssertEqual(l1.count, 6)
+        for (step, loss) in l1 { XCTAssertEqual(loss, l2[step]!, accuracy: 1e-5, "step \(step)") }
+
+        // The one-process run's step-3 checkpoint resumed by two processes ends where one process did.
+        let fm = FileManager.default, mixed = dir.appendingPathComponent("mixed")
+        try fm.createDirectory(at: mixed, withIntermediateDirectories: true)
+        for f in ["model-000003.safetensors", "state-000003.safetensors"] {
+            try fm.copyItem(at: dir.appendingPathComponent("one/\(f)"), to: mixed.appendingPathComponent(f))
+        }
+        try Data(#"{"model":"model-000003.safetensors","state":"state-000003.safetensors","step":"3"}"#.utf8)
+            .write(to: mixed.appendingPathComponent("last.json"))
+        try medcat(["train", "--out", "mixed", "--nproc", "2", "--resume"] + options)
+        let resumed = try tensors("mixed/model-000006.safetensors")
+        for (name, a) in one { for (x, y) in zip(a, resumed[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
+    }
+
     func testBadArguments() throws {
         let cases: [([String], String)] = [
             (["train", "--out", "x"], "give --checkpoint FILE or --preset NAME"),
@@ -82,6 +136,7 @@ final class TrainCLITests: BinaryTestCase {
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
             (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "--val-split must be train, val or test"),
+            (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be a multiple of --nproc 2"),
         ]
         for (args, message) in cases {
             let (_, err) = try medcat(args, expect: 64)

@@ -12,6 +12,7 @@ extern "C" {
 
 typedef struct mt_tensor_s *mt_tensor;
 typedef struct mt_optim_s *mt_optim;
+typedef struct mt_group_s *mt_group;
 
 // Scalar types use c10::ScalarType's numbering.
 enum { MT_U8 = 0, MT_I32 = 3, MT_I64 = 4, MT_F16 = 5, MT_F32 = 6, MT_F64 = 7, MT_BOOL = 11, MT_BF16 = 15 };
@@ -129,6 +130,16 @@ int mt_optim_state(mt_optim o, int param, mt_tensor *out, int cap);
 int mt_optim_set_state(mt_optim o, int param, const mt_tensor *state, int n);
 // Clips the total L2 norm of the parameters' gradients; returns the norm before clipping or -1.
 double mt_clip_grad_norm(const mt_tensor *params, int n, double max_norm);
+
+// --- torch.distributed (c10d) ---------------------------------------------------------------
+// A Gloo process group of `world` processes rendezvousing through a TCP store at host:port (rank
+// 0 serves it). NULL on failure (timeout in seconds).
+mt_group mt_group_gloo(const char *host, int port, int rank, int world, double timeout);
+void mt_group_free(mt_group g);
+// Sums the tensors over all processes, in place (one collective for the list).
+int mt_group_all_reduce(mt_group g, const mt_tensor *tensors, int n);
+int mt_group_broadcast(mt_group g, const mt_tensor *tensors, int n, int root);
+int mt_group_barrier(mt_group g);
 
 // --- checkpoints ---------------------------------------------------------------------------
 // Reads a zip-format torch.save file and calls `visit` for each tensor reachable through (nested)
