@@ -46,14 +46,44 @@ public final class SampleLoader {
         }
         images = list
         jitter = BoxJitter(argument: config.boxJitter) ?? .none
+        weights = try Self.weights(list, config.sampleWeights)
+    }
+
+    /// Each image's sampling weight, nil without rebalancing.
+    let weights: [Double]?
+
+    static func weights(_ images: [SampleReader.Image], _ spec: [String: Double]) throws -> [Double]? {
+        guard !spec.isEmpty else { return nil }
+        for (key, w) in spec {
+            let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
+            guard parts.count == 2, ["modality", "dataset"].contains(parts[0]), w >= 0, w.isFinite else {
+                throw CatalogError("sampling weight '\(key)=\(w)': expected modality:NAME or dataset:NAME with a weight ≥ 0")
+            }
+            guard images.contains(where: { (parts[0] == "modality" ? $0.modality : $0.dataset) == parts[1] }) else {
+                throw CatalogError("sampling weight '\(key)': no selected image has \(parts[0]) '\(parts[1])'")
+            }
+        }
+        let w = images.map { (spec["modality:" + $0.modality] ?? 1) * (spec["dataset:" + $0.dataset] ?? 1) }
+        guard w.contains(where: { $0 > 0 }) else { throw CatalogError("the sampling weights leave no image to draw") }
+        return w
     }
 
     public var imageCount: Int { images.count }
     public var batchesPerEpoch: Int { images.count / config.batchSize }
 
-    /// The image order of an epoch.
+    /// The image order of an epoch: a permutation, or with sampling weights, weighted draws.
     public func order(epoch: Int) -> [Int] {
         var rng = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch))
+        if let weights {
+            var cumulative = [Double](), total = 0.0
+            for w in weights { total += w; cumulative.append(total) }
+            return images.indices.map { _ in
+                let u = Double(rng.next() >> 11) / Double(1 << 53) * total
+                var lo = 0, hi = cumulative.count - 1
+                while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] > u { hi = mid } else { lo = mid + 1 } }
+                return lo
+            }
+        }
         var order = Array(images.indices)
         for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
         return order

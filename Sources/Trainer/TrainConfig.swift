@@ -15,6 +15,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var validation = Selection(splits: [.val])
     /// Validation images scored per epoch (box prompt, first output); 0 turns validation off.
     public var validationImages = 16
+    /// Rebalancing: "modality:NAME" or "dataset:NAME" → weight. With any, an epoch is as many draws
+    /// (with replacement) as there are images, each image drawn with probability proportional to
+    /// the product of the weights it matches (1 where none does).
+    public var sampleWeights: [String: Double] = [:]
     public var steps = 100
     /// Images per step (over all processes together) and masks drawn from each (resampled when an
     /// image has fewer).
@@ -43,7 +47,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case selection, validation, validationImages = "validation_images", steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
+        case selection, validation, validationImages = "validation_images", sampleWeights = "sample_weights", steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, clickPasses = "click_passes"
         case boxProbability = "box_probability", boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device

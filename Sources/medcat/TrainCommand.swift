@@ -43,6 +43,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "full or decoder.") var tune: String = "full"
     @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
+    @Option(help: "Rebalance: modality:NAME=W or dataset:NAME=W (repeatable); images are drawn in proportion to their weights.")
+    var sampleWeight: [String] = []
     @Option(help: "Validation split scored each epoch and at the end.") var valSplit: String = "val"
     @Option(help: "Validation images (0: no validation).") var valImages: Int = 16
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
@@ -69,12 +71,26 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("\(name) must be 0 or more")
         }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        _ = try weights()
         guard batchSize % nproc == 0 else { throw ValidationError("--batch-size \(batchSize) must be a multiple of --nproc \(nproc)") }
         guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
     }
 
+    func weights() throws -> [String: Double] {
+        var out: [String: Double] = [:]
+        for w in sampleWeight {
+            let parts = w.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, parts[0].hasPrefix("modality:") || parts[0].hasPrefix("dataset:"), let v = Double(parts[1]), v >= 0 else {
+                throw ValidationError("--sample-weight takes modality:NAME=W or dataset:NAME=W with W ≥ 0 (got '\(w)')")
+            }
+            out[parts[0]] = v
+        }
+        return out
+    }
+
     var config: TrainConfig {
         var c = TrainConfig()
+        c.sampleWeights = (try? weights()) ?? [:]
         c.selection = filters.selection
         if c.selection.splits.isEmpty { c.selection.splits = [.train] }
         c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [Split(name: valSplit)!])

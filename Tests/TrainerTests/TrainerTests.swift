@@ -20,10 +20,10 @@ final class TrainerTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
-    func catalog(cases: Int = 3) throws -> Catalog {
+    func catalog(cases: Int = 3, kits23: Int = 0) throws -> Catalog {
         let n = 32
-        for c in 0..<cases {
-            let d = dir.appendingPathComponent(String(format: "raw/KiTS19/case_%05d", c))
+        for (folder, c) in (0..<cases).map({ ("KiTS19", $0) }) + (0..<kits23).map({ ("KiTS23", $0) }) {
+            let d = dir.appendingPathComponent(String(format: "raw/%@/case_%05d", folder, c))
             try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
             var img = [Float](repeating: 0, count: n * n * 8), lab = img
             for k in 0..<8 { for j in 0..<n { for i in 0..<n {
@@ -75,6 +75,25 @@ final class TrainerTests: XCTestCase {
         let (rolled, _, after) = try loader.batch(at: position)
         XCTAssertEqual(after, LoaderPosition(epoch: 1, batch: 1))
         XCTAssertEqual(rolled.count, 3)
+    }
+
+    func testSamplingWeightsRebalanceDatasets() throws {
+        let cat = try catalog(cases: 3, kits23: 1)  // 21 kits19 images, 7 kits23
+        let even = try SampleLoader(catalog: cat, config: config())
+        XCTAssertEqual(even.order(epoch: 0).sorted(), Array(0..<28))
+        let kits23 = Set(even.images.indices.filter { even.images[$0].dataset == "kits23" })
+        XCTAssertEqual(kits23.count, 7)
+        // kits23 weighted 9: 7·9 / (21 + 63) = 75 % of the draws on average.
+        let loader = try SampleLoader(catalog: cat, config: config { $0.sampleWeights = ["dataset:kits23": 9] })
+        var drawn = 0, total = 0
+        for epoch in 0..<50 { let o = loader.order(epoch: epoch); total += o.count; drawn += o.filter(kits23.contains).count }
+        XCTAssertEqual(Double(drawn) / Double(total), 0.75, accuracy: 0.03)
+        XCTAssertEqual(loader.order(epoch: 3), loader.order(epoch: 3))
+        let none = try SampleLoader(catalog: cat, config: config { $0.sampleWeights = ["dataset:kits23": 0] })
+        XCTAssertTrue(none.order(epoch: 0).allSatisfy { !kits23.contains($0) })
+        XCTAssertThrowsError(try SampleLoader(catalog: cat, config: config { $0.sampleWeights = ["modality:mr": 2] })) {
+            XCTAssertTrue("\($0)".contains("no selected image has modality 'mr'"), "\($0)")
+        }
     }
 
     func testSamplesAreDeterministicAndAugmentedConsistently() throws {
