@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CCodecs", "CDicom"]),
         // Box, point and click simulation from ground truth, shared by training and evaluation.
         .target(name: "Prompts", dependencies: ["Imaging"]),
-        .target(name: "Trainer", dependencies: ["SAM", "Prompts", "Catalog"]),
+        .target(name: "Trainer", dependencies: ["SAM", "Prompts", "Catalog", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Eval", dependencies: ["SAM", "Prompts", "Catalog", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(

@@ -55,6 +55,9 @@ public final class Catalog {
             self.shardDirectory = shardDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("medcat-shards-\(UUID().uuidString)")
         } else {
             var config = Configuration()
+            // Several processes may open one catalog at once (the ranks of a training run, an eval
+            // beside it): wait for another's transaction instead of failing.
+            config.busyMode = .timeout(60)
             config.prepareDatabase { db in
                 // A large page cache keeps the selection indexes' random inserts in memory at millions of rows.
                 // Fewer checkpoints: each rewrites every page the last transactions dirtied.

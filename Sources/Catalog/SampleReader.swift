@@ -4,13 +4,13 @@ import GRDB
 /// Reads the catalog's image–mask pairs back: the images having at least one mask in a
 /// selection, each with those masks, in id order, and their pixels from the shards.
 public final class SampleReader: @unchecked Sendable {
-    public struct Mask: Sendable {
+    public struct Mask: Codable, Sendable {
         public var id: Int64, className: String, instance: Int, area: Int
         public var box: [Int]  // x0, y0, x1, y1, inclusive
         public var location: ShardLocation
     }
 
-    public struct Image: Sendable {
+    public struct Image: Codable, Sendable {
         public var id: Int64, sourceID: Int64, dataset: String, caseName: String, modality: String, split: String
         public var axis: String, slice: Int
         /// The stored grid (size × size, padded) and the part of it the image fills.
@@ -22,10 +22,15 @@ public final class SampleReader: @unchecked Sendable {
     }
 
     public let catalog: Catalog
+    /// Where the shards named by locations live: the catalog's, or a pack's.
+    public let shardDirectory: URL
     private var readers: [String: ShardReader] = [:]
     private let lock = NSLock()  // pixels and masks are read from many threads (the training loader)
 
-    public init(catalog: Catalog) { self.catalog = catalog }
+    public init(catalog: Catalog, shardDirectory: URL? = nil) {
+        self.catalog = catalog
+        self.shardDirectory = shardDirectory ?? catalog.shardDirectory
+    }
 
     /// Pages go by mask id; an image's masks have consecutive ids, so a page cut inside an image
     /// carries that image over to the next page.
@@ -101,9 +106,14 @@ public final class SampleReader: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let r = readers[shard] { return r }
-        let r = try ShardReader(url: catalog.shardDirectory.appendingPathComponent(shard))
+        let r = try ShardReader(url: shardDirectory.appendingPathComponent(shard))
         readers[shard] = r
         return r
+    }
+
+    /// A stored record as it is (for copying into packs).
+    public func record(_ location: ShardLocation) throws -> ShardRecord {
+        try reader(location.shard).record(at: location.offset)
     }
 
     /// Pixels of the whole stored grid, row-major, channels interleaved.

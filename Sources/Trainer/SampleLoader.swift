@@ -33,11 +33,12 @@ public final class SampleLoader {
     let images: [SampleReader.Image]
     let jitter: BoxJitter
 
-    public init(catalog: Catalog, config: TrainConfig) throws {
+    /// Reads `pack` when given (its images are the selection's), else the catalog's shards.
+    public init(catalog: Catalog, config: TrainConfig, pack: Pack? = nil) throws {
         self.config = config
-        reader = SampleReader(catalog: catalog)
-        var list: [SampleReader.Image] = []
-        try reader.forEach(config.selection) { list.append($0) }
+        reader = SampleReader(catalog: catalog, shardDirectory: pack?.directory)
+        var list: [SampleReader.Image] = pack?.images ?? []
+        if pack == nil { try reader.forEach(config.selection) { list.append($0) } }
         guard list.count >= config.batchSize else {
             throw CatalogError("the training selection has \(list.count) images, fewer than one batch of \(config.batchSize)")
         }

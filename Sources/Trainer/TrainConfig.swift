@@ -19,6 +19,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// (with replacement) as there are images, each image drawn with probability proportional to
     /// the product of the weights it matches (1 where none does).
     public var sampleWeights: [String: Double] = [:]
+    /// Read from a pack of this many shards (`Pack`), or from the catalog's own shards when 0.
+    public var shards = 0
     public var steps = 100
     /// Images per step (over all processes together) and masks drawn from each (resampled when an
     /// image has fewer).
@@ -47,7 +49,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case selection, validation, validationImages = "validation_images", sampleWeights = "sample_weights", steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
+        case selection, validation, validationImages = "validation_images", sampleWeights = "sample_weights", shards, steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, clickPasses = "click_passes"
         case boxProbability = "box_probability", boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device

@@ -34,7 +34,14 @@ public final class Trainer {
         if let group, config.batchSize % group.worldSize != 0 {
             throw CatalogError("--batch-size \(config.batchSize) must be a multiple of the \(group.worldSize) processes")
         }
-        loader = try SampleLoader(catalog: catalog, config: config)
+        var pack: Pack?
+        if config.shards > 0 {
+            // Rank 0 packs (or finds the pack); the others open it once it is there.
+            if (group?.rank ?? 0) == 0 { pack = try Pack.open(catalog: catalog, selection: config.selection, shards: config.shards).pack }
+            try group?.barrier()
+            if pack == nil { pack = try Pack.open(catalog: catalog, selection: config.selection, shards: config.shards).pack }
+        }
+        loader = try SampleLoader(catalog: catalog, config: config, pack: pack)
         let frozen: [Tensor] = config.tune == .decoder ? sam.imageEncoder.trainableParameters + sam.promptEncoder.trainableParameters : []
         for t in frozen { try t.requiresGrad(false) }
         parameters = config.tune == .decoder ? sam.maskDecoder.trainableParameters : sam.trainableParameters

@@ -50,6 +50,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
     @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Option(help: "Pack the selection into N shard files first (reused while the catalog is unchanged); 0 reads the catalog's shards.")
+    var shards: Int = 0
     @Option(help: "Processes on this machine (torch.distributed, Gloo); --batch-size is split between them.") var nproc: Int = 1
     @Option(help: "AdamW epsilon.") var adamEps: Double = 1e-8
     @Flag(help: "Turn augmentation off.") var noAugment = false
@@ -67,7 +69,7 @@ struct TrainCommand: ParsableCommand {
                               ("--checkpoint-every", checkpointEvery), ("--nproc", nproc)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
-        for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages)] where value < 0 {
+        for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards)] where value < 0 {
             throw ValidationError("\(name) must be 0 or more")
         }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
@@ -95,6 +97,7 @@ struct TrainCommand: ParsableCommand {
         if c.selection.splits.isEmpty { c.selection.splits = [.train] }
         c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [Split(name: valSplit)!])
         c.validationImages = valImages
+        c.shards = shards
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
         c.tune = TuneMode(rawValue: tune)!; c.clickPasses = clickPasses; c.boxJitter = boxJitter

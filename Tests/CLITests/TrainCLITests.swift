@@ -126,6 +126,16 @@ final class TrainCLITests: BinaryTestCase {
         try medcat(["train", "--out", "mixed", "--nproc", "2", "--resume"] + options)
         let resumed = try tensors("mixed/model-000006.safetensors")
         for (name, a) in one { for (x, y) in zip(a, resumed[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
+
+        // Packed into shards first (once; reused after), the same run again.
+        let all = ["--split", "train", "--split", "val", "--split", "test"]
+        let (packed, _) = try medcat(["pack", "--shards", "3"] + all)
+        XCTAssertTrue(packed.contains("packed 24 images in 3 shards (8–8 per shard)"), packed)
+        let (again, _) = try medcat(["pack", "--shards", "3"] + all)
+        XCTAssertTrue(again.contains("reused 24 images"), again)
+        try medcat(["train", "--out", "packed", "--nproc", "2", "--shards", "3"] + options)
+        let fromPack = try tensors("packed/model-000006.safetensors")
+        for (name, a) in one { for (x, y) in zip(a, fromPack[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
     }
 
     func testBadArguments() throws {

@@ -77,6 +77,32 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(rolled.count, 3)
     }
 
+    func testPackHoldsTheSelectionBalancedAndIsReused() throws {
+        let cat = try catalog()
+        let train = Selection(splits: [.train])
+        let (pack, reused) = try Pack.open(catalog: cat, selection: train, shards: 4)
+        XCTAssertFalse(reused)
+        XCTAssertEqual(pack.images.count, 21)
+        XCTAssertEqual(pack.samplesPerShard.sorted(), [5, 5, 5, 6], "balanced to ±1")
+        let files = try FileManager.default.contentsOfDirectory(atPath: pack.directory.path).sorted()
+        XCTAssertEqual(files, ["pack-00000.mcs", "pack-00001.mcs", "pack-00002.mcs", "pack-00003.mcs", "pack.json"])
+        let (again, reusedAgain) = try Pack.open(catalog: cat, selection: train, shards: 4)
+        XCTAssertTrue(reusedAgain)
+        XCTAssertEqual(again.key, pack.key)
+        XCTAssertNotEqual(try Pack.open(catalog: cat, selection: train, shards: 3).pack.key, pack.key)
+
+        // The loader reads the very same samples from the pack as from the catalog's shards.
+        let fromCatalog = try SampleLoader(catalog: cat, config: config()), fromPack = try SampleLoader(catalog: cat, config: config(), pack: pack)
+        for batch in 0..<7 {
+            let (a, boxesA, _) = try fromCatalog.batch(at: LoaderPosition(epoch: 1, batch: batch))
+            let (b, boxesB, _) = try fromPack.batch(at: LoaderPosition(epoch: 1, batch: batch))
+            XCTAssertEqual(boxesA, boxesB)
+            XCTAssertEqual(a.map(\.imageID), b.map(\.imageID))
+            XCTAssertEqual(a.map(\.pixels), b.map(\.pixels))
+            XCTAssertEqual(a.map(\.masks), b.map(\.masks))
+        }
+    }
+
     func testSamplingWeightsRebalanceDatasets() throws {
         let cat = try catalog(cases: 3, kits23: 1)  // 21 kits19 images, 7 kits23
         let even = try SampleLoader(catalog: cat, config: config())

@@ -1,0 +1,65 @@
+import Catalog
+import Foundation
+import GRDB
+import Prompts
+
+/// A training selection packed into N shard files of its own: every selected image with its
+/// selected masks, image i in shard i mod N (so shard sizes differ by at most one sample), each
+/// record with its CRC-32 as in the catalog's shards. Packs live beside the catalog in
+/// `<catalog>.packs/<key>/`, the key a hash of the selection, the catalog's state and N, so a
+/// later run with the same selection reuses the pack, and any ingest makes a new one.
+public struct Pack: Codable, Sendable {
+    public var key: String
+    public var shards: Int
+    public var samplesPerShard: [Int]
+    public var images: [SampleReader.Image]
+    public var directory: URL { URL(fileURLWithPath: directoryPath) }
+    var directoryPath: String
+
+    enum CodingKeys: String, CodingKey { case key, shards, samplesPerShard = "samples_per_shard", images, directoryPath = "directory" }
+
+    /// The pack for this selection, made now or found from an earlier run (`reused`).
+    public static func open(catalog: Catalog, selection: Selection, shards: Int) throws -> (pack: Pack, reused: Bool) {
+        precondition(shards > 0)
+        let state: [Int64] = try catalog.db.read { db in
+            try ["SELECT COALESCE(MAX(id), 0) FROM images", "SELECT COUNT(*) FROM images", "SELECT COALESCE(MAX(id), 0) FROM masks",
+                 "SELECT COUNT(*) FROM masks", "SELECT COALESCE(MAX(id), 0) FROM ingest_runs"].map { try Int64.fetchOne(db, sql: $0) ?? 0 }
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let selectionJSON = String(decoding: try encoder.encode(selection), as: UTF8.self)
+        let key = String(format: "%016llx", PromptRNG.key("\(selectionJSON)|\(state)|\(shards)"))
+        let root = catalog.shardDirectory.deletingLastPathComponent()
+            .appendingPathComponent(catalog.shardDirectory.deletingPathExtension().lastPathComponent + ".packs")
+        let dir = root.appendingPathComponent(key)
+        let indexURL = dir.appendingPathComponent("pack.json")
+        if let data = try? Data(contentsOf: indexURL), let pack = try? JSONDecoder().decode(Pack.self, from: data) { return (pack, true) }
+
+        // Built in a scratch folder and renamed into place, so a killed pack leaves nothing half-made.
+        let scratch = root.appendingPathComponent(".\(key)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let reader = SampleReader(catalog: catalog)
+        let writers = try (0..<shards).map { try ShardWriter(directory: scratch, name: String(format: "pack-%05d", $0)) }
+        var images: [SampleReader.Image] = [], counts = [Int](repeating: 0, count: shards)
+        try reader.forEach(selection) { image in
+            let w = writers[images.count % shards]
+            var packed = image
+            func copy(_ location: ShardLocation) throws -> ShardLocation {
+                let r = try reader.record(location)
+                return try w.append(kind: r.kind, width: r.width, height: r.height, bytes: r.bytes)
+            }
+            packed.location = try copy(image.location)
+            for k in packed.masks.indices { packed.masks[k].location = try copy(image.masks[k].location) }
+            counts[images.count % shards] += 1
+            images.append(packed)
+        }
+        for w in writers { try w.seal() }
+        var pack = Pack(key: key, shards: shards, samplesPerShard: counts, images: images, directoryPath: dir.path)
+        try encoder.encode(pack).write(to: scratch.appendingPathComponent("pack.json"))
+        try? FileManager.default.removeItem(at: dir)
+        try FileManager.default.moveItem(at: scratch, to: dir)
+        pack.directoryPath = dir.path
+        return (pack, false)
+    }
+}
