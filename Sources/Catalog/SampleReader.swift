@@ -121,6 +121,24 @@ public final class SampleReader: @unchecked Sendable {
         [UInt8](try reader(image.location.shard).record(at: image.location.offset).bytes)
     }
 
+    /// The pixels the image fills (contentWidth × contentHeight, without the padding).
+    public func contentPixels(_ image: Image) throws -> [UInt8] {
+        crop(try pixels(image), image, channels: image.channels)
+    }
+
+    /// A mask's 0/1 pixels over the image's content.
+    public func contentMask(_ mask: Mask, of image: Image) throws -> [UInt8] {
+        crop(try self.mask(mask), image, channels: 1)
+    }
+
+    private func crop(_ full: [UInt8], _ image: Image, channels c: Int) -> [UInt8] {
+        let (w, h) = (image.contentWidth, image.contentHeight)
+        if w == image.width && h == image.height { return full }
+        var out = [UInt8](repeating: 0, count: w * h * c)
+        for y in 0..<h { out[(y * w * c)..<((y + 1) * w * c)] = full[(y * image.width * c)..<(y * image.width * c + w * c)] }
+        return out
+    }
+
     /// 0/1 pixels of the whole stored grid.
     public func mask(_ mask: Mask) throws -> [UInt8] {
         let rec = try reader(mask.location.shard).record(at: mask.location.offset)

@@ -99,15 +99,8 @@ public final class EvalRunner {
     /// Scores every mask of one image under every protocol.
     func evaluate(_ image: SampleReader.Image) throws -> ([EvalStore.MaskScore], [Slice]) {
         let (w, h, c) = (image.contentWidth, image.contentHeight, image.channels)
-        let stored = try reader.pixels(image)
-        var pixels = [Float](repeating: 0, count: w * h * c)
-        for y in 0..<h { for x in 0..<(w * c) { pixels[y * w * c + x] = Float(stored[y * image.width * c + x]) } }
-        let truths = try image.masks.map { m -> BinaryMask in
-            let full = try reader.mask(m)
-            var crop = [UInt8](repeating: 0, count: w * h)
-            for y in 0..<h { for x in 0..<w { crop[y * w + x] = full[y * image.width + x] } }
-            return BinaryMask(width: w, height: h, pixels: crop)
-        }
+        let pixels = try reader.contentPixels(image).map(Float.init)
+        let truths = try image.masks.map { BinaryMask(width: w, height: h, pixels: try reader.contentMask($0, of: image)) }
         let device = sam.device
         let prepared = try PreparedImage(pixels: pixels, height: h, width: w, channels: c, config: sam.config, device: device)
         let embedding = try withoutGrad { try sam.embed(prepared.tensor) }

@@ -48,14 +48,9 @@ public struct LeaderboardReport: Codable {
             if thumbnails {
                 for e in try store.examples(run: run.id) where e.variant == primary(entries.filter { $0.run == run.name }.map(\.variant)) {
                     let (image, mask) = try reader.sample(maskID: e.maskID)
-                    let stored = try reader.pixels(image), truth = try reader.mask(mask)
-                    let (w, h, c) = (e.width, e.height, image.channels)
-                    var pixels = [Float](repeating: 0, count: w * h * c), gt = [UInt8](repeating: 0, count: w * h)
-                    for y in 0..<h {
-                        for x in 0..<(w * c) { pixels[y * w * c + x] = Float(stored[y * image.width * c + x]) }
-                        for x in 0..<w { gt[y * w + x] = truth[y * image.width + x] }
-                    }
-                    let rgb = Overlay.draw(pixels: pixels, channels: c, width: w, height: h, mask: e.prediction, truth: gt)
+                    let (w, h) = (e.width, e.height)
+                    let rgb = Overlay.draw(pixels: try reader.contentPixels(image).map(Float.init), channels: image.channels, width: w, height: h,
+                                           mask: e.prediction, truth: try reader.contentMask(mask, of: image))
                     thumbs.append(Thumbnail(run: run.name, variant: e.variant, kind: e.kind, dice: e.dice, maskID: e.maskID,
                                             label: "\(image.modality) · \(mask.className) · \(image.dataset)",
                                             png: try Raster.encodePNG(rgb8: rgb, width: w, height: h)))

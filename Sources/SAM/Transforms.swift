@@ -37,6 +37,15 @@ public struct PreparedImage {
         tensor = try x.pad([0, s - resizedWidth, 0, s - resizedHeight])
     }
 
+    /// Geometry for an image of height×width whose encoder input (1×3×S×S) was made elsewhere, e.g.
+    /// normalised with the rest of its batch.
+    public init(prepared tensor: Tensor, height: Int, width: Int, config: SamConfig) {
+        (resizedHeight, resizedWidth) = PreparedImage.resizedShape(height: height, width: width, longest: config.imageSize)
+        originalHeight = height
+        originalWidth = width
+        self.tensor = tensor
+    }
+
     /// SAM's rule: scale the longest side to `longest`, rounding the other to the nearest integer.
     public static func resizedShape(height: Int, width: Int, longest: Int) -> (Int, Int) {
         let scale = Double(longest) / Double(max(height, width))

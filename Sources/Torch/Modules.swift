@@ -155,10 +155,7 @@ public final class LayerNorm: Module {
         bias = try i.constant([dim], 0)
         self.eps = eps
     }
-    public func collect(_ p: inout Parameters) {
-        p.add("weight", weight)
-        p.add("bias", bias)
-    }
+    public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let shape: [Int64] = [Int64(weight.shape[0])]
         return try Tensor.call("layer_norm", [x, weight]) { mt_layer_norm(x.handle, shape, 1, weight.handle, bias.handle, eps) }
@@ -175,10 +172,7 @@ public final class LayerNorm2d: Module {
         bias = try i.constant([channels], 0)
         self.eps = eps
     }
-    public func collect(_ p: inout Parameters) {
-        p.add("weight", weight)
-        p.add("bias", bias)
-    }
+    public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let u = try x.mean([1], keepDim: true)
         let d = try x - u

@@ -172,16 +172,16 @@ public struct TrainingBatch {
 
     public init(_ batch: [TrainingSample], usesBoxes: Bool, config: SamConfig, device: Device) throws {
         let n = batch[0].size, m = batch[0].masks.count, c = batch[0].channels
-        frame = try PreparedImage(pixels: batch[0].pixels, height: n, width: n, channels: c, config: config, device: device)
         if n == config.imageSize {
             // Stored at the encoder's size: the whole batch normalised in one go, as PreparedImage does per image.
             var all = [Float](); all.reserveCapacity(batch.count * n * n * c)
             for s in batch { all += s.pixels }
             images = try Self.normalise(Tensor(all, shape: [batch.count, n, n, c]).to(device), config)
+            frame = PreparedImage(prepared: try images.narrow(0, 0, 1), height: n, width: n, config: config)
         } else {
-            images = try Tensor.cat([frame.tensor] + batch.dropFirst().map { s in
-                try PreparedImage(pixels: s.pixels, height: n, width: n, channels: c, config: config, device: device).tensor
-            }, dim: 0)
+            let prepared = try batch.map { s in try PreparedImage(pixels: s.pixels, height: n, width: n, channels: c, config: config, device: device) }
+            images = try Tensor.cat(prepared.map(\.tensor), dim: 0)
+            frame = prepared[0]
         }
         index = try Tensor((0..<(batch.count * m)).map { Int64($0 / m) }, shape: [batch.count * m]).to(device)
         truths = batch.flatMap(\.masks)

@@ -16,6 +16,8 @@ struct Medcat: ParsableCommand {
               medcat export --format sa-med2d --out ./sa-med2d
               medcat manifests kits19
               medcat predict --checkpoint lite_medsam.pth --image slice.png --box 40,50,140,160 --out mask.png
+              medcat pack --shards 64 --split train
+              medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
               medcat eval --checkpoint lite_medsam.pth --split test
               medcat leaderboard --out report
             """,

@@ -8,7 +8,7 @@ import XCTest
 final class CLITests: BinaryTestCase {
     func testHelpListsEveryCommandWithExamples() throws {
         let (out, _) = try medcat(["--help"])
-        for word in ["ingest", "catalog", "export", "manifests", "predict", "eval", "leaderboard", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }
+        for word in ["ingest", "catalog", "export", "manifests", "predict", "pack", "train", "eval", "leaderboard", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }
         let (ingestHelp, _) = try medcat(["ingest", "--help"])
         for word in ["--catalog", "--workers", "--size", "--axes", "--instances", "--window", "--manifest"] {
             XCTAssertTrue(ingestHelp.contains(word), "ingest help lacks \(word)")
