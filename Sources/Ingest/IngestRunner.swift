@@ -31,12 +31,6 @@ public final class IngestRunner {
     /// large transactions keep index maintenance cheap, the time bound keeps resume granularity fine.
     let batchUnits = 256, batchMasks = 50_000, batchSeconds = 2.0
 
-    /// Every volume allocates a few hundred MB of voxel buffers; glibc maps each one fresh and unmaps
-    /// it on free, so every volume paid for its page faults again (a third of the time in profiles).
-    /// Served from the heap and kept there, the next volume reuses pages already mapped. The
-    /// process's RSS stays at its peak, which a batch command can afford; call it from one.
-    public static func keepFreedMemory() { mc_keep_freed_memory() }
-
     public init(catalog: Catalog, library: ManifestLibrary, options: IngestOptions, log: Logger, progress: Progress?) {
         self.catalog = catalog
         self.library = library

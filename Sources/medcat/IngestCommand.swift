@@ -89,7 +89,7 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        IngestRunner.keepFreedMemory()
+        ProcessMemory.keepFreed()
         let log = common.logger("ingest")
         var options = IngestOptions()
         options.size = size

@@ -107,6 +107,7 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         if nproc > 1 && ProcessInfo.processInfo.environment["WORLD_SIZE"] == nil { return try launch() }
+        ProcessMemory.keepFreed()
         let group = try ProcessGroup.fromEnvironment()
         let lead = (group?.rank ?? 0) == 0
         let device = Device(device)!

@@ -54,6 +54,7 @@ case "lite-infer":
     let t = try seconds { for _ in 0..<iters { try infer() } }
     print("{\"images_per_s\": \(Double(iters) / t), \"threads\": \(Runtime.threads)}")
 case "train-step":
+    ProcessMemory.keepFreed()  // as medcat train does
     let steps = Int(args[4])!
     Runtime.threads = Int(args[5])!
     let (sam, _) = try SamCheckpoint.open(URL(fileURLWithPath: args[3]))
@@ -66,6 +67,7 @@ case "train-step":
     let t = try seconds { for _ in 0..<steps { _ = try trainer.trainStep() } }
     print("{\"ms_per_step\": \(t / Double(steps) * 1000), \"threads\": \(Runtime.threads)}")
 case "loader":
+    ProcessMemory.keepFreed()  // as medcat train does
     let batches = Int(args[3])!
     Runtime.threads = 1
     var config = TrainConfig()
