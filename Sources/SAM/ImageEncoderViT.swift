@@ -18,7 +18,8 @@ public final class ImageEncoderViT: Module {
         posEmbed = try i.constant([1, grid, grid, d], 0)
         blocks = try (0..<config.depth).map { k in
             let window = config.globalAttention.contains(k) ? 0 : config.windowSize
-            return try ViTBlock(dim: d, heads: config.heads, mlpRatio: config.mlpRatio, window: window, grid: grid, &i)
+            return try ViTBlock(dim: d, heads: config.heads, mlpRatio: config.mlpRatio, window: window, grid: grid,
+                                adapterRatio: config.adapterRatio, &i)
         }
         neck = try Neck(d, config.outChannels, &i)
     }
@@ -28,6 +29,10 @@ public final class ImageEncoderViT: Module {
         p.add("patch_embed.proj", patchEmbed)
         p.add("blocks", blocks)
         p.add("neck", neck)
+    }
+
+    public var attentionProjections: [(key: String, layer: Linear)] {
+        blocks.enumerated().map { ("blocks.\($0.offset).attn.qkv", $0.element.attn.qkv) }
     }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -63,14 +68,16 @@ final class Neck: Module {
 final class ViTBlock: Module {
     let norm1: LayerNorm, attn: ViTAttention, norm2: LayerNorm
     let lin1: Linear, lin2: Linear  // mlp
+    let adapter: Adapter?
     let window: Int
 
-    init(dim: Int, heads: Int, mlpRatio: Double, window: Int, grid: Int, _ i: inout Initializer) throws {
+    init(dim: Int, heads: Int, mlpRatio: Double, window: Int, grid: Int, adapterRatio: Double?, _ i: inout Initializer) throws {
         norm1 = try LayerNorm(dim, eps: 1e-6, &i)
         attn = try ViTAttention(dim: dim, heads: heads, size: window > 0 ? window : grid, &i)
         norm2 = try LayerNorm(dim, eps: 1e-6, &i)
         lin1 = try Linear(dim, Int(Double(dim) * mlpRatio), &i)
         lin2 = try Linear(Int(Double(dim) * mlpRatio), dim, &i)
+        adapter = try adapterRatio.map { try Adapter(dim: dim, ratio: $0, &i) }
         self.window = window
     }
     func collect(_ p: inout Parameters) {
@@ -79,6 +86,7 @@ final class ViTBlock: Module {
         p.add("norm2", norm2)
         p.add("mlp.lin1", lin1)
         p.add("mlp.lin2", lin2)
+        p.add("Adapter", adapter)
     }
 
     /// B×H×W×C → B×H×W×C
@@ -92,7 +100,9 @@ final class ViTBlock: Module {
             h = try attn(h)
         }
         let x = try x + h
-        return try x + lin2(lin1(norm2(x)).gelu())
+        let n = try norm2(x)
+        let y = try x + lin2(lin1(n).gelu())
+        return try adapter.map { try y + $0(n) } ?? y
     }
 }
 

@@ -74,9 +74,34 @@ public final class Sam: Module {
     }
 }
 
+extension Sam {
+    /// Attaches a LoRA update of `rank` to every attention qkv projection of the image encoder (as
+    /// SAMed does, though SAMed adapts the q and v rows only: TinyViT interleaves q, k and v per
+    /// head, so medcat adapts the whole projection). Returns them by their frozen weight's key.
+    public func attachLowRank(rank: Int, seed: UInt64) throws -> [(key: String, update: LowRankUpdate)] {
+        var i = Initializer(seed: seed, device: device)
+        return try imageEncoder.attentionProjections.map { key, layer in
+            let update = try LowRankUpdate(inFeatures: layer.weight.shape[1], outFeatures: layer.weight.shape[0], rank: rank, &i)
+            layer.lowRank = update
+            return ("image_encoder.\(key).weight", update)
+        }
+    }
+
+    /// The weights as a checkpoint holds them, LoRA updates folded in: a plain SAM.
+    public func stateDict() throws -> StateDict {
+        var dict = StateDict(self)
+        for (key, layer) in imageEncoder.attentionProjections {
+            if let update = layer.lowRank { dict["image_encoder.\(key).weight"] = try update.merged(into: layer.weight) }
+        }
+        return dict
+    }
+}
+
 /// What an image encoder is to Sam: images in, a B×256×G×G embedding out.
 public protocol ImageEncoder {
     func callAsFunction(_ images: Tensor) throws -> Tensor
+    /// Every attention block's qkv projection, by its key under image_encoder (LoRA's targets).
+    var attentionProjections: [(key: String, layer: Linear)] { get }
 }
 extension ImageEncoderViT: ImageEncoder {}
 extension TinyViT: ImageEncoder {}

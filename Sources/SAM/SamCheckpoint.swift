@@ -8,20 +8,28 @@ public enum SamCheckpoint {
     static let configKey = "medcat.config"
 
     /// Builds the model a checkpoint describes and loads it strictly. `imageSize` overrides the
-    /// input size (e.g. 256 for a 1024 checkpoint, SAM-Med2D style).
-    public static func open(_ url: URL, imageSize: Int? = nil, device: Device = .cpu) throws -> (Sam, [String: String]) {
+    /// input size (e.g. 256 for a 1024 checkpoint, SAM-Med2D style). `adapterRatio` gives a ViT
+    /// without adapters fresh SAM-Med2D adapters of that ratio (a checkpoint with them keeps its own).
+    public static func open(_ url: URL, imageSize: Int? = nil, adapterRatio: Double? = nil, device: Device = .cpu) throws -> (Sam, [String: String]) {
         let dict = try StateDict.load(url)
         var config = try self.config(of: dict, url: url)
         if let imageSize { config.imageSize = imageSize }
+        var added = false
+        if let adapterRatio {
+            guard case .vit(var vit) = config.encoder else {
+                throw CheckpointError(url, "\(config.preset) has no adapter slots: SAM-Med2D's adapters need a ViT image encoder")
+            }
+            if vit.adapterRatio == nil { vit.adapterRatio = adapterRatio; config.encoder = .vit(vit); added = true }
+        }
         let sam = try Sam(config, device: device)
-        try sam.load(dict, from: url, adapt: Sam.adaptToInputSize)
+        try sam.load(dict, from: url, adapt: Sam.adaptToInputSize, fresh: { added && $0.contains(".Adapter.") })
         return (sam, dict.metadata)
     }
 
     /// Writes the model as safetensors with its config and `info` (step, data selection, metrics…)
     /// in the metadata, so the file alone rebuilds the model.
     public static func save(_ sam: Sam, to url: URL, info: [String: String] = [:]) throws {
-        var dict = StateDict(sam)
+        var dict = try sam.stateDict()
         dict.metadata = info
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -44,11 +52,18 @@ public enum SamCheckpoint {
             return Int(name.dropFirst("image_encoder.blocks.".count).prefix { $0 != "." })
         }.max().map { $0 + 1 } ?? 0
         let size = pos.shape[1] * 16
+        var config: SamConfig
         switch (pos.shape[3], depth) {
-        case (768, 12): return .vitB(imageSize: size)
-        case (1024, 24): return .vitL(imageSize: size)
-        case (1280, 32): return .vitH(imageSize: size)
+        case (768, 12): config = .vitB(imageSize: size)
+        case (1024, 24): config = .vitL(imageSize: size)
+        case (1280, 32): config = .vitH(imageSize: size)
         default: throw CheckpointError(url, "ViT of width \(pos.shape[3]) and depth \(depth) matches no preset (vit_b, vit_l, vit_h)")
         }
+        // SAM-Med2D's checkpoints carry adapters: their bottleneck gives the ratio.
+        if let down = dict["image_encoder.blocks.0.Adapter.channel.0.weight"], case .vit(var vit) = config.encoder {
+            vit.adapterRatio = Double(down.shape[0]) / Double(vit.embedDim)
+            config.encoder = .vit(vit)
+        }
+        return config
     }
 }

@@ -70,6 +70,8 @@ public struct ViTConfig: Codable, Equatable, Sendable {
     public var windowSize = 14
     public var mlpRatio = 4.0
     public var outChannels = 256
+    /// SAM-Med2D's adapters in every block, bottleneck ratio·embedDim (0.25 in SAM-Med2D); nil: none.
+    public var adapterRatio: Double?
 
     public init(embedDim: Int, depth: Int, heads: Int, globalAttention: [Int], patchSize: Int = 16, windowSize: Int = 14) {
         self.embedDim = embedDim

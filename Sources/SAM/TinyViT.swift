@@ -39,6 +39,10 @@ public final class TinyViT: Module {
         p.add("neck", neck)
     }
 
+    public var attentionProjections: [(key: String, layer: Linear)] {
+        stages.enumerated().flatMap { k, blocks in blocks.enumerated().map { ("layers.\(k + 1).blocks.\($0.offset).attn.qkv", $0.element.attn.qkv) } }
+    }
+
     public func callAsFunction(_ image: Tensor) throws -> Tensor {
         var x = try stem2(stem0(image).gelu())  // B×C0×S×S
         for block in convStage { x = try block(x) }

@@ -85,6 +85,8 @@ public struct Initializer {
 public final class Linear: Module {
     public let weight: Tensor  // out×in
     public let bias: Tensor?   // out
+    /// A LoRA update trained beside the frozen weight; not part of the layer's state-dict keys.
+    public var lowRank: LowRankUpdate?
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, _ i: inout Initializer) throws {
         let bound = 1 / Double(inFeatures).squareRoot()
@@ -94,7 +96,9 @@ public final class Linear: Module {
     public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
     /// …×in → …×out
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Tensor.call("linear", [x, weight]) { mt_linear(x.handle, weight.handle, bias?.handle) }
+        let y = try Tensor.call("linear", [x, weight]) { mt_linear(x.handle, weight.handle, bias?.handle) }
+        guard let lowRank else { return y }
+        return try y + lowRank(x)
     }
 }
 
@@ -126,21 +130,23 @@ public final class Conv2d: Module {
 public final class ConvTranspose2d: Module {
     public let weight: Tensor  // in×out×k×k
     public let bias: Tensor?
-    let stride: [Int64]
+    let stride: [Int64], padding: [Int64]
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int, _ i: inout Initializer) throws {
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int, padding: Int = 0, bias: Bool = true,
+                _ i: inout Initializer) throws {
         // PyTorch computes fan_in from weight.size(1) for transposed convolutions.
         let bound = 1 / Double(outChannels * kernel * kernel).squareRoot()
         weight = try i.uniform([inChannels, outChannels, kernel, kernel], bound: bound)
-        bias = try i.uniform([outChannels], bound: bound)
+        self.bias = bias ? try i.uniform([outChannels], bound: bound) : nil
         self.stride = [Int64(stride), Int64(stride)]
+        self.padding = [Int64(padding), Int64(padding)]
     }
     public func collect(_ p: inout Parameters) { p.add(weight: weight, bias: bias) }
-    /// B×in×H×W → B×out×(H·s)×(W·s)
+    /// B×in×H×W → B×out×((H−1)·s − 2p + k)×((W−1)·s − 2p + k)
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         let zero: [Int64] = [0, 0]
         return try Tensor.call("conv_transpose2d", [x, weight]) {
-            mt_conv_transpose2d(x.handle, weight.handle, bias?.handle, stride, zero, zero, 1)
+            mt_conv_transpose2d(x.handle, weight.handle, bias?.handle, stride, padding, zero, 1)
         }
     }
 }

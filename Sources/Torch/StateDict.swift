@@ -130,11 +130,13 @@ extension Module {
     /// Strict loading: every model tensor must be in the checkpoint with the same shape, and every
     /// checkpoint tensor must belong to the model. `adapt` may resize a mismatched tensor (e.g.
     /// positional embeddings of another input size); returning nil leaves the mismatch an error.
-    public func load(_ dict: StateDict, from url: URL, adapt: (String, Tensor, [Int]) throws -> Tensor? = { _, _, _ in nil }) throws {
+    /// `fresh` names the tensors of modules added to a pretrained model, which keep their initial values.
+    public func load(_ dict: StateDict, from url: URL, adapt: (String, Tensor, [Int]) throws -> Tensor? = { _, _, _ in nil },
+                     fresh: (String) -> Bool = { _ in false }) throws {
         let entries = parameters.entries
         let modelNames = Set(entries.map(\.name))
         var problems: [String] = []
-        for e in entries where dict[e.name] == nil { problems.append("missing key \(e.name)") }
+        for e in entries where dict[e.name] == nil && !fresh(e.name) { problems.append("missing key \(e.name)") }
         for n in dict.names where !modelNames.contains(n) { problems.append("unexpected key \(n)") }
         var sources: [(Tensor, Tensor)] = []
         for e in entries {

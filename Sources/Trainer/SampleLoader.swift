@@ -46,12 +46,15 @@ public final class SampleLoader {
             throw CatalogError("training images must share one stored size (ingest them with the same --size)")
         }
         images = list
+        packShards = pack?.shards
         jitter = BoxJitter(argument: config.boxJitter) ?? .none
         weights = try Self.weights(list, config.sampleWeights)
     }
 
     /// Each image's sampling weight, nil without rebalancing.
     let weights: [Double]?
+    /// The pack's shard count (image i lives in shard i mod N), nil when reading the catalog.
+    let packShards: Int?
 
     static func weights(_ images: [SampleReader.Image], _ spec: [String: Double]) throws -> [Double]? {
         guard !spec.isEmpty else { return nil }
@@ -73,8 +76,23 @@ public final class SampleLoader {
     public var batchesPerEpoch: Int { images.count / config.batchSize }
 
     /// The image order of an epoch: a permutation, or with sampling weights, weighted draws.
+    ///
+    /// From a pack of N shards the permutation keeps shards apart: position p reads shard p mod N,
+    /// the (p / N)-th image of that shard's own permutation (seeded per epoch and shard). The order
+    /// does not depend on the number of processes, so a run may resume with another count; and
+    /// with N and the batch multiples of the process count W, process r, which takes positions
+    /// r, r + W, … of every batch, reads shards r, r + W, … only: no shard is read by two processes.
     public func order(epoch: Int) -> [Int] {
         var rng = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch))
+        if let n = packShards, weights == nil {
+            let shards = (0..<n).map { s -> [Int] in
+                var mine = Array(stride(from: s, to: images.count, by: n))
+                var r = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch), UInt64(s))
+                for i in stride(from: mine.count - 1, to: 0, by: -1) { mine.swapAt(i, Int(r.next() % UInt64(i + 1))) }
+                return mine
+            }
+            return images.indices.map { p in shards[p % n][p / n] }
+        }
         if let weights {
             var cumulative = [Double](), total = 0.0
             for w in weights { total += w; cumulative.append(total) }

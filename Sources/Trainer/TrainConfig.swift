@@ -7,6 +7,22 @@ public enum TuneMode: String, Codable, CaseIterable, Sendable {
     case full
     /// The mask decoder only, encoders frozen (the light mode MedSAM and others use first).
     case decoder
+    /// SAM-Med2D: the image encoder frozen but for adapters in every block (added when the model
+    /// has none); prompt encoder and mask decoder trained.
+    case adapter
+    /// SAMed: the image encoder frozen, LoRA updates of its attention projections trained (and
+    /// merged into the saved weights); prompt encoder and mask decoder trained.
+    case lora
+
+    /// Whether the parameter with this key trains in this mode (LoRA's own factors aside).
+    func trains(_ key: String) -> Bool {
+        switch self {
+        case .full: return true
+        case .decoder: return key.hasPrefix("mask_decoder.")
+        case .adapter: return !key.hasPrefix("image_encoder.") || key.contains(".Adapter.")
+        case .lora: return !key.hasPrefix("image_encoder.")
+        }
+    }
 }
 
 /// Everything that decides a training run; stored in every checkpoint it writes.
@@ -34,6 +50,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var minLearningRate = 0.0
     public var clipNorm = 1.0
     public var tune = TuneMode.full
+    /// Rank of the LoRA updates (`tune == .lora` only; SAMed uses 4).
+    public var loraRank: Int?
     /// Decoder passes after the first, each adding one corrective click per mask and feeding back
     /// the previous mask (SAM-Med2D uses 8); one of them, drawn per step, adds no click.
     public var clickPasses = 8
@@ -51,7 +69,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case selection, validation, validationImages = "validation_images", sampleWeights = "sample_weights", shards, steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
-        case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, clickPasses = "click_passes"
+        case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, loraRank = "lora_rank", clickPasses = "click_passes"
         case boxProbability = "box_probability", boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
     }
 

@@ -15,6 +15,8 @@ public final class Trainer {
     let catalog: Catalog
     let optimizer: Optimizer
     let parameters: [Tensor]
+    /// LoRA updates by their frozen weight's key (`--tune lora`).
+    let lowRank: [(key: String, update: LowRankUpdate)]
     /// The other processes of a distributed run: each takes its share of every batch, and the
     /// gradients are summed before the step, so the run follows the single-process one.
     public let group: ProcessGroup?
@@ -42,13 +44,20 @@ public final class Trainer {
             if pack == nil { pack = try Pack.open(catalog: catalog, selection: config.selection, shards: config.shards).pack }
         }
         loader = try SampleLoader(catalog: catalog, config: config, pack: pack)
-        let frozen: [Tensor] = config.tune == .decoder ? sam.imageEncoder.trainableParameters + sam.promptEncoder.trainableParameters : []
-        for t in frozen { try t.requiresGrad(false) }
-        parameters = config.tune == .decoder ? sam.maskDecoder.trainableParameters : sam.trainableParameters
+        let entries = sam.parameters.entries.filter(\.trainable)
+        if config.tune == .adapter && !entries.contains(where: { $0.name.contains(".Adapter.") }) {
+            throw CatalogError("--tune adapter needs a model with adapters (a ViT SAM opened with them, or a SAM-Med2D checkpoint)")
+        }
+        for e in entries where !config.tune.trains(e.name) { try e.tensor.requiresGrad(false) }
+        lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? 4, seed: config.seed ^ 0x4C6F_5241) : []
+        parameters = lowRank.flatMap { [$0.update.a, $0.update.b] } + entries.filter { config.tune.trains($0.name) }.map(\.tensor)
         optimizer = try Optimizer.adamW(parameters, lr: config.learningRate(at: 0), eps: config.adamEps, weightDecay: config.weightDecay)
         // Every process starts from rank 0's weights.
         try group?.broadcast(parameters)
     }
+
+    /// What the optimiser updates (LoRA factors included).
+    public var trainedParameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
     /// One optimiser step (with `accumulate` micro-batches).
     public func trainStep() throws -> StepLog {
@@ -185,6 +194,11 @@ public final class Trainer {
         for (k, v) in metrics { info["medcat.metric.\(k)"] = "\(v)" }
         try SamCheckpoint.save(sam, to: model, info: info)
         var state = StateDict()
+        for (key, update) in lowRank {
+            state["lora.\(key).a"] = update.a
+            state["lora.\(key).b"] = update.b
+        }
+        try saveFrozenWeights(in: dir)
         for i in parameters.indices {
             for (k, t) in try optimizer.state(of: i).enumerated() { state["optimizer.\(i).\(k)"] = t }
         }
@@ -214,6 +228,19 @@ public final class Trainer {
         }
         let modelURL = dir.appendingPathComponent(modelName)
         try sam.load(try StateDict.load(modelURL), from: modelURL)
+        if !lowRank.isEmpty {
+            // The model file holds merged weights: put the frozen ones back under the saved factors.
+            let frozenURL = dir.appendingPathComponent(Self.frozenWeightsFile)
+            let frozen = try StateDict.load(frozenURL)
+            let weights = Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor) })
+            for (key, update) in lowRank {
+                guard let a = state["lora.\(key).a"], let b = state["lora.\(key).b"] else { throw CheckpointError(stateURL, "no LoRA factors for \(key)") }
+                guard let base = frozen[key] else { throw CheckpointError(frozenURL, "no frozen weight \(key)") }
+                try update.a.assign(a)
+                try update.b.assign(b)
+                try weights[key]!.assign(base)
+            }
+        }
         for i in parameters.indices {
             var tensors: [Tensor] = []
             while let t = state["optimizer.\(i).\(tensors.count)"] { tensors.append(t) }
@@ -221,6 +248,19 @@ public final class Trainer {
         }
         step = Int(state.metadata["medcat.step"] ?? "") ?? 0
         position = try JSONDecoder().decode(LoaderPosition.self, from: Data((state.metadata["medcat.position"] ?? "{}").utf8))
+    }
+
+    static let frozenWeightsFile = "lora-frozen.safetensors"
+
+    /// LoRA runs: the frozen weights under the updates, written once (they never change), so that
+    /// a resumed run continues from exactly them rather than from merged weights minus B·A.
+    func saveFrozenWeights(in dir: URL) throws {
+        let url = dir.appendingPathComponent(Self.frozenWeightsFile)
+        guard !lowRank.isEmpty, !FileManager.default.fileExists(atPath: url.path) else { return }
+        var frozen = StateDict()
+        let weights = Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor) })
+        for (key, _) in lowRank { frozen[key] = weights[key] }
+        try frozen.saveSafetensors(url)
     }
 
     /// Identifies the training data: the selection and how many images it had.

@@ -22,6 +22,8 @@ struct TrainCommand: ParsableCommand {
             Examples:
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
               medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --out runs/ct
+              medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune adapter --out runs/sam-med2d
+              medcat train --checkpoint lite_medsam.pth --tune lora --lora-rank 8 --out runs/lora
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200 --resume
               medcat train --preset vit_debug --out runs/smoke --steps 60
             """)
@@ -40,7 +42,12 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay.") var weightDecay: Double = 0.01
     @Option(help: "Linear warm-up steps.") var warmup: Int = 10
     @Option(help: "Gradient norm clip (0: off).") var clip: Double = 1
-    @Option(help: "full or decoder.") var tune: String = "full"
+    @Option(help: ArgumentHelp("What trains: full, decoder, adapter or lora.", discussion: """
+        full: everything. decoder: the mask decoder. adapter: SAM-Med2D's adapters in every ViT block (added when the \
+        checkpoint has none), prompt encoder and mask decoder. lora: LoRA updates of the image encoder's attention \
+        projections (merged into the saved weights), prompt encoder and mask decoder.
+        """)) var tune: String = "full"
+    @Option(help: "Rank of the LoRA updates (--tune lora).") var loraRank: Int = 4
     @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
     @Option(help: "Rebalance: modality:NAME=W or dataset:NAME=W (repeatable); images are drawn in proportion to their weights.")
@@ -62,11 +69,14 @@ struct TrainCommand: ParsableCommand {
         if let preset, SamConfig.preset(preset, imageSize: imageSize) == nil {
             throw ValidationError("--preset must be one of \(SamConfig.presetNames.joined(separator: ", ")) (tiny_vit at 256 only; got '\(preset)')")
         }
-        guard TuneMode(rawValue: tune) != nil else { throw ValidationError("--tune must be full or decoder (got '\(tune)')") }
+        guard let mode = TuneMode(rawValue: tune) else { throw ValidationError("--tune must be full, decoder, adapter or lora (got '\(tune)')") }
+        if mode == .adapter, let preset, preset == "tiny_vit" || preset == "lite_medsam" {
+            throw ValidationError("--tune adapter needs a ViT image encoder; \(preset) has none (use --tune lora or decoder)")
+        }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
         guard Split(name: valSplit) != nil else { throw ValidationError("--val-split must be train, val or test (got '\(valSplit)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
-                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc)] where value < 1 {
+                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--lora-rank", loraRank)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
         for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards)] where value < 0 {
@@ -75,6 +85,9 @@ struct TrainCommand: ParsableCommand {
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
         _ = try weights()
         guard batchSize % nproc == 0 else { throw ValidationError("--batch-size \(batchSize) must be a multiple of --nproc \(nproc)") }
+        guard shards % nproc == 0 else {
+            throw ValidationError("--shards \(shards) must be a multiple of --nproc \(nproc), so that each process reads shards of its own")
+        }
         guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
     }
 
@@ -100,7 +113,7 @@ struct TrainCommand: ParsableCommand {
         c.shards = shards
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
-        c.tune = TuneMode(rawValue: tune)!; c.clickPasses = clickPasses; c.boxJitter = boxJitter
+        c.tune = TuneMode(rawValue: tune)!; c.loraRank = c.tune == .lora ? loraRank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
         return c
     }
@@ -113,10 +126,14 @@ struct TrainCommand: ParsableCommand {
         let device = Device(device)!
         try Runtime.prepare(device)
         let sam: Sam
+        // SAM-Med2D's adapters, for models that have none yet.
+        let adapterRatio = config.tune == .adapter ? 0.25 : nil
         if let checkpoint {
-            sam = try SamCheckpoint.open(URL(fileURLWithPath: checkpoint), imageSize: imageSize, device: device).0
+            sam = try SamCheckpoint.open(URL(fileURLWithPath: checkpoint), imageSize: imageSize, adapterRatio: adapterRatio, device: device).0
         } else {
-            sam = try Sam(SamConfig.preset(preset!, imageSize: imageSize)!, device: device, seed: seed)
+            var config = SamConfig.preset(preset!, imageSize: imageSize)!
+            if case .vit(var vit) = config.encoder { vit.adapterRatio = adapterRatio; config.encoder = .vit(vit) }
+            sam = try Sam(config, device: device, seed: seed)
         }
         let catalog = try Catalog(path: common.catalog)
         let trainer = try Trainer(sam: sam, catalog: catalog, config: config, group: group)
@@ -133,7 +150,7 @@ struct TrainCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let metrics = try FileHandle.appending(to: dir.appendingPathComponent("metrics.jsonl"))
         func write<T: Encodable>(_ value: T) { metrics.write(Data((Output.json(value) + "\n").utf8)) }
-        print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(sam.parameterCount) parameters) on \(trainer.loader.imageCount) images, "
+        print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(trainer.trainedParameterCount) of \(sam.parameterCount) parameters) on \(trainer.loader.imageCount) images, "
               + "\(trainer.loader.batchesPerEpoch) batches per epoch, \(steps) steps")
         let bar = ProgressLine(total: steps)
         var epoch = trainer.position.epoch, lastValidation: Double?

@@ -74,6 +74,32 @@ final class TrainCLITests: BinaryTestCase {
         XCTAssertEqual((overall["dice"] as! [String: Any])["mean"] as! Double, after, accuracy: 1e-4)
     }
 
+    /// The light modes end to end: a LoRA run saves a plain model, an adapter run starts from it,
+    /// and both checkpoints evaluate like any other.
+    func testLoRAAndAdapterRunsEvaluate() throws {
+        try Self.kits(2, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try medcat(["ingest", "raw", "--size", "64"])
+        try medcat(["catalog", "split", "--ratios", "0.5,0.5,0", "--seed", "3"])
+        let options = ["--steps", "3", "--batch-size", "2", "--masks-per-image", "2", "--click-passes", "1", "--val-images", "2"]
+        let (lora, _) = try medcat(["train", "--preset", "vit_debug", "--tune", "lora", "--lora-rank", "2", "--out", "lora"] + options)
+        XCTAssertTrue(lora.contains("training vit_debug (lora,"), lora)
+        let plain = try tensors("lora/model-000003.safetensors")
+        XCTAssertFalse(plain.keys.contains { $0.contains("lora") || $0.contains("Adapter") }, "LoRA merges into the plain weights")
+        XCTAssertEqual(try tensors("lora/lora-frozen.safetensors").count, 2, "the frozen qkv weights of the two blocks")
+
+        let (adapter, _) = try medcat(["train", "--checkpoint", "lora/model-000003.safetensors", "--tune", "adapter", "--out", "adapter"] + options)
+        XCTAssertTrue(adapter.contains("training vit_debug (adapter,"), adapter)
+        let adapted = try tensors("adapter/model-000003.safetensors")
+        XCTAssertEqual(adapted["image_encoder.blocks.0.Adapter.channel.0.weight"]?.count, 16 * 64)
+        for (name, value) in plain where name.hasPrefix("image_encoder.") {
+            XCTAssertEqual(adapted[name], value, "\(name) is frozen in adapter tuning")
+        }
+        for (run, model) in [("lora", "lora/model-000003.safetensors"), ("adapter", "adapter/model-000003.safetensors")] {
+            let (out, _) = try medcat(["eval", "--checkpoint", model, "--split", "val", "--protocol", "box", "--name", run])
+            XCTAssertTrue(out.contains("box"), out)
+        }
+    }
+
     /// Every float tensor of a safetensors file, by name.
     func tensors(_ path: String) throws -> [String: [Float]] {
         let data = try Data(contentsOf: dir.appendingPathComponent(path))
@@ -127,26 +153,31 @@ final class TrainCLITests: BinaryTestCase {
         let resumed = try tensors("mixed/model-000006.safetensors")
         for (name, a) in one { for (x, y) in zip(a, resumed[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
 
-        // Packed into shards first (once; reused after), the same run again.
+        // Packed into shards first (once; reused after). The pack's order keeps shards apart, so each
+        // of two processes reads two of the four shards, and two processes still train like one.
         let all = ["--split", "train", "--split", "val", "--split", "test"]
-        let (packed, _) = try medcat(["pack", "--shards", "3"] + all)
-        XCTAssertTrue(packed.contains("packed 24 images in 3 shards (8–8 per shard)"), packed)
-        let (again, _) = try medcat(["pack", "--shards", "3"] + all)
+        let (packed, _) = try medcat(["pack", "--shards", "4"] + all)
+        XCTAssertTrue(packed.contains("packed 24 images in 4 shards (6–6 per shard)"), packed)
+        let (again, _) = try medcat(["pack", "--shards", "4"] + all)
         XCTAssertTrue(again.contains("reused 24 images"), again)
-        try medcat(["train", "--out", "packed", "--nproc", "2", "--shards", "3"] + options)
-        let fromPack = try tensors("packed/model-000006.safetensors")
-        for (name, a) in one { for (x, y) in zip(a, fromPack[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
+        try medcat(["train", "--out", "packed1", "--shards", "4"] + options)
+        try medcat(["train", "--out", "packed2", "--nproc", "2", "--shards", "4"] + options)
+        let (packedOne, packedTwo) = (try tensors("packed1/model-000006.safetensors"), try tensors("packed2/model-000006.safetensors"))
+        for (name, a) in packedOne { for (x, y) in zip(a, packedTwo[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
     }
 
     func testBadArguments() throws {
         let cases: [([String], String)] = [
             (["train", "--out", "x"], "give --checkpoint FILE or --preset NAME"),
             (["train", "--out", "x", "--preset", "vit_q"], "--preset must be one of vit_b, vit_l, vit_h, tiny_vit, vit_debug"),
-            (["train", "--out", "x", "--preset", "vit_b", "--tune", "lora"], "--tune must be full or decoder"),
+            (["train", "--out", "x", "--preset", "vit_b", "--tune", "prefix"], "--tune must be full, decoder, adapter or lora"),
+            (["train", "--out", "x", "--preset", "tiny_vit", "--tune", "adapter"], "--tune adapter needs a ViT image encoder; tiny_vit has none"),
+            (["train", "--out", "x", "--preset", "vit_b", "--tune", "lora", "--lora-rank", "0"], "--lora-rank must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
             (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "--val-split must be train, val or test"),
             (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be a multiple of --nproc 2"),
+            (["train", "--out", "x", "--preset", "vit_b", "--shards", "3", "--nproc", "2"], "--shards 3 must be a multiple of --nproc 2"),
         ]
         for (args, message) in cases {
             let (_, err) = try medcat(args, expect: 64)

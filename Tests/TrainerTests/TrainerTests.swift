@@ -91,16 +91,41 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(again.key, pack.key)
         XCTAssertNotEqual(try Pack.open(catalog: cat, selection: train, shards: 3).pack.key, pack.key)
 
-        // The loader reads the very same samples from the pack as from the catalog's shards.
+        // The loader reads the very same samples from the pack as from the catalog's shards, in
+        // the pack's shard-by-shard order.
         let fromCatalog = try SampleLoader(catalog: cat, config: config()), fromPack = try SampleLoader(catalog: cat, config: config(), pack: pack)
+        let byID = Dictionary(uniqueKeysWithValues: fromCatalog.images.indices.map { (fromCatalog.images[$0].id, $0) })
         for batch in 0..<7 {
-            let (a, boxesA, _) = try fromCatalog.batch(at: LoaderPosition(epoch: 1, batch: batch))
-            let (b, boxesB, _) = try fromPack.batch(at: LoaderPosition(epoch: 1, batch: batch))
-            XCTAssertEqual(boxesA, boxesB)
-            XCTAssertEqual(a.map(\.imageID), b.map(\.imageID))
-            XCTAssertEqual(a.map(\.pixels), b.map(\.pixels))
-            XCTAssertEqual(a.map(\.masks), b.map(\.masks))
+            let (b, boxes, _) = try fromPack.batch(at: LoaderPosition(epoch: 1, batch: batch))
+            for sample in b {
+                let same = try fromCatalog.sample(fromCatalog.images[byID[sample.imageID]!], epoch: 1, boxes: boxes)
+                XCTAssertEqual(sample.pixels, same.pixels)
+                XCTAssertEqual(sample.masks, same.masks)
+                XCTAssertEqual(sample.boxes, same.boxes)
+                XCTAssertEqual(sample.points, same.points)
+            }
         }
+
+        // Order: every image once per epoch; position p reads shard p mod 4; two processes with a
+        // batch of 4 read disjoint shards (0 and 2, 1 and 3), and their parts make up the one-process batch.
+        let loader = try SampleLoader(catalog: cat, config: config { $0.batchSize = 4 }, pack: pack)
+        let order = loader.order(epoch: 2)
+        XCTAssertEqual(order.sorted(), Array(0..<21))
+        XCTAssertEqual(order.indices.map { order[$0] % 4 }, order.indices.map { $0 % 4 })
+        XCTAssertNotEqual(order, loader.order(epoch: 3))
+        let shardOf = Dictionary(uniqueKeysWithValues: pack.images.indices.map { (pack.images[$0].id, $0 % 4) })
+        var seen: [Int64] = []
+        for batch in 0..<loader.batchesPerEpoch {
+            let position = LoaderPosition(epoch: 2, batch: batch)
+            let whole = try loader.batch(at: position).0.map(\.imageID)
+            let parts = try (0..<2).map { try loader.batch(at: position, part: $0, of: 2).0.map(\.imageID) }
+            XCTAssertEqual(Set(parts[0].map { shardOf[$0]! }).isSubset(of: [0, 2]), true)
+            XCTAssertEqual(Set(parts[1].map { shardOf[$0]! }).isSubset(of: [1, 3]), true)
+            XCTAssertEqual([whole[0], whole[2]], parts[0])
+            XCTAssertEqual([whole[1], whole[3]], parts[1])
+            seen += whole
+        }
+        XCTAssertEqual(Set(seen).count, 20, "5 batches of 4 distinct images from 21")
     }
 
     func testSamplingWeightsRebalanceDatasets() throws {
@@ -265,5 +290,97 @@ final class TrainerTests: XCTestCase {
         for _ in 0..<2 { _ = try tuner.trainStep() }
         XCTAssertEqual(try sam.imageEncoder.trainableParameters.map { try $0.floats() }, before)
         XCTAssertNotEqual(try sam.maskDecoder.trainableParameters.map { try $0.floats() }, decoderBefore)
+    }
+
+    /// --tune lora: the encoder's own weights stay, the LoRA factors and the decoder train, the
+    /// saved model is a plain SAM equal to the adapted one, and a resumed run continues exactly.
+    func testLoRATrainsLowRankUpdatesAndSavesMergedWeights() throws {
+        let cat = try catalog()
+        func model() throws -> Sam { try Sam(.vitDebug(imageSize: 32), seed: 1) }
+        let c = config { $0.steps = 4; $0.clickPasses = 1; $0.warmupSteps = 0; $0.learningRate = 1e-2; $0.augment = false
+                         $0.tune = .lora; $0.loraRank = 2 }
+        let image = try Tensor.randn([1, 3, 32, 32], seed: 3)
+        let sam = try model()
+        let plain = try sam.embed(image).floats()
+        let encoderBefore = try sam.imageEncoder.trainableParameters.map { try $0.floats() }
+        let trainer = try Trainer(sam: sam, catalog: cat, config: c)
+        XCTAssertEqual(trainer.lowRank.map(\.key), ["image_encoder.blocks.0.attn.qkv.weight", "image_encoder.blocks.1.attn.qkv.weight"])
+        XCTAssertEqual(trainer.lowRank[0].update.a.shape, [2, 64])
+        XCTAssertEqual(trainer.lowRank[0].update.b.shape, [192, 2])
+        XCTAssertEqual(try sam.embed(image).floats(), plain, "B starts at zero: the adapted model starts as the frozen one")
+
+        var losses: [Double] = []
+        for _ in 0..<2 { losses.append(try trainer.trainStep().loss) }
+        XCTAssertEqual(try sam.imageEncoder.trainableParameters.map { try $0.floats() }, encoderBefore, "the encoder's own weights are frozen")
+        XCTAssertGreaterThan(try trainer.lowRank[0].update.b.abs().amax().item(), 0, "the LoRA factors train")
+
+        let run = dir.appendingPathComponent("lora")
+        let saved = try trainer.saveCheckpoint(to: run)
+        let (reopened, _) = try SamCheckpoint.open(saved)
+        XCTAssertEqual(reopened.parameterCount, sam.parameterCount, "the saved model is a plain SAM")
+        let adapted = try sam.embed(image).floats(), merged = try reopened.embed(image).floats()
+        XCTAssertLessThan(zip(adapted, merged).map { abs($0 - $1) }.max()!, 1e-4, "merged weights compute what the adapted model computes")
+        XCTAssertNotEqual(merged, plain)
+
+        for _ in 0..<2 { losses.append(try trainer.trainStep().loss) }
+        let resumed = try Trainer(sam: model(), catalog: cat, config: c)
+        try resumed.resume(from: run)
+        var after: [Double] = []
+        for _ in 0..<2 { after.append(try resumed.trainStep().loss) }
+        XCTAssertEqual(after, Array(losses[2...]), "a resumed LoRA run's losses equal the uninterrupted run's")
+    }
+
+    /// --tune adapter: SAM-Med2D's adapters join a plain model without changing its output, train
+    /// while the rest of the encoder stays, and travel in the checkpoint with the config.
+    func testAdaptersJoinAPlainModelAndTrainAlone() throws {
+        let cat = try catalog()
+        let plainURL = dir.appendingPathComponent("plain.safetensors")
+        let plain = try Sam(.vitDebug(imageSize: 32), seed: 1)
+        try SamCheckpoint.save(plain, to: plainURL)
+        let image = try Tensor.randn([1, 3, 32, 32], seed: 3)
+
+        let (sam, _) = try SamCheckpoint.open(plainURL, adapterRatio: 0.25)
+        let names = sam.parameters.entries.map(\.name)
+        XCTAssertTrue(names.contains("image_encoder.blocks.1.Adapter.channel.0.weight"), "SAM-Med2D's key paths")
+        let shapes = Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor.shape) })
+        XCTAssertEqual(shapes["image_encoder.blocks.0.Adapter.channel.0.weight"], [16, 64])
+        XCTAssertEqual(shapes["image_encoder.blocks.0.Adapter.channel.2.weight"], [64, 16])
+        XCTAssertEqual(shapes["image_encoder.blocks.0.Adapter.spatial.0.weight"], [64, 64, 3, 3])
+        XCTAssertEqual(shapes["image_encoder.blocks.0.Adapter.spatial.2.weight"], [64, 64, 4, 4])
+        XCTAssertEqual(try sam.embed(image).floats(), try plain.embed(image).floats(), "fresh adapters leave the output as it was")
+
+        let frozen = try sam.parameters.entries.filter { $0.name.hasPrefix("image_encoder.") && !$0.name.contains(".Adapter.") }.map { try $0.tensor.floats() }
+        let adapters = try sam.parameters.entries.filter { $0.name.contains(".Adapter.") }.map { try $0.tensor.floats() }
+        let c = config { $0.steps = 2; $0.clickPasses = 1; $0.warmupSteps = 0; $0.learningRate = 1e-2; $0.augment = false; $0.tune = .adapter }
+        let trainer = try Trainer(sam: sam, catalog: cat, config: c)
+        for _ in 0..<2 { _ = try trainer.trainStep() }
+        XCTAssertEqual(try sam.parameters.entries.filter { $0.name.hasPrefix("image_encoder.") && !$0.name.contains(".Adapter.") }
+            .map { try $0.tensor.floats() }, frozen)
+        XCTAssertNotEqual(try sam.parameters.entries.filter { $0.name.contains(".Adapter.") }.map { try $0.tensor.floats() }, adapters)
+        XCTAssertNotEqual(try sam.embed(image).floats(), try plain.embed(image).floats())
+
+        // The checkpoint describes its adapters; a state dict with SAM-Med2D's keys is recognised too.
+        let saved = try trainer.saveCheckpoint(to: dir.appendingPathComponent("adapter"))
+        let (reopened, _) = try SamCheckpoint.open(saved)
+        XCTAssertEqual(try reopened.embed(image).floats(), try sam.embed(image).floats())
+        var official = StateDict()  // what SAM-Med2D's vit_b checkpoint holds, as far as recognising it goes
+        official["image_encoder.pos_embed"] = try Tensor.zeros([1, 16, 16, 768])
+        official["image_encoder.blocks.11.norm1.weight"] = try Tensor.zeros([768])
+        official["image_encoder.blocks.0.Adapter.channel.0.weight"] = try Tensor.zeros([192, 768])
+        let detected = try SamCheckpoint.config(of: official, url: saved)
+        guard case .vit(let vit) = detected.encoder else { return XCTFail("\(detected)") }
+        XCTAssertEqual(detected.preset, "vit_b")
+        XCTAssertEqual(detected.imageSize, 256)
+        XCTAssertEqual(vit.adapterRatio, 0.25)
+
+        // Plain models refuse adapter tuning; TinyViT has no adapter slots.
+        XCTAssertThrowsError(try Trainer(sam: Sam(.vitDebug(imageSize: 32), seed: 1), catalog: cat, config: c)) {
+            XCTAssertTrue("\($0)".contains("--tune adapter needs a model with adapters"), "\($0)")
+        }
+        let lite = dir.appendingPathComponent("lite.safetensors")
+        try SamCheckpoint.save(try Sam(.tinyViT), to: lite)
+        XCTAssertThrowsError(try SamCheckpoint.open(lite, adapterRatio: 0.25)) {
+            XCTAssertTrue("\($0)".contains("tiny_vit has no adapter slots"), "\($0)")
+        }
     }
 }
