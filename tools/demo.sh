@@ -48,6 +48,10 @@ protocols=(--protocol box --protocol points1 --protocol clicks --clicks 3 --spli
 "$medcat" train --catalog "$cat" --checkpoint "$lite" --out "$demo/finetune" --steps 8 --batch-size 2 --masks-per-image 4 \
     --click-passes 2 --val-split test --val-images 8
 "$medcat" eval --catalog "$cat" --checkpoint "$demo/finetune/model-000008.safetensors" --name lite_medsam-fine-tuned "${protocols[@]}"
+# The same run with LoRA (SAMed's light mode): encoder frozen, rank-4 updates of its attention.
+"$medcat" train --catalog "$cat" --checkpoint "$lite" --out "$demo/lora" --steps 8 --batch-size 2 --masks-per-image 4 \
+    --click-passes 2 --val-split test --val-images 8 --tune lora
+"$medcat" eval --catalog "$cat" --checkpoint "$demo/lora/model-000008.safetensors" --name lite_medsam-lora "${protocols[@]}"
 "$medcat" leaderboard --catalog "$cat" --out "$demo/report"
 set +x
 python3 - "$demo/report/leaderboard.json" <<'PY'
@@ -58,8 +62,9 @@ for e in report["entries"]:
     if e["level"] == "mask" and e["variant"]["output"] == "first":
         g = next(g for g in e["groups"] if g["kind"] == "overall")
         rows.setdefault(e["variant"]["proto"], {})[e["run"]] = g["dice"]["mean"]
-print("held-out Dice (ITK k-means subject, first output):  zero-shot -> fine-tuned")
+print("held-out Dice (ITK k-means subject, first output):  zero-shot -> fine-tuned (full | lora)")
 for proto, runs in sorted(rows.items()):
-    print(f"  {proto:8s} {runs.get('lite_medsam-zero-shot', float('nan')):.3f} -> {runs.get('lite_medsam-fine-tuned', float('nan')):.3f}")
+    full, lora = (runs.get(f"lite_medsam-{r}", float("nan")) for r in ("fine-tuned", "lora"))
+    print(f"  {proto:8s} {runs.get('lite_medsam-zero-shot', float('nan')):.3f} -> {full:.3f} | {lora:.3f}")
 PY
 echo "demo: catalog at $cat, SA-Med2D export at $demo/sa-med2d, leaderboard at $demo/report/leaderboard.html"

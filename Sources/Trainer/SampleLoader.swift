@@ -9,6 +9,8 @@ import Torch
 /// and `masksPerImage` 0/1 masks on the same grid, augmented identically, with their prompts.
 public struct TrainingSample: Sendable {
     public var imageID: Int64
+    /// The catalog masks drawn, in the order of `masks`.
+    public var maskIDs: [Int64]
     public var size: Int, channels: Int
     public var pixels: [Float]
     public var masks: [BinaryMask]
@@ -159,7 +161,10 @@ public final class SampleLoader {
         var masks = try chosen.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
         if config.augment {
             let (flipX, flipY, turns) = (rng.next() & 1 == 1, rng.next() & 1 == 1, Int(rng.next() % 4))
-            if let source = Augment.sourceIndex(size: n, flipX: flipX, flipY: flipY, turns: turns) {
+            // Scale-crop from a stream of its own, so that flips, intensity and prompts draw as before.
+            var cropRNG = PromptRNG(seed: config.seed, 0x6372_6F70, UInt64(epoch), UInt64(bitPattern: image.id))
+            let crop = Augment.crop(size: n, keeping: chosen.map(\.box), rng: &cropRNG)
+            if let source = Augment.sourceIndex(size: n, flipX: flipX, flipY: flipY, turns: turns, crop: crop) {
                 pixels = Augment.gather(pixels, source, channels: c)
                 for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
             }
@@ -174,7 +179,8 @@ public final class SampleLoader {
                 points.append(PromptSimulator.randomPoint(in: m, label: 1, rng: &rng) ?? Prompt.Point(x: 0, y: 0, label: -1))
             }
         }
-        return TrainingSample(imageID: image.id, size: n, channels: c, pixels: pixels, masks: masks, boxes: boxList, points: points)
+        return TrainingSample(imageID: image.id, maskIDs: chosen.map(\.id), size: n, channels: c, pixels: pixels, masks: masks,
+                              boxes: boxList, points: points)
     }
 }
 
@@ -228,17 +234,37 @@ public struct TrainingBatch {
     }
 }
 
-/// Flips and quarter turns of a square grid, applied to an image and its masks alike: one map from
-/// each output pixel to its source pixel, computed once per sample and gathered through.
+/// Scale-crops, flips and quarter turns of a square grid, applied to an image and its masks alike:
+/// one map from each output pixel to its source pixel (nearest neighbour), computed once per sample
+/// and gathered through.
 enum Augment {
-    static func sourceIndex(size n: Int, flipX: Bool, flipY: Bool, turns: Int) -> [Int32]? {
-        if !flipX && !flipY && turns == 0 { return nil }
+    /// A square window to scale up to the full grid, or nil: with probability one half, a side of
+    /// 75–100 % of the grid, placed at random but always holding the boxes of the masks drawn, so
+    /// that no mask is cut.
+    static func crop(size n: Int, keeping boxes: [[Int]], rng: inout PromptRNG) -> (x: Int, y: Int, side: Int)? {
+        guard rng.next() & 1 == 1, let first = boxes.first else { return nil }
+        var union = first
+        for b in boxes.dropFirst() { union = [min(union[0], b[0]), min(union[1], b[1]), max(union[2], b[2]), max(union[3], b[3])] }
+        let wanted = Int((0.75 + 0.25 * Double(rng.next() >> 11) / Double(1 << 53)) * Double(n))
+        let side = min(n, max(wanted, union[2] - union[0] + 1, union[3] - union[1] + 1))
+        if side == n { return nil }
+        // The window's corner ranges over positions that keep [union] inside it and itself inside the grid.
+        func corner(_ lo: Int, _ hi: Int) -> Int {
+            let from = max(0, hi - side + 1), to = min(lo, n - side)
+            return from + Int(rng.next() % UInt64(to - from + 1))
+        }
+        return (corner(union[0], union[2]), corner(union[1], union[3]), side)
+    }
+
+    static func sourceIndex(size n: Int, flipX: Bool, flipY: Bool, turns: Int, crop: (x: Int, y: Int, side: Int)? = nil) -> [Int32]? {
+        if !flipX && !flipY && turns == 0 && crop == nil { return nil }
+        let (cx, cy, side) = crop ?? (0, 0, n)
         var map = [Int32](repeating: 0, count: n * n)
         for y in 0..<n {
             for x in 0..<n {
                 var (sx, sy) = (flipX ? n - 1 - x : x, flipY ? n - 1 - y : y)
                 for _ in 0..<turns { (sx, sy) = (sy, n - 1 - sx) }
-                map[y * n + x] = Int32(sy * n + sx)
+                map[y * n + x] = Int32((cy + sy * side / n) * n + cx + sx * side / n)
             }
         }
         return map

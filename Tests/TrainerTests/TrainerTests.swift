@@ -157,12 +157,18 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.map(\.boxes), b.map(\.boxes))
         XCTAssertEqual(a.map { $0.points.map(\.x) }, b.map { $0.points.map(\.x) })
         var flips = Set<[UInt8]>()
+        let areas = Dictionary(uniqueKeysWithValues: loader.images.flatMap(\.masks).map { ($0.id, $0.area) })
+        var scaled = 0
         for epoch in 0..<4 {
             for batch in 0..<7 {
                 let (samples, usesBoxes, _) = try loader.batch(at: LoaderPosition(epoch: epoch, batch: batch))
                 for s in samples {
                     XCTAssertEqual(s.masks.count, 2)
                     for (k, m) in s.masks.enumerated() {
+                        // Scale-crops keep every drawn mask whole: it only grows.
+                        let area = m.pixels.reduce(0) { $0 + Int($1) }, stored = areas[s.maskIDs[k]]!
+                        XCTAssertGreaterThanOrEqual(area, stored)
+                        if area > stored { scaled += 1 }
                         // The objects are bright: after any flip or turn, the mask still covers bright pixels.
                         let inside = m.pixels.indices.filter { m.pixels[$0] != 0 }, outside = m.pixels.indices.filter { m.pixels[$0] == 0 }
                         let meanIn = inside.map { s.pixels[$0] }.reduce(0, +) / Float(inside.count)
@@ -181,6 +187,7 @@ final class TrainerTests: XCTestCase {
             }
         }
         XCTAssertGreaterThan(flips.count, 4, "augmentation varies the samples")
+        XCTAssertGreaterThan(scaled, 20, "about half the samples are scale-cropped")
     }
 
     /// The batch tensors equal what PreparedImage makes of each image, for both normalisations.
