@@ -5,7 +5,7 @@ import Torch
 /// (stride-2 3×3 conv → ReLU → 4×4 transposed conv back → ReLU) added to its input, then a
 /// LayerNorm. Each ViT block adds it beside the MLP: x + mlp(norm2(x)) + adapter(norm2(x)).
 ///
-/// SAM-Med2D initialises the LayerNorm to the identity, which perturbs a pretrained encoder from
+/// SAM-Med2D starts the LayerNorm at weight 1, bias 0, which perturbs a pretrained encoder from
 /// the first step; medcat starts its weight at zero instead, so that an adapted model starts out
 /// equal to the model it adapts and the adapter grows from there (an official SAM-Med2D checkpoint
 /// loads its own values over this).
@@ -15,7 +15,7 @@ final class Adapter: Module {
     let norm: LayerNorm
 
     init(dim: Int, ratio: Double, _ i: inout Initializer) throws {
-        let hidden = Int(Double(dim) * ratio)
+        let hidden = Int((Double(dim) * ratio).rounded())
         down = try Linear(dim, hidden, bias: false, &i)
         up = try Linear(hidden, dim, bias: false, &i)
         conv = try Conv2d(dim, dim, kernel: 3, stride: 2, padding: 1, bias: false, &i)

@@ -16,10 +16,12 @@ public final class ImageEncoderViT: Module {
         let d = config.embedDim
         patchEmbed = try Conv2d(3, d, kernel: config.patchSize, stride: config.patchSize, &i)
         posEmbed = try i.constant([1, grid, grid, d], 0)
+        // Adapters draw from a stream of their own, so a model gets the same base weights with or without them.
+        var adapterInit = Initializer(seed: i.seed ^ 0x4164_6170_7465_72, device: i.device)
         blocks = try (0..<config.depth).map { k in
             let window = config.globalAttention.contains(k) ? 0 : config.windowSize
-            return try ViTBlock(dim: d, heads: config.heads, mlpRatio: config.mlpRatio, window: window, grid: grid,
-                                adapterRatio: config.adapterRatio, &i)
+            let adapter = try config.adapterRatio.map { try Adapter(dim: d, ratio: $0, &adapterInit) }
+            return try ViTBlock(dim: d, heads: config.heads, mlpRatio: config.mlpRatio, window: window, grid: grid, adapter: adapter, &i)
         }
         neck = try Neck(d, config.outChannels, &i)
     }
@@ -71,13 +73,13 @@ final class ViTBlock: Module {
     let adapter: Adapter?
     let window: Int
 
-    init(dim: Int, heads: Int, mlpRatio: Double, window: Int, grid: Int, adapterRatio: Double?, _ i: inout Initializer) throws {
+    init(dim: Int, heads: Int, mlpRatio: Double, window: Int, grid: Int, adapter: Adapter?, _ i: inout Initializer) throws {
         norm1 = try LayerNorm(dim, eps: 1e-6, &i)
         attn = try ViTAttention(dim: dim, heads: heads, size: window > 0 ? window : grid, &i)
         norm2 = try LayerNorm(dim, eps: 1e-6, &i)
         lin1 = try Linear(dim, Int(Double(dim) * mlpRatio), &i)
         lin2 = try Linear(Int(Double(dim) * mlpRatio), dim, &i)
-        adapter = try adapterRatio.map { try Adapter(dim: dim, ratio: $0, &i) }
+        self.adapter = adapter
         self.window = window
     }
     func collect(_ p: inout Parameters) {

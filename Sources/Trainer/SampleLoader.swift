@@ -88,10 +88,8 @@ public final class SampleLoader {
         var rng = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch))
         if let n = packShards, weights == nil {
             let shards = (0..<n).map { s -> [Int] in
-                var mine = Array(stride(from: s, to: images.count, by: n))
                 var r = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch), UInt64(s))
-                for i in stride(from: mine.count - 1, to: 0, by: -1) { mine.swapAt(i, Int(r.next() % UInt64(i + 1))) }
-                return mine
+                return Self.permuted(Array(stride(from: s, to: images.count, by: n)), &r)
             }
             return images.indices.map { p in shards[p % n][p / n] }
         }
@@ -105,9 +103,14 @@ public final class SampleLoader {
                 return lo
             }
         }
-        var order = Array(images.indices)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        return order
+        return Self.permuted(Array(images.indices), &rng)
+    }
+
+    /// Fisher–Yates, written out so that orders never depend on the standard library's shuffle.
+    static func permuted(_ list: [Int], _ rng: inout PromptRNG) -> [Int] {
+        var list = list
+        for i in stride(from: list.count - 1, to: 0, by: -1) { list.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return list
     }
 
     /// A stored record that failed its checksum (or could not be read), and the image that took

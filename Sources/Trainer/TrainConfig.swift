@@ -50,8 +50,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var minLearningRate = 0.0
     public var clipNorm = 1.0
     public var tune = TuneMode.full
-    /// Rank of the LoRA updates (`tune == .lora` only; SAMed uses 4).
+    /// Rank of the LoRA updates (`tune == .lora` only).
     public var loraRank: Int?
+    public static let defaultLoRARank = 4  // SAMed's
     /// Decoder passes after the first, each adding one corrective click per mask and feeding back
     /// the previous mask (SAM-Med2D uses 8); one of them, drawn per step, adds no click.
     public var clickPasses = 8

@@ -49,7 +49,7 @@ public final class Trainer {
             throw CatalogError("--tune adapter needs a model with adapters (a ViT SAM opened with them, or a SAM-Med2D checkpoint)")
         }
         for e in entries where !config.tune.trains(e.name) { try e.tensor.requiresGrad(false) }
-        lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? 4, seed: config.seed ^ 0x4C6F_5241) : []
+        lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? TrainConfig.defaultLoRARank, seed: config.seed ^ 0x4C6F_5241) : []
         parameters = lowRank.flatMap { [$0.update.a, $0.update.b] } + entries.filter { config.tune.trains($0.name) }.map(\.tensor)
         optimizer = try Optimizer.adamW(parameters, lr: config.learningRate(at: 0), eps: config.adamEps, weightDecay: config.weightDecay)
         // Every process starts from rank 0's weights.
@@ -184,8 +184,8 @@ public final class Trainer {
     // MARK: checkpoints
 
     /// Writes `model-STEP.safetensors` (loadable by eval and predict; the config, step and data
-    /// selection in its metadata) and `state-STEP.safetensors` (optimiser moments, loader position),
-    /// then points `last.json` at them.
+    /// selection in its metadata) and `state-STEP.safetensors` (optimiser moments, loader position,
+    /// LoRA factors), then points `last.json` at them. LoRA runs also write their frozen weights once.
     public func saveCheckpoint(to dir: URL, metrics: [String: Double] = [:]) throws -> URL {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let tag = String(format: "%06d", step)
@@ -232,7 +232,7 @@ public final class Trainer {
             // The model file holds merged weights: put the frozen ones back under the saved factors.
             let frozenURL = dir.appendingPathComponent(Self.frozenWeightsFile)
             let frozen = try StateDict.load(frozenURL)
-            let weights = Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor) })
+            let weights = namedParameters
             for (key, update) in lowRank {
                 guard let a = state["lora.\(key).a"], let b = state["lora.\(key).b"] else { throw CheckpointError(stateURL, "no LoRA factors for \(key)") }
                 guard let base = frozen[key] else { throw CheckpointError(frozenURL, "no frozen weight \(key)") }
@@ -240,6 +240,7 @@ public final class Trainer {
                 try update.b.assign(b)
                 try weights[key]!.assign(base)
             }
+            frozenWeightsSaved = true
         }
         for i in parameters.indices {
             var tensors: [Tensor] = []
@@ -252,16 +253,22 @@ public final class Trainer {
 
     static let frozenWeightsFile = "lora-frozen.safetensors"
 
+    /// Set once this run wrote (or resumed from) its frozen weights: a fresh run writes its own
+    /// rather than trusting a file an earlier, killed run left.
+    var frozenWeightsSaved = false
+
     /// LoRA runs: the frozen weights under the updates, written once (they never change), so that
     /// a resumed run continues from exactly them rather than from merged weights minus B·A.
     func saveFrozenWeights(in dir: URL) throws {
-        let url = dir.appendingPathComponent(Self.frozenWeightsFile)
-        guard !lowRank.isEmpty, !FileManager.default.fileExists(atPath: url.path) else { return }
+        guard !lowRank.isEmpty, !frozenWeightsSaved else { return }
         var frozen = StateDict()
-        let weights = Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor) })
+        let weights = namedParameters
         for (key, _) in lowRank { frozen[key] = weights[key] }
-        try frozen.saveSafetensors(url)
+        try frozen.saveSafetensors(dir.appendingPathComponent(Self.frozenWeightsFile))
+        frozenWeightsSaved = true
     }
+
+    var namedParameters: [String: Tensor] { Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor) }) }
 
     /// Identifies the training data: the selection and how many images it had.
     var selectionHash: String {

@@ -47,7 +47,7 @@ struct TrainCommand: ParsableCommand {
         checkpoint has none), prompt encoder and mask decoder. lora: LoRA updates of the image encoder's attention \
         projections (merged into the saved weights), prompt encoder and mask decoder.
         """)) var tune: String = "full"
-    @Option(help: "Rank of the LoRA updates (--tune lora).") var loraRank: Int = 4
+    @Option(help: "Rank of the LoRA updates (--tune lora; default \(TrainConfig.defaultLoRARank)).") var loraRank: Int?
     @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
     @Option(help: "Rebalance: modality:NAME=W or dataset:NAME=W (repeatable); images are drawn in proportion to their weights.")
@@ -70,13 +70,17 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--preset must be one of \(SamConfig.presetNames.joined(separator: ", ")) (tiny_vit at 256 only; got '\(preset)')")
         }
         guard let mode = TuneMode(rawValue: tune) else { throw ValidationError("--tune must be full, decoder, adapter or lora (got '\(tune)')") }
-        if mode == .adapter, let preset, preset == "tiny_vit" || preset == "lite_medsam" {
-            throw ValidationError("--tune adapter needs a ViT image encoder; \(preset) has none (use --tune lora or decoder)")
+        if mode == .adapter, preset == "tiny_vit" {
+            throw ValidationError("--tune adapter needs a ViT image encoder; tiny_vit has none (use --tune lora or decoder)")
+        }
+        if let loraRank {
+            guard mode == .lora else { throw ValidationError("--lora-rank applies to --tune lora only") }
+            guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
         }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
         guard Split(name: valSplit) != nil else { throw ValidationError("--val-split must be train, val or test (got '\(valSplit)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
-                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--lora-rank", loraRank)] where value < 1 {
+                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
         for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards)] where value < 0 {
@@ -113,7 +117,7 @@ struct TrainCommand: ParsableCommand {
         c.shards = shards
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
-        c.tune = TuneMode(rawValue: tune)!; c.loraRank = c.tune == .lora ? loraRank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
+        c.tune = TuneMode(rawValue: tune)!; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
         return c
     }
@@ -150,7 +154,7 @@ struct TrainCommand: ParsableCommand {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let metrics = try FileHandle.appending(to: dir.appendingPathComponent("metrics.jsonl"))
         func write<T: Encodable>(_ value: T) { metrics.write(Data((Output.json(value) + "\n").utf8)) }
-        print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(trainer.trainedParameterCount) of \(sam.parameterCount) parameters) on \(trainer.loader.imageCount) images, "
+        print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(trainer.trainedParameterCount) parameters trained, the model has \(sam.parameterCount)) on \(trainer.loader.imageCount) images, "
               + "\(trainer.loader.batchesPerEpoch) batches per epoch, \(steps) steps")
         let bar = ProgressLine(total: steps)
         var epoch = trainer.position.epoch, lastValidation: Double?

@@ -84,7 +84,8 @@ final class TrainCLITests: BinaryTestCase {
         let (lora, _) = try medcat(["train", "--preset", "vit_debug", "--tune", "lora", "--lora-rank", "2", "--out", "lora"] + options)
         XCTAssertTrue(lora.contains("training vit_debug (lora,"), lora)
         let plain = try tensors("lora/model-000003.safetensors")
-        XCTAssertFalse(plain.keys.contains { $0.contains("lora") || $0.contains("Adapter") }, "LoRA merges into the plain weights")
+        try medcat(["train", "--preset", "vit_debug", "--steps", "1", "--val-images", "0", "--out", "full"])
+        XCTAssertEqual(Set(plain.keys), Set(try tensors("full/model-000001.safetensors").keys), "LoRA merges into the plain model's keys")
         XCTAssertEqual(try tensors("lora/lora-frozen.safetensors").count, 2, "the frozen qkv weights of the two blocks")
 
         let (adapter, _) = try medcat(["train", "--checkpoint", "lora/model-000003.safetensors", "--tune", "adapter", "--out", "adapter"] + options)
@@ -173,6 +174,7 @@ final class TrainCLITests: BinaryTestCase {
             (["train", "--out", "x", "--preset", "vit_b", "--tune", "prefix"], "--tune must be full, decoder, adapter or lora"),
             (["train", "--out", "x", "--preset", "tiny_vit", "--tune", "adapter"], "--tune adapter needs a ViT image encoder; tiny_vit has none"),
             (["train", "--out", "x", "--preset", "vit_b", "--tune", "lora", "--lora-rank", "0"], "--lora-rank must be at least 1"),
+            (["train", "--out", "x", "--preset", "vit_b", "--lora-rank", "8"], "--lora-rank applies to --tune lora only"),
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
             (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "--val-split must be train, val or test"),
