@@ -17,6 +17,10 @@ Writes into Tests/SAMTests/Fixtures:
   lite_medsam_box.pth  LiteMedSAM's low-res logits and final mask for that slice and a box, through
                        the pipeline medcat predict follows (longest side to 256, min-max, pad,
                        box scaled, logits cropped and upsampled back)
+  small_adapter.pth    random weights of SAM-Med2D's adapter in each block of the small encoder,
+                       an input image and the adapted encoder's embedding
+
+Names given as arguments (small, lite_medsam, adapter) make only those.
 """
 import os
 import sys
@@ -103,6 +107,62 @@ def small_fixtures():
     torch.save(after, os.path.join(OUT, "small_adamw.pth"))
 
 
+class SamMed2DAdapter(torch.nn.Module):
+    """SAM-Med2D's Adapter_Layer (its image_encoder.py), rewritten here because SAM-Med2D is not on
+    PyPI: channel gating from pooled features, a stride-2 conv and a transposed conv back, a
+    residual add and a LayerNorm, over B×H×W×C."""
+
+    def __init__(self, dim, ratio=0.25):
+        super().__init__()
+        hidden = int(dim * ratio)
+        self.norm = torch.nn.LayerNorm(dim)
+        self.channel = torch.nn.Sequential(torch.nn.Linear(dim, hidden, bias=False), torch.nn.ReLU(),
+                                           torch.nn.Linear(hidden, dim, bias=False), torch.nn.Sigmoid())
+        self.spatial = torch.nn.Sequential(torch.nn.Conv2d(dim, dim, 3, stride=2, padding=1, bias=False), torch.nn.ReLU(),
+                                           torch.nn.ConvTranspose2d(dim, dim, 4, stride=2, padding=1, bias=False), torch.nn.ReLU())
+
+    def forward(self, x):
+        x = x.permute(0, 3, 1, 2)
+        b, c = x.shape[:2]
+        gated = self.channel(x.mean(dim=(2, 3)).view(b, c)).view(b, c, 1, 1) * x
+        x = x + self.spatial(gated)
+        return self.norm(x.permute(0, 2, 3, 1))
+
+
+def adapted_block_forward(block, x):
+    """segment-anything's Block.forward with SAM-Med2D's adapter beside the MLP."""
+    from segment_anything.modeling.image_encoder import window_partition, window_unpartition
+
+    shortcut = x
+    x = block.norm1(x)
+    if block.window_size > 0:
+        h, w = x.shape[1], x.shape[2]
+        x, pad_hw = window_partition(x, block.window_size)
+    x = block.attn(x)
+    if block.window_size > 0:
+        x = window_unpartition(x, block.window_size, pad_hw, (h, w))
+    x = shortcut + x
+    xn = block.norm2(x)
+    return x + block.mlp(xn) + block.Adapter(xn)
+
+
+def adapter_fixtures():
+    model = small_sam()
+    for block in model.image_encoder.blocks:
+        block.Adapter = SamMed2DAdapter(64)
+        block.forward = lambda x, block=block: adapted_block_forward(block, x)
+    g = torch.Generator().manual_seed(4321)
+    with torch.no_grad():
+        for name, t in model.image_encoder.state_dict().items():
+            if ".Adapter." in name:
+                t.copy_((1.0 if name.endswith("norm.weight") else 0.0) + 0.2 * torch.randn(t.shape, generator=g))
+        image = torch.randn(1, 3, 128, 128, generator=g)
+        embedding = model.image_encoder(image)
+    # The rest of the encoder is small_sam.pth's (same generator, same seed).
+    weights = {f"image_encoder.{k}": v for k, v in model.image_encoder.state_dict().items() if ".Adapter." in k}
+    torch.save({**weights, "input.image": image, "embedding": embedding}, os.path.join(OUT, "small_adapter.pth"))
+
+
 def colin27_slice():
     import nibabel as nib
 
@@ -147,6 +207,7 @@ def lite_medsam_fixtures():
 
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
-    small_fixtures()
-    lite_medsam_fixtures()
+    makers = {"small": small_fixtures, "lite_medsam": lite_medsam_fixtures, "adapter": adapter_fixtures}
+    for name in sys.argv[1:] or makers:
+        makers[name]()
     print("fixtures written to", OUT)

@@ -69,6 +69,19 @@ final class ParityTests: XCTestCase {
         }
     }
 
+    /// SAM-Med2D's adapters (written out in the fixture script, SAM-Med2D not being on PyPI) in
+    /// both blocks of the small encoder, every adapter weight random: same embedding.
+    func testSmallViTWithSAMMed2DAdaptersMatchesTheReference() throws {
+        var config = Self.smallConfig
+        if case .vit(var v) = config.encoder { v.adapterRatio = 0.25; config.encoder = .vit(v) }
+        let sam = try Sam(config)
+        var dict = try StateDict.load(Self.fixture("small_sam.pth"))
+        let ref = try StateDict.load(Self.fixture("small_adapter.pth"))
+        for name in ref.names where name.contains(".Adapter.") { dict[name] = ref[name] }
+        try sam.load(dict, from: Self.fixture("small_adapter.pth"))
+        try withoutGrad { try assertClose(sam.embed(ref["input.image"]!), ref["embedding"]!, 1e-4, "adapted image embedding") }
+    }
+
     func testOneAdamWStepOfFullFineTuningMatchesPyTorch() throws {
         let sam = try Self.smallModel()
         let ref = try StateDict.load(Self.fixture("small_cases.pth"))
