@@ -175,6 +175,22 @@ extension PromptSimulator {
         return nil
     }
 
+    /// Training points as SAM-Med2D draws them: one foreground pixel for one point; for k > 1,
+    /// ⌊k/2⌋ foreground and the rest background pixels, uniformly with replacement, in random order.
+    /// Nil when the mask is empty (or fills the grid and background points are asked for).
+    public static func trainingPoints(_ mask: BinaryMask, count: Int, rng: inout PromptRNG) -> [Prompt.Point]? {
+        let background = BinaryMask(width: mask.width, height: mask.height, pixels: mask.pixels.map { $0 == 0 ? 1 : 0 })
+        let positives = count == 1 ? 1 : count / 2
+        var points: [Prompt.Point] = []
+        for k in 0..<count {
+            guard let p = k < positives ? randomPoint(in: mask, label: 1, rng: &rng) : randomPoint(in: background, label: 0, rng: &rng)
+            else { return nil }
+            points.append(p)
+        }
+        for i in stride(from: points.count - 1, to: 0, by: -1) { points.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        return points
+    }
+
     /// A training click: a uniformly drawn pixel of the error region, labelled by the truth there.
     public static func randomClick(prediction: BinaryMask, truth: BinaryMask, rng: inout PromptRNG) -> Prompt.Point? {
         let error = BinaryMask(width: truth.width, height: truth.height,

@@ -15,7 +15,8 @@ public struct TrainingSample: Sendable {
     public var pixels: [Float]
     public var masks: [BinaryMask]
     public var boxes: [[Int]]
-    public var points: [Prompt.Point]
+    /// Point steps: each mask's points (`TrainConfig.points` of them).
+    public var points: [[Prompt.Point]]
 }
 
 /// Where a run stands in its data: epoch and batches already consumed in it. With the seed this
@@ -174,12 +175,14 @@ public final class SampleLoader {
             let gain = Float(0.9 + 0.2 * Double(rng.next() >> 11) / Double(1 << 53)), shift = Float(Int(rng.next() % 21) - 10)
             for i in pixels.indices { pixels[i] = min(255, max(0, pixels[i] * gain + shift)) }
         }
-        var boxList: [[Int]] = [], points: [Prompt.Point] = []
+        var boxList: [[Int]] = [], points: [[Prompt.Point]] = []
         for m in masks {
             if boxes {
                 boxList.append(PromptSimulator.box(m, jitter: jitter, rng: &rng) ?? [0, 0, n - 1, n - 1])
             } else {
-                points.append(PromptSimulator.randomPoint(in: m, label: 1, rng: &rng) ?? Prompt.Point(x: 0, y: 0, label: -1))
+                // A mask left empty gets a padding point, which SAM ignores.
+                points.append(PromptSimulator.trainingPoints(m, count: config.points ?? 1, rng: &rng)
+                              ?? Array(repeating: Prompt.Point(x: 0, y: 0, label: -1), count: config.points ?? 1))
             }
         }
         return TrainingSample(imageID: image.id, maskIDs: chosen.map(\.id), size: n, channels: c, pixels: pixels, masks: masks,
@@ -218,7 +221,7 @@ public struct TrainingBatch {
         let frame = frame
         boxes = usesBoxes ? try Tensor(batch.flatMap { $0.boxes.flatMap { frame.modelCoordinates($0.map(Float.init)) } },
                                        shape: [truths.count, 4]).to(device) : nil
-        points = usesBoxes ? truths.map { _ in [] } : batch.flatMap { $0.points.map { [$0] } }
+        points = usesBoxes ? truths.map { _ in [] } : batch.flatMap(\.points)
     }
 
     /// B×S×S×C pixels → B×3×S×S normalised as the model expects.

@@ -56,8 +56,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     /// Decoder passes after the first, each adding one corrective click per mask and feeding back
     /// the previous mask (SAM-Med2D uses 8); one of them, drawn per step, adds no click.
     public var clickPasses = 8
-    /// Probability that a step prompts with boxes (else with one foreground point per mask).
+    /// Probability that a step prompts with boxes (else with points).
     public var boxProbability = 0.5
+    /// Points per mask on point steps (nil: 1): one foreground point, or for k > 1 ⌊k/2⌋
+    /// foreground and the rest background points, as SAM-Med2D draws them.
+    public var points: Int?
     /// `BoxJitter` argument form.
     public var boxJitter = "sam-med2d"
     public var augment = true
@@ -71,7 +74,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case selection, validation, validationImages = "validation_images", sampleWeights = "sample_weights", shards, steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, loraRank = "lora_rank", clickPasses = "click_passes"
-        case boxProbability = "box_probability", boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
+        case boxProbability = "box_probability", points, boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
     }
 
     /// Linear warm-up to the peak rate, then cosine decay to the minimum at the last step.

@@ -49,6 +49,8 @@ struct TrainCommand: ParsableCommand {
         """)) var tune: String = "full"
     @Option(help: "Rank of the LoRA updates (--tune lora; default \(TrainConfig.defaultLoRARank)).") var loraRank: Int?
     @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
+    @Option(help: "Points per mask on point steps: 1 foreground point, or for K > 1, K/2 foreground and the rest background (SAM-Med2D).")
+    var points: Int = 1
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
     @Option(help: "Rebalance: modality:NAME=W or dataset:NAME=W (repeatable); images are drawn in proportion to their weights.")
     var sampleWeight: [String] = []
@@ -80,7 +82,7 @@ struct TrainCommand: ParsableCommand {
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
         guard Split(name: valSplit) != nil else { throw ValidationError("--val-split must be train, val or test (got '\(valSplit)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
-                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc)] where value < 1 {
+                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--points", points)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
         for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards)] where value < 0 {
@@ -118,6 +120,7 @@ struct TrainCommand: ParsableCommand {
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
         c.tune = TuneMode(rawValue: tune)!; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
+        c.points = points == 1 ? nil : points
         c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
         return c
     }

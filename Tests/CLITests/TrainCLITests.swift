@@ -175,6 +175,7 @@ final class TrainCLITests: BinaryTestCase {
             (["train", "--out", "x", "--preset", "tiny_vit", "--tune", "adapter"], "--tune adapter needs a ViT image encoder; tiny_vit has none"),
             (["train", "--out", "x", "--preset", "vit_b", "--tune", "lora", "--lora-rank", "0"], "--lora-rank must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--lora-rank", "8"], "--lora-rank applies to --tune lora only"),
+            (["train", "--out", "x", "--preset", "vit_b", "--points", "0"], "--points must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
             (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "--val-split must be train, val or test"),

@@ -155,7 +155,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(a.map(\.pixels), b.map(\.pixels))
         XCTAssertEqual(a.map(\.masks), b.map(\.masks))
         XCTAssertEqual(a.map(\.boxes), b.map(\.boxes))
-        XCTAssertEqual(a.map { $0.points.map(\.x) }, b.map { $0.points.map(\.x) })
+        XCTAssertEqual(a.map { $0.points.map { $0.map(\.x) } }, b.map { $0.points.map { $0.map(\.x) } })
         var flips = Set<[UInt8]>()
         let areas = Dictionary(uniqueKeysWithValues: loader.images.flatMap(\.masks).map { ($0.id, $0.area) })
         var scaled = 0
@@ -179,7 +179,8 @@ final class TrainerTests: XCTestCase {
                             let e = m.extent!, box = s.boxes[k]
                             XCTAssertEqual(box[2] - box[0], e[2] - e[0], "SAM-Med2D jitter shifts, never resizes (unless clamped)")
                         } else {
-                            XCTAssertEqual(m.pixels[s.points[k].y * 32 + s.points[k].x], 1, "the point lies in its mask")
+                            XCTAssertEqual(s.points[k].count, 1)
+                            XCTAssertEqual(m.pixels[s.points[k][0].y * 32 + s.points[k][0].x], 1, "the point lies in its mask")
                         }
                         flips.insert(m.pixels)
                     }
@@ -188,6 +189,22 @@ final class TrainerTests: XCTestCase {
         }
         XCTAssertGreaterThan(flips.count, 4, "augmentation varies the samples")
         XCTAssertGreaterThan(scaled, 20, "about half the samples are scale-cropped")
+
+        // Three points per mask, as SAM-Med2D draws them: one inside, two outside, labelled so.
+        let three = try SampleLoader(catalog: catalog(), config: config { $0.points = 3 })
+        var pointSteps = 0
+        for batch in 0..<7 {
+            let (samples, usesBoxes, _) = try three.batch(at: LoaderPosition(epoch: 0, batch: batch))
+            guard !usesBoxes else { continue }
+            pointSteps += 1
+            for s in samples {
+                for (m, points) in zip(s.masks, s.points) {
+                    XCTAssertEqual(points.map(\.label).sorted(), [0, 0, 1])
+                    for p in points { XCTAssertEqual(Int(m.pixels[p.y * 32 + p.x]), p.label) }
+                }
+            }
+        }
+        XCTAssertGreaterThan(pointSteps, 0)
     }
 
     /// The batch tensors equal what PreparedImage makes of each image, for both normalisations.
