@@ -179,8 +179,8 @@ extension PromptSimulator {
     /// ⌊k/2⌋ foreground and the rest background pixels, uniformly with replacement, in random order.
     /// Nil when the mask is empty (or fills the grid and background points are asked for).
     public static func trainingPoints(_ mask: BinaryMask, count: Int, rng: inout PromptRNG) -> [Prompt.Point]? {
-        let background = BinaryMask(width: mask.width, height: mask.height, pixels: mask.pixels.map { $0 == 0 ? 1 : 0 })
         let positives = count == 1 ? 1 : count / 2
+        let background = positives < count ? BinaryMask(width: mask.width, height: mask.height, pixels: mask.pixels.map { $0 == 0 ? 1 : 0 }) : mask
         var points: [Prompt.Point] = []
         for k in 0..<count {
             guard let p = k < positives ? randomPoint(in: mask, label: 1, rng: &rng) : randomPoint(in: background, label: 0, rng: &rng)
