@@ -57,13 +57,14 @@ public struct EvalSettings: Codable, Equatable, Sendable {
         return (parts + (limit.map { ["first \($0) images"] } ?? [])).joined(separator: " · ")
     }
 
-    /// The protocol's first prompt for a mask.
-    func initialPrompt(_ p: EvalProtocol, truth: BinaryMask, maskID: Int64) -> Prompt {
+    /// The protocol's first prompt for a mask. `interior` gives the mask's interior points, as many
+    /// as any protocol of the run needs: the point protocols take prefixes of one greedy sequence.
+    func initialPrompt(_ p: EvalProtocol, truth: BinaryMask, maskID: Int64, interior: () -> [Prompt.Point]) -> Prompt {
         if p == .box {
             var rng = PromptRNG(seed: seed, UInt64(bitPattern: maskID))
             return Prompt(box: PromptSimulator.box(truth, jitter: BoxJitter(argument: boxJitter) ?? .none, rng: &rng))
         }
-        return Prompt(points: PromptSimulator.interiorPoints(truth, count: p.initialPoints))
+        return Prompt(points: Array(interior().prefix(p.initialPoints)))
     }
 
     /// Step numbers recorded for a protocol: click counts for `clicks`, a single 0 otherwise.

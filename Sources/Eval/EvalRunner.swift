@@ -52,12 +52,11 @@ public final class EvalRunner {
             var rows: [EvalStore.CaseScore] = []
             for (key, slices) in v.slices.sorted(by: { ($0.key.className, $0.key.instance, $0.key.axis) < ($1.key.className, $1.key.instance, $1.key.axis) }) {
                 let z0 = slices.keys.min()!, nz = slices.keys.max()! - z0 + 1, plane = v.size.0 * v.size.1
+                var truth = [UInt8](repeating: 0, count: plane * nz)
+                for (z, s) in slices { truth.replaceSubrange((z - z0) * plane..<(z - z0 + 1) * plane, with: s.truth) }
                 for variant in slices.values.first!.predictions.keys.sorted() {
-                    var truth = [UInt8](repeating: 0, count: plane * nz), pred = truth
-                    for (z, s) in slices {
-                        truth.replaceSubrange((z - z0) * plane..<(z - z0 + 1) * plane, with: s.truth)
-                        pred.replaceSubrange((z - z0) * plane..<(z - z0 + 1) * plane, with: s.predictions[variant]!)
-                    }
+                    var pred = [UInt8](repeating: 0, count: plane * nz)
+                    for (z, s) in slices { pred.replaceSubrange((z - z0) * plane..<(z - z0 + 1) * plane, with: s.predictions[variant]!) }
                     let scores = SegmentationMetrics.score(prediction: pred, truth: truth, size: [v.size.0, v.size.1, nz], spacing: v.spacing,
                                                            tolerance: settings.tolerance)
                     rows.append(.init(variant: variant, sourceID: v.source, axis: key.axis, classID: classIDs[key.className] ?? 0,
@@ -108,6 +107,9 @@ public final class EvalRunner {
         var slices = truths.map { Slice(truth: $0.pixels, predictions: [:]) }
         let spacing = [image.spacing[0], image.spacing[1], 1]
 
+        // Interior points cost a distance transform each: computed once per mask, for all protocols.
+        let deepest = settings.protocols.map(\.initialPoints).max() ?? 0
+        var interior = [[Prompt.Point]?](repeating: nil, count: truths.count)
         for proto in settings.protocols {
             var prompts = try image.masks.indices.map { k -> Prompt in
                 let id = image.masks[k].id
@@ -115,7 +117,10 @@ public final class EvalRunner {
                     guard let p = file.prompts[Int(id)] else { throw PromptError("prompt file for \(proto.rawValue) has no prompt for mask \(id)") }
                     return p
                 }
-                return settings.initialPrompt(proto, truth: truths[k], maskID: id)
+                return settings.initialPrompt(proto, truth: truths[k], maskID: id) {
+                    if interior[k] == nil { interior[k] = PromptSimulator.interiorPoints(truths[k], count: deepest) }
+                    return interior[k]!
+                }
             }
             for (k, m) in image.masks.enumerated() { used[proto]!.prompts[Int(m.id)] = prompts[k] }
             var lowRes: Tensor?

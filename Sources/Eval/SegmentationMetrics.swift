@@ -88,11 +88,11 @@ public enum SegmentationMetrics {
     }
 
     static func boundingBox(size: [Int], _ inside: (Int) -> Bool) -> (lo: [Int], hi: [Int]) {
-        var lo = size, hi = [-1, -1, -1]
+        var (x0, y0, z0, x1, y1, z1) = (size[0], size[1], size[2], -1, -1, -1)
         for z in 0..<size[2] { for y in 0..<size[1] { for x in 0..<size[0] where inside((z * size[1] + y) * size[0] + x) {
-            lo = [min(lo[0], x), min(lo[1], y), min(lo[2], z)]; hi = [max(hi[0], x), max(hi[1], y), max(hi[2], z)]
+            x0 = min(x0, x); y0 = min(y0, y); z0 = min(z0, z); x1 = max(x1, x); y1 = max(y1, y); z1 = max(z1, z)
         } } }
-        return (lo, hi)
+        return ([x0, y0, z0], [x1, y1, z1])
     }
 
     /// numpy's default ("linear") percentile.

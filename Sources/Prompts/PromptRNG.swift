@@ -24,6 +24,14 @@ public struct PromptRNG: RandomNumberGenerator, Sendable {
 }
 
 extension PromptRNG {
+    /// Uniform in [0, 1), from the top 53 bits.
+    public mutating func unit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Fisher–Yates, written out so that orders never depend on the standard library's shuffle.
+    public mutating func permute<T>(_ list: inout [T]) {
+        for i in stride(from: list.count - 1, to: 0, by: -1) { list.swapAt(i, Int(next() % UInt64(i + 1))) }
+    }
+
     /// FNV-1a of a string: a key that is the same in every run and on every platform (unlike
     /// Swift's Hasher), for seeding by name.
     public static func key(_ s: String) -> UInt64 {

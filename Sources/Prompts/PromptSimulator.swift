@@ -187,7 +187,7 @@ extension PromptSimulator {
             else { return nil }
             points.append(p)
         }
-        for i in stride(from: points.count - 1, to: 0, by: -1) { points.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
+        rng.permute(&points)
         return points
     }
 

@@ -25,16 +25,21 @@ public struct PreparedImage {
         if resizedHeight != height || resizedWidth != width {
             x = try x.interpolate(height: resizedHeight, width: resizedWidth)
         }
+        tensor = try Self.normalise(x, config).pad([0, s - resizedWidth, 0, s - resizedHeight])
+    }
+
+    /// B×3×H×W pixels (0–255) → the encoder's input scale: SAM's per-channel mean/std, or
+    /// LiteMedSAM's min–max per image.
+    public static func normalise(_ x: Tensor, _ config: SamConfig) throws -> Tensor {
         switch config.normalization {
         case .pixelMeanStd:
-            let mean = try Tensor([Float(123.675), 116.28, 103.53], shape: [1, 3, 1, 1]).to(device)
-            let std = try Tensor([Float(58.395), 57.12, 57.375], shape: [1, 3, 1, 1]).to(device)
-            x = try (x - mean) / std
+            let mean = try Tensor([Float(123.675), 116.28, 103.53], shape: [1, 3, 1, 1]).to(x.device)
+            let std = try Tensor([Float(58.395), 57.12, 57.375], shape: [1, 3, 1, 1]).to(x.device)
+            return try (x - mean) / std
         case .minMax:
-            let lo = try x.amin(), hi = try x.amax()
-            x = try (x - lo) / (hi - lo).clamp(1e-8, Double(Float.greatestFiniteMagnitude))
+            let lo = try x.amin([1, 2, 3], keepDim: true), hi = try x.amax([1, 2, 3], keepDim: true)
+            return try (x - lo) / (hi - lo).clamp(1e-8, Double(Float.greatestFiniteMagnitude))
         }
-        tensor = try x.pad([0, s - resizedWidth, 0, s - resizedHeight])
     }
 
     /// Geometry for an image of height×width whose encoder input (1×3×S×S) was made elsewhere, e.g.
@@ -63,6 +68,8 @@ public struct PreparedImage {
     public func upsample(_ lowRes: Tensor, inputSize: Int) throws -> Tensor {
         var m = try lowRes.interpolate(height: inputSize, width: inputSize)
         m = try m.narrow(2, 0, resizedHeight).narrow(3, 0, resizedWidth)
+        // Training images are stored at the encoder size: no second resize (it would copy, unchanged).
+        if originalHeight == inputSize && originalWidth == inputSize { return m }
         return try m.interpolate(height: originalHeight, width: originalWidth)
     }
 }

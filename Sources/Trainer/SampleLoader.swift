@@ -90,7 +90,9 @@ public final class SampleLoader {
         if let n = packShards, weights == nil {
             let shards = (0..<n).map { s -> [Int] in
                 var r = PromptRNG(seed: config.seed, 0x6F72_6465_72, UInt64(epoch), UInt64(s))
-                return Self.permuted(Array(stride(from: s, to: images.count, by: n)), &r)
+                var mine = Array(stride(from: s, to: images.count, by: n))
+                r.permute(&mine)
+                return mine
             }
             return images.indices.map { p in shards[p % n][p / n] }
         }
@@ -98,20 +100,26 @@ public final class SampleLoader {
             var cumulative = [Double](), total = 0.0
             for w in weights { total += w; cumulative.append(total) }
             return images.indices.map { _ in
-                let u = Double(rng.next() >> 11) / Double(1 << 53) * total
+                let u = rng.unit() * total
                 var lo = 0, hi = cumulative.count - 1
                 while lo < hi { let mid = (lo + hi) / 2; if cumulative[mid] > u { hi = mid } else { lo = mid + 1 } }
                 return lo
             }
         }
-        return Self.permuted(Array(images.indices), &rng)
+        var order = Array(images.indices)
+        rng.permute(&order)
+        return order
     }
 
-    /// Fisher–Yates, written out so that orders never depend on the standard library's shuffle.
-    static func permuted(_ list: [Int], _ rng: inout PromptRNG) -> [Int] {
-        var list = list
-        for i in stride(from: list.count - 1, to: 0, by: -1) { list.swapAt(i, Int(rng.next() % UInt64(i + 1))) }
-        return list
+    /// The last epoch's order: every batch of an epoch reads it, and it costs a pass over the selection.
+    private var cachedOrder: (epoch: Int, order: [Int])?
+    private let cacheLock = NSLock()
+    func cachedOrder(epoch: Int) -> [Int] {
+        cacheLock.lock(); defer { cacheLock.unlock() }
+        if let c = cachedOrder, c.epoch == epoch { return c.order }
+        let order = self.order(epoch: epoch)
+        cachedOrder = (epoch, order)
+        return order
     }
 
     /// A stored record that failed its checksum (or could not be read), and the image that took
@@ -130,10 +138,10 @@ public final class SampleLoader {
     public func batch(at position: LoaderPosition, part: Int = 0, of parts: Int = 1) throws -> ([TrainingSample], usesBoxes: Bool, next: LoaderPosition) {
         var position = position
         if position.batch >= batchesPerEpoch { position = LoaderPosition(epoch: position.epoch + 1, batch: 0) }
-        let order = self.order(epoch: position.epoch)
+        let order = cachedOrder(epoch: position.epoch)
         let start = position.batch * config.batchSize
         var rng = PromptRNG(seed: config.seed, 0x6261_7463_68, UInt64(position.epoch), UInt64(position.batch))
-        let usesBoxes = Double(rng.next() >> 11) / Double(1 << 53) < config.boxProbability
+        let usesBoxes = rng.unit() < config.boxProbability
         let mine = Array(stride(from: part, to: config.batchSize, by: parts))
         var results = [Result<TrainingSample, Error>?](repeating: nil, count: mine.count)
         var replaced = [Replacement?](repeating: nil, count: mine.count)
@@ -172,7 +180,7 @@ public final class SampleLoader {
                 pixels = Augment.gather(pixels, source, channels: c)
                 for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
             }
-            let gain = Float(0.9 + 0.2 * Double(rng.next() >> 11) / Double(1 << 53)), shift = Float(Int(rng.next() % 21) - 10)
+            let gain = Float(0.9 + 0.2 * rng.unit()), shift = Float(Int(rng.next() % 21) - 10)
             for i in pixels.indices { pixels[i] = min(255, max(0, pixels[i] * gain + shift)) }
         }
         var boxList: [[Int]] = [], points: [[Prompt.Point]] = []
@@ -228,15 +236,7 @@ public struct TrainingBatch {
     static func normalise(_ x: Tensor, _ config: SamConfig) throws -> Tensor {
         var t = try x.permute([0, 3, 1, 2])
         if x.shape[3] == 1 { t = try t.expand([x.shape[0], 3, x.shape[1], x.shape[2]]) }
-        switch config.normalization {
-        case .pixelMeanStd:
-            let mean = try Tensor([Float(123.675), 116.28, 103.53], shape: [1, 3, 1, 1]).to(x.device)
-            let std = try Tensor([Float(58.395), 57.12, 57.375], shape: [1, 3, 1, 1]).to(x.device)
-            return try ((t - mean) / std).contiguous()
-        case .minMax:
-            let lo = try t.amin([1, 2, 3], keepDim: true), hi = try t.amax([1, 2, 3], keepDim: true)
-            return try ((t - lo) / (hi - lo).clamp(1e-8, Double(Float.greatestFiniteMagnitude))).contiguous()
-        }
+        return try PreparedImage.normalise(t, config).contiguous()
     }
 }
 
@@ -251,7 +251,7 @@ enum Augment {
         guard rng.next() & 1 == 1, let first = boxes.first else { return nil }
         var union = first
         for b in boxes.dropFirst() { union = [min(union[0], b[0]), min(union[1], b[1]), max(union[2], b[2]), max(union[3], b[3])] }
-        let wanted = Int((0.75 + 0.25 * Double(rng.next() >> 11) / Double(1 << 53)) * Double(n))
+        let wanted = Int((0.75 + 0.25 * rng.unit()) * Double(n))
         let side = min(n, max(wanted, union[2] - union[0] + 1, union[3] - union[1] + 1))
         if side == n { return nil }
         // The window's corner ranges over positions that keep [union] inside it and itself inside the grid.

@@ -268,7 +268,7 @@ public final class Trainer {
         frozenWeightsSaved = true
     }
 
-    var namedParameters: [String: Tensor] { Dictionary(uniqueKeysWithValues: sam.parameters.entries.map { ($0.name, $0.tensor) }) }
+    var namedParameters: [String: Tensor] { StateDict(sam).tensors }
 
     /// Identifies the training data: the selection and how many images it had.
     var selectionHash: String {
