@@ -84,6 +84,8 @@ print(f"catalog stats: {c['stats_seconds'] * 1000:.1f} ms for {c['stats_images']
 print(f"query modality+class+split, first 1000 of {c['count_rows']:,}: {c['query_seconds'] * 1000:.1f} ms (goal < 50 ms);"
       f" full count {c['count_seconds'] * 1000:.0f} ms")
 print(f"database size: {c['db_bytes'] / 2**30:.2f} GiB ({c['db_bytes'] / (c['images'] + c['masks']):.0f} bytes/row)")
+print(f"blob hash index (identical images stored once), read when a writer first needs it: {c['blob_index_seconds']:.2f} s,"
+      f" {c['blob_index_bytes'] / 2**20:.0f} MiB")
 PY
 rm -f "$out/scale.sqlite"* "$out/peer.sqlite"*
 fi

@@ -46,6 +46,7 @@ public final class Catalog {
     private var classIDs: [String: Int64] = [:]
     private var modalityIDs: [String: Int64] = [:]
     private var shardIDs: [String: Int64] = [:]
+    var blobs = BlobIndex()
 
     /// `path` ":memory:" opens an in-memory database (tests); shards then go to `shardDirectory`.
     public init(path: String, shardDirectory: URL? = nil) throws {
@@ -213,7 +214,13 @@ public final class Catalog {
         }
     }
 
+    /// Memory held by the index of stored image hashes, once a lookup or commit has read it.
+    public var blobIndexBytes: Int { blobs.bytes }
+
     public func blobID(hash: String) throws -> Int64? {
-        try db.read { db in try Int64.fetchOne(db, sql: "SELECT id FROM blobs WHERE hash = ?", arguments: [hash]) }
+        try db.read { db in
+            try blobs.catchUp(db)
+            return try blobs.find(db, hash: hash)
+        }
     }
 }

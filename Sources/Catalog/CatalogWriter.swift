@@ -56,7 +56,10 @@ extension Catalog {
     /// Records a batch of source files in one transaction.
     public func commit(_ results: [SourceResult]) throws {
         let policy = try splitPolicy()
+        var committed = false
+        defer { if !committed { blobs = BlobIndex() } }  // it may hold blobs of a rolled-back transaction: read it again
         try db.write { db in
+            try blobs.catchUp(db)
             var counts: [CountKey: (images: Int, masks: Int)] = [:]
             var cases: [String: (Int64, Int)] = [:]
             let insertImage = try db.cachedStatement(sql: """
@@ -71,8 +74,7 @@ extension Catalog {
             // Explicit ids make the contiguous ranges the schema relies on (see Schema.swift).
             var nextImageID = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM images")!
             var nextMaskID = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM masks")!
-            let insertBlob = try db.cachedStatement(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES (?,?,?,?) ON CONFLICT(hash) DO NOTHING")
-            let findBlob = try db.cachedStatement(sql: "SELECT id FROM blobs WHERE hash = ?")
+            let insertBlob = try db.cachedStatement(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES (?,?,?,?)")
             for r in results {
                 if let old = try Int64.fetchOne(db, sql: "SELECT id FROM source_files WHERE dataset_id = ? AND path = ?", arguments: [r.datasetID, r.path]) {
                     try Self.removeImages(db, sourceID: old)
@@ -112,32 +114,32 @@ extension Catalog {
                     switch im.blob {
                     case .existing(let id): blobID = id
                     case let .new(hash, shard, offset, length):
+                        // A duplicate of an image earlier in this batch is already there.
+                        if let id = try blobs.find(db, hash: hash) { blobID = id; break }
                         let s = UnsafeMutableRawPointer(insertBlob.sqliteStatement)
                         mc_sqlite_bind_text(s, 1, hash)
-                        [shard, offset, Int64(length)].withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 2, $0.baseAddress, 3) }
+                        bindInts(s, 2, (shard, offset, Int64(length)))
                         try check(mc_sqlite_step(s), "inserting a blob row")
-                        // Inserted: its rowid; already there (a duplicate inside this batch): look it up.
-                        blobID = db.changesCount == 1 ? db.lastInsertedRowID : try Int64.fetchOne(findBlob, arguments: [hash])!
+                        blobID = db.lastInsertedRowID
+                        blobs.add(hash: hash, id: blobID)
                     }
                     let imageID = nextImageID
                     nextImageID += 1
                     let s = UnsafeMutableRawPointer(insertImage.sqliteStatement)
-                    [imageID, r.datasetID, caseID, sourceID, im.modalityID, Int64(split)].withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 1, $0.baseAddress, 6) }
+                    bindInts(s, 1, (imageID, r.datasetID, caseID, sourceID, im.modalityID, Int64(split)))
                     mc_sqlite_bind_text(s, 7, im.axis)
-                    [Int64(im.slice), Int64(im.width), Int64(im.height), Int64(im.channels), Int64(im.origWidth), Int64(im.origHeight)]
-                        .withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 8, $0.baseAddress, 6) }
+                    bindInts(s, 8, (Int64(im.slice), Int64(im.width), Int64(im.height), Int64(im.channels), Int64(im.origWidth), Int64(im.origHeight)))
                     im.spacing.withUnsafeBufferPointer { mc_sqlite_bind_doubles(s, 14, $0.baseAddress, 3) }
                     mc_sqlite_bind_text(s, 17, im.transform)
-                    [blobID, nextMaskID, Int64(im.masks.count)].withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 18, $0.baseAddress, 3) }
+                    bindInts(s, 18, (blobID, nextMaskID, Int64(im.masks.count)))
                     try check(mc_sqlite_step(s), "inserting an image row")
                     counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: 0, split: split), default: (0, 0)].images += 1
                     for m in im.masks {
                         // The hot path: millions of rows, bound directly (GRDB's arguments box each value).
-                        let row: [Int64] = [nextMaskID, imageID, m.classID, Int64(m.instance), Int64(m.area), Int64(m.box.x0), Int64(m.box.y0),
-                                            Int64(m.box.x1), Int64(m.box.y1), m.shardID, m.offset, Int64(m.length), im.modalityID,
-                                            Int64(split), r.datasetID]
                         let s = UnsafeMutableRawPointer(insertMask.sqliteStatement)
-                        row.withUnsafeBufferPointer { mc_sqlite_bind_ints(s, 1, $0.baseAddress, Int32($0.count)) }
+                        bindInts(s, 1, (nextMaskID, imageID, m.classID, Int64(m.instance), Int64(m.area), Int64(m.box.x0), Int64(m.box.y0),
+                                        Int64(m.box.x1), Int64(m.box.y1), m.shardID, m.offset, Int64(m.length), im.modalityID,
+                                        Int64(split), r.datasetID))
                         try check(mc_sqlite_step(s), "inserting a mask row")
                         nextMaskID += 1
                         counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: m.classID, split: split), default: (0, 0)].masks += 1
@@ -150,10 +152,19 @@ extension Catalog {
                 """)
             for (k, v) in counts { try bump.execute(arguments: [k.dataset, k.modality, k.cls, k.split, v.images, v.masks]) }
         }
+        committed = true
     }
 
     private func check(_ rc: Int32, _ what: String) throws {
         guard rc == 101 /* SQLITE_DONE */ else { throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: what) }
+    }
+
+    /// Binds parameters `first`, `first` + 1, … from a tuple of Int64s, which lies in memory as an
+    /// array would, without allocating an array per row.
+    private func bindInts<Values>(_ statement: UnsafeMutableRawPointer, _ first: Int32, _ values: Values) {
+        withUnsafeBytes(of: values) {
+            mc_sqlite_bind_ints(statement, first, $0.baseAddress!.assumingMemoryBound(to: Int64.self), Int32($0.count / MemoryLayout<Int64>.stride))
+        }
     }
 
     /// Removes a source file's images and masks (the file changed since it was ingested), keeping

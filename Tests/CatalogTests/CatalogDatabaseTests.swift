@@ -45,7 +45,7 @@ final class CatalogDatabaseTests: XCTestCase {
         _ = try Catalog(path: path)
         let again = try Catalog(path: path)  // re-opening migrates nothing twice
         let applied = try again.db.read { try Schema.migrator.appliedIdentifiers($0) }
-        XCTAssertEqual(applied, ["v1_catalog", "v2_eval"])
+        XCTAssertEqual(applied, ["v1_catalog", "v2_eval", "v3_blob_hashes_unindexed"])
         let mode = try again.db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         XCTAssertEqual(mode, "wal")
     }
@@ -89,6 +89,57 @@ final class CatalogDatabaseTests: XCTestCase {
             XCTAssertEqual(try c.stats().blobs, 3)
             XCTAssertNotNil(try c.blobID(hash: "same-2"))
         }
+    }
+
+    /// The writer's in-memory hash index follows blobs that another connection stored, and is read
+    /// again after a rolled-back commit (whose blob ids another connection may then take).
+    func testIdenticalPixelsAreStoredOnceAcrossConnections() throws {
+        let path = dir.appendingPathComponent("c.sqlite").path
+        let a = try Catalog(path: path), b = try Catalog(path: path)
+        let d = try dataset(a, "x")
+        func blobs() throws -> Int { try a.db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM blobs") } ?? -1 }
+        try a.commit([try volume(a, dataset: d, name: "x", path: "a", caseName: "c0", slices: 2, hashPrefix: "p")])
+        try b.commit([try volume(b, dataset: d, name: "x", path: "b", caseName: "c1", slices: 3, hashPrefix: "p")])
+        XCTAssertEqual(try blobs(), 3)
+        try a.commit([try volume(a, dataset: d, name: "x", path: "c", caseName: "c2", slices: 3, hashPrefix: "p")])
+        XCTAssertEqual(try blobs(), 3, "a sees p-2, which b stored after a had read the blobs")
+
+        // a's commit stores a blob, then fails on an image that points at no blob: all of it rolls back.
+        var broken = try volume(a, dataset: d, name: "x", path: "d", caseName: "c3", slices: 2, hashPrefix: "q")
+        guard case .done(var images) = broken.outcome else { return XCTFail() }
+        images[1].blob = .existing(999_999)
+        broken.outcome = .done(images)
+        XCTAssertThrowsError(try a.commit([broken]))
+        XCTAssertEqual(try blobs(), 3)
+        // b takes the blob id that a's rolled-back commit had used; a must then find b's row.
+        try b.commit([try volume(b, dataset: d, name: "x", path: "e", caseName: "c4", slices: 1, hashPrefix: "r")])
+        try a.commit([try volume(a, dataset: d, name: "x", path: "f", caseName: "c5", slices: 1, hashPrefix: "r")])
+        XCTAssertEqual(try blobs(), 4)
+        XCTAssertEqual(try a.blobID(hash: "r-0"), try b.blobID(hash: "r-0"))
+        XCTAssertNil(try a.blobID(hash: "q-0"))
+    }
+
+    /// A catalog written before v3 keeps its blobs, loses the hash index, and still deduplicates.
+    func testBlobHashIndexMigration() throws {
+        let path = dir.appendingPathComponent("old.sqlite").path
+        let old = try DatabaseQueue(path: path)
+        try Schema.migrator.migrate(old, upTo: "v2_eval")
+        try old.write { db in
+            try db.execute(sql: "INSERT INTO shards(name) VALUES ('s.mcs')")
+            try db.execute(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES ('h-0', 1, 0, 10), ('h-1', 1, 10, 20)")
+        }
+        try old.close()
+        let c = try Catalog(path: path)
+        let rows = try c.db.read { try Row.fetchAll($0, sql: "SELECT id, hash, shard_id, offset, length FROM blobs ORDER BY id") }
+        XCTAssertEqual(rows.map { "\($0[0] as Int64) \($0[1] as String) \($0[2] as Int64) \($0[3] as Int64) \($0[4] as Int64)" },
+                       ["1 h-0 1 0 10", "2 h-1 1 10 20"])
+        let indexes = try c.db.read { try Row.fetchAll($0, sql: "PRAGMA index_list(blobs)") }
+        XCTAssertTrue(indexes.isEmpty, "\(indexes)")
+        XCTAssertEqual(try c.blobID(hash: "h-1"), 2)
+        let d = try dataset(c, "x")
+        try c.commit([try volume(c, dataset: d, name: "x", path: "a", caseName: "c0", slices: 3, hashPrefix: "h")])
+        XCTAssertEqual(try c.db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM blobs") }, 3)
+        XCTAssertEqual(try c.db.read { try Int64.fetchAll($0, sql: "SELECT blob_id FROM images ORDER BY slice") }, [1, 2, 3])
     }
 
     func testReplacingASourceKeepsCountsRight() throws {

@@ -66,6 +66,10 @@ func best(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
     return t
 }
 let reopened = try Catalog(path: path)
+// The writer's in-memory index of blob hashes, read on its first lookup.
+let loadStart = Date()
+_ = try reopened.blobID(hash: "not-stored")
+let blobIndexSeconds = Date().timeIntervalSince(loadStart), blobIndexBytes = reopened.blobIndexBytes
 var stats: CatalogStats?
 let statsSeconds = try best(5) { stats = try reopened.stats() }
 let selection = Selection(modalities: ["ct"], classes: ["liver"], splits: [.train])
@@ -81,6 +85,6 @@ let result: [String: Any] = [
     "mask_rows_per_s": Double(masks) / insertSeconds, "rows_per_s": Double(masks + totalImages) / insertSeconds,
     "stats_seconds": statsSeconds, "stats_images": stats?.images ?? 0,
     "query_seconds": querySeconds, "query_rows": rows, "count_seconds": countSeconds, "count_rows": matching,
-    "db_bytes": size,
+    "db_bytes": size, "blob_index_seconds": blobIndexSeconds, "blob_index_bytes": blobIndexBytes,
 ]
 print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: .sortedKeys), as: UTF8.self))
