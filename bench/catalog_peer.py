@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Peer for the catalog insert benchmark: Python's sqlite3 inserting as many mask rows as medcat does
-into a table with medcat's mask columns and index, with the same pragmas, in transactions of the same
-size (200 volumes × 100 slices × masks-per-image rows), using executemany. It inserts masks only:
-medcat's figure also carries the image, blob and case rows of the same batches."""
+into a table with medcat's mask columns and the conventional per-row selection index (class, modality,
+split), which medcat replaced by its mask_lists table, with the same pragmas, in transactions of the
+same size (200 volumes × 100 slices × masks-per-image rows), using executemany. It inserts masks only:
+medcat's figure also carries the image, blob, case and list rows of the same batches."""
 import json, os, random, sqlite3, sys, time
 
 path, rows = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1_000_000

@@ -12,13 +12,15 @@ struct BlobIndex {
     private var ids: [UInt64: Int64] = [:]
     private var lastID: Int64 = 0
 
+    private static func key(_ text: UnsafeRawBufferPointer) -> UInt64 {
+        var out: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &out) { mc_xxh128(text.baseAddress, text.count, $0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
+        return out.0
+    }
+
     private static func key(_ hash: String) -> UInt64 {
         var hash = hash
-        var out: (UInt64, UInt64) = (0, 0)
-        hash.withUTF8 { text in
-            withUnsafeMutableBytes(of: &out) { mc_xxh128(text.baseAddress, text.count, $0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
-        }
-        return out.0
+        return hash.withUTF8 { key(UnsafeRawBufferPointer($0)) }
     }
 
     /// Bytes of the table: Swift keeps its load at most 3/4, and a bucket holds a key and an id.
@@ -27,14 +29,20 @@ struct BlobIndex {
     /// Reads the blobs stored since the last call: all of them the first time.
     mutating func catchUp(_ db: Database) throws {
         guard let newest = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM blobs"), newest > lastID else { return }
+        ids.reserveCapacity(ids.count + Int(newest - lastID))
         let rows = try Row.fetchCursor(db, sql: "SELECT id, hash FROM blobs WHERE id > ?", arguments: [lastID])
-        while let row = try rows.next() { add(hash: row[1], id: row[0]) }
+        while let row = try rows.next() {
+            // The text's bytes as SQLite holds them: no String per row (millions of rows).
+            let k = row.dataNoCopy(atIndex: 1).map { $0.withUnsafeBytes { Self.key($0) } } ?? 0
+            add(key: k, id: row[0])
+        }
     }
 
     /// Records a blob this connection stored.
-    mutating func add(hash: String, id: Int64) {
-        let k = Self.key(hash)
-        if ids[k] == nil { ids[k] = id }
+    mutating func add(hash: String, id: Int64) { add(key: Self.key(hash), id: id) }
+
+    private mutating func add(key: UInt64, id: Int64) {
+        if ids[key] == nil { ids[key] = id }
         lastID = max(lastID, id)
     }
 

@@ -60,7 +60,7 @@ public final class Catalog {
             // beside it): wait for another's transaction instead of failing.
             config.busyMode = .timeout(60)
             config.prepareDatabase { db in
-                // A large page cache keeps the selection indexes' random inserts in memory at millions of rows.
+                // A large page cache keeps the pages that inserts touch in memory at millions of rows.
                 // Fewer checkpoints: each rewrites every page the last transactions dirtied.
                 try db.execute(sql: "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -524288; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 100000")
             }
@@ -149,7 +149,7 @@ public final class Catalog {
     }
 
     /// Sets the split policy and re-assigns every case (and the copies of the split on images,
-    /// masks and counts) in one transaction.
+    /// masks, counts and mask lists) in one transaction.
     public func resplit(_ policy: SplitPolicy) throws {
         let json = String(decoding: try JSONEncoder().encode(policy), as: UTF8.self)
         try db.write { db in
@@ -163,6 +163,7 @@ public final class Catalog {
             try db.execute(sql: "UPDATE images SET split = (SELECT split FROM cases WHERE cases.id = images.case_id)")
             try db.execute(sql: "UPDATE masks SET split = (SELECT split FROM images WHERE images.id = masks.image_id)")
             try Self.rebuildCounts(db)
+            try MaskLists.rebuild(db)
         }
     }
 

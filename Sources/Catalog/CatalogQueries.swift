@@ -88,14 +88,18 @@ extension Catalog {
         }
     }
 
-    /// SQL condition on the masks table (alias `m`) for a selection.
-    public func selectionSQL(_ db: Database, _ s: Selection) throws -> (String, StatementArguments) { try whereClause(db, s) }
+    /// Ids of the masks in `selection` above `after`, ascending: the first `limit`, or all.
+    func maskIDs(_ db: Database, _ selection: Selection, after: Int64 = 0, limit: Int? = nil) throws -> [Int64] {
+        let (cond, args) = try whereClause(db, selection)
+        return try MaskLists.ids(db, condition: cond, arguments: args, after: after, limit: limit)
+    }
 
-    func whereClause(_ db: Database, _ s: Selection, prefix p: String = "m.") throws -> (String, StatementArguments) {
+    /// SQL condition on the group columns, which the masks and mask_lists tables share.
+    func whereClause(_ db: Database, _ s: Selection) throws -> (String, StatementArguments) {
         var parts: [String] = [], args = StatementArguments()
         func add(_ column: String, _ values: [DatabaseValueConvertible]) {
             guard !values.isEmpty else { return }
-            parts.append("\(p)\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
+            parts.append("\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ",")))")
             args += StatementArguments(values)
         }
         add("modality_id", try ids(db, table: "modalities", names: s.modalities))
@@ -108,15 +112,15 @@ extension Catalog {
     /// Image–mask pairs matching `selection`, in mask id order.
     public func query(_ selection: Selection, limit: Int? = nil, afterID: Int64 = 0) throws -> [PairRecord] {
         try db.read { db in
-            let (cond, args) = try whereClause(db, selection)
             let sql = """
                 SELECT m.id, m.image_id, d.name, c.name, mo.name, k.name, m.split, m.instance, i.axis, i.slice,
                        m.area, m.x0, m.y0, m.x1, m.y1, i.width, i.height
                 FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id
                 JOIN datasets d ON d.id = m.dataset_id JOIN modalities mo ON mo.id = m.modality_id JOIN classes k ON k.id = m.class_id
-                WHERE \(cond) AND m.id > \(afterID) ORDER BY m.id \(limit.map { "LIMIT \($0)" } ?? "")
+                WHERE \(Self.idIn) ORDER BY m.id
                 """
-            return try Row.fetchAll(db, sql: sql, arguments: args).map { r in
+            let ids = try maskIDs(db, selection, after: afterID, limit: limit)
+            return try Row.fetchAll(db, sql: sql, arguments: [Self.idList(ids)]).map { r in
                 PairRecord(id: r[0], imageID: r[1], dataset: r[2], case: r[3], modality: r[4], class: r[5],
                            split: Split(rawValue: r[6])?.name ?? "?", instance: r[7], axis: r[8], slice: r[9],
                            area: r[10], bbox: [r[11], r[12], r[13], r[14]], width: r[15], height: r[16])
@@ -127,9 +131,13 @@ extension Catalog {
     public func count(_ selection: Selection) throws -> Int {
         try db.read { db in
             let (cond, args) = try whereClause(db, selection)
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM masks m WHERE \(cond)", arguments: args) ?? 0
+            return try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM mask_lists WHERE \(cond)", arguments: args) ?? 0
         }
     }
+
+    /// `m.id` among the ids of one argument, a JSON array (a statement's parameters are limited in number).
+    static let idIn = "m.id IN (SELECT value FROM json_each(?))"
+    static func idList(_ ids: [Int64]) -> String { "[" + ids.map(String.init).joined(separator: ",") + "]" }
 
     public func errors(dataset: String? = nil, limit: Int? = nil) throws -> [ErrorRecord] {
         try db.read { db in

@@ -61,7 +61,8 @@ extension Catalog {
         try db.write { db in
             try blobs.catchUp(db)
             var counts: [CountKey: (images: Int, masks: Int)] = [:]
-            var cases: [String: (Int64, Int)] = [:]
+            var lastCase: (dataset: Int64, name: String, id: Int64, split: Int)?  // a file's images share one case
+            var lists = MaskLists.Builder()
             let insertImage = try db.cachedStatement(sql: """
                 INSERT INTO images(id, dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
                     orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id, first_mask_id, mask_count)
@@ -100,15 +101,14 @@ extension Catalog {
                 let sourceID = db.lastInsertedRowID
                 guard case .done(let images) = r.outcome else { continue }
                 for im in images {
-                    let caseKey = "\(r.datasetID)\u{1F}\(im.caseName)"
                     let (caseID, split): (Int64, Int)
-                    if let c = cases[caseKey] { (caseID, split) = c } else {
+                    if let c = lastCase, c.dataset == r.datasetID, c.name == im.caseName { (caseID, split) = (c.id, c.split) } else {
                         let s = policy.split(dataset: r.datasetName, case: im.caseName).rawValue
                         try db.execute(sql: "INSERT INTO cases(dataset_id, name, split) VALUES (?,?,?) ON CONFLICT DO NOTHING",
                                        arguments: [r.datasetID, im.caseName, s])
                         let row = try Row.fetchOne(db, sql: "SELECT id, split FROM cases WHERE dataset_id = ? AND name = ?", arguments: [r.datasetID, im.caseName])!
                         (caseID, split) = (row[0], row[1])
-                        cases[caseKey] = (caseID, split)
+                        lastCase = (r.datasetID, im.caseName, caseID, split)
                     }
                     let blobID: Int64
                     switch im.blob {
@@ -141,8 +141,8 @@ extension Catalog {
                                         Int64(m.box.x1), Int64(m.box.y1), m.shardID, m.offset, Int64(m.length), im.modalityID,
                                         Int64(split), r.datasetID))
                         try check(mc_sqlite_step(s), "inserting a mask row")
+                        lists.add(.init(cls: m.classID, modality: im.modalityID, split: Int64(split), dataset: r.datasetID), id: nextMaskID)
                         nextMaskID += 1
-                        counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: m.classID, split: split), default: (0, 0)].masks += 1
                     }
                 }
             }
@@ -150,7 +150,11 @@ extension Catalog {
                 INSERT INTO counts(dataset_id, modality_id, class_id, split, images, masks) VALUES (?,?,?,?,?,?)
                 ON CONFLICT DO UPDATE SET images = images + excluded.images, masks = masks + excluded.masks
                 """)
+            for (k, ids) in lists.lists {
+                counts[CountKey(dataset: k.dataset, modality: k.modality, cls: k.cls, split: Int(k.split)), default: (0, 0)].masks += ids.count
+            }
             for (k, v) in counts { try bump.execute(arguments: [k.dataset, k.modality, k.cls, k.split, v.images, v.masks]) }
+            try lists.write(db)
         }
         committed = true
     }
@@ -185,6 +189,7 @@ extension Catalog {
             UPDATE counts SET masks = masks - (SELECT COUNT(*) FROM masks m WHERE m.id BETWEEN ? AND ? AND m.dataset_id = counts.dataset_id
                 AND m.modality_id = counts.modality_id AND m.class_id = counts.class_id AND m.split = counts.split) WHERE class_id != 0
             """, arguments: [m0, m1])
+        if m0 <= m1 { try MaskLists.remove(db, m0...m1) }
         try db.execute(sql: "DELETE FROM masks WHERE id BETWEEN ? AND ?", arguments: [m0, m1])
         try db.execute(sql: "DELETE FROM images WHERE id BETWEEN ? AND ?", arguments: [first, last])
     }

@@ -43,8 +43,8 @@ public final class SampleReader: @unchecked Sendable {
         }
         while true {
             let rows: [Row] = try catalog.db.read { db in
-                let (cond, args) = try catalog.selectionSQL(db, selection)
-                return try Row.fetchAll(db, sql: Self.query("\(cond) AND m.id > ? ORDER BY m.id LIMIT 2000"), arguments: args + [after])
+                let ids = try catalog.maskIDs(db, selection, after: after, limit: 2000)
+                return try Row.fetchAll(db, sql: Self.query("\(Catalog.idIn) ORDER BY m.id"), arguments: [Catalog.idList(ids)])
             }
             if rows.isEmpty { break }
             for r in rows {

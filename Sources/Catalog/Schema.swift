@@ -151,6 +151,21 @@ enum Schema {
                 ALTER TABLE blobs_unindexed RENAME TO blobs;
                 """)
         }
+        // The per-mask selection index took a B-tree insert per mask; lists of ids per group and
+        // commit replace it (MaskLists.swift).
+        m.registerMigration("v4_mask_lists") { db in
+            try db.execute(sql: """
+                CREATE TABLE mask_lists (
+                    class_id INTEGER NOT NULL, modality_id INTEGER NOT NULL, split INTEGER NOT NULL, dataset_id INTEGER NOT NULL,
+                    first_id INTEGER NOT NULL, last_id INTEGER NOT NULL, count INTEGER NOT NULL,
+                    ids BLOB NOT NULL,                -- ascending mask ids: LEB128 deltas, the first from first_id - 1
+                    PRIMARY KEY (class_id, modality_id, split, dataset_id, first_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX mask_lists_order ON mask_lists(first_id);
+                DROP INDEX masks_select;
+                """)
+            try MaskLists.rebuild(db)
+        }
         return m
     }
 }

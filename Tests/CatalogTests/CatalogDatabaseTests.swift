@@ -40,12 +40,46 @@ final class CatalogDatabaseTests: XCTestCase {
         try c.registerDataset(.init(name: name, title: nil, layout: "kits", modality: "ct", licence: nil, citation: nil, manifest: "name: \(name)"))
     }
 
+    /// The mask lists against a scan of the masks table, for every single-column selection and
+    /// paging from several points.
+    func assertListsMatchMasks(_ c: Catalog, file: StaticString = #filePath, line: UInt = #line) throws {
+        try c.db.read { db in
+            let all = try Int64.fetchAll(db, sql: "SELECT id FROM masks ORDER BY id")
+            var selections: [(Selection, String)] = [(Selection(), "1")]
+            for (id, name) in try Row.fetchAll(db, sql: "SELECT id, name FROM classes").map({ ($0[0] as Int64, $0[1] as String) }) {
+                selections.append((Selection(classes: [name]), "class_id = \(id)"))
+            }
+            for s in Split.allCases { selections.append((Selection(splits: [s]), "split = \(s.rawValue)")) }
+            for (id, name) in try Row.fetchAll(db, sql: "SELECT id, name FROM datasets").map({ ($0[0] as Int64, $0[1] as String) }) {
+                selections.append((Selection(classes: ["spleen"], datasets: [name]), "class_id = (SELECT id FROM classes WHERE name = 'spleen') AND dataset_id = \(id)"))
+            }
+            for (selection, condition) in selections {
+                guard (try? c.maskIDs(db, selection)) != nil else { continue }  // a class no mask has yet
+                let expected = try Int64.fetchAll(db, sql: "SELECT id FROM masks WHERE \(condition) ORDER BY id")
+                XCTAssertEqual(try c.maskIDs(db, selection), expected, condition, file: file, line: line)
+                for after in [0, all.count / 3, all.count / 2].map({ all.isEmpty ? 0 : all[$0] }) {
+                    XCTAssertEqual(try c.maskIDs(db, selection, after: after, limit: 5), Array(expected.filter { $0 > after }.prefix(5)),
+                                   "\(condition) after \(after)", file: file, line: line)
+                }
+            }
+        }
+        XCTAssertEqual(try c.count(Selection()), try c.db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM masks") }, file: file, line: line)
+    }
+
+    func testMaskIDListsRoundTrip() {
+        let ids: [Int64] = [5, 6, 7, 200, 201, 70_000, 1 << 40, (1 << 40) + 1]
+        var out: [Int64] = []
+        MaskLists.decode(MaskLists.encode(ids), first: 5, into: &out)
+        XCTAssertEqual(out, ids)
+        XCTAssertEqual(MaskLists.encode([9, 10, 11]).count, 3, "one byte per small gap")
+    }
+
     func testMigrationsAreNamedAndIdempotent() throws {
         let path = dir.appendingPathComponent("m.sqlite").path
         _ = try Catalog(path: path)
         let again = try Catalog(path: path)  // re-opening migrates nothing twice
         let applied = try again.db.read { try Schema.migrator.appliedIdentifiers($0) }
-        XCTAssertEqual(applied, ["v1_catalog", "v2_eval", "v3_blob_hashes_unindexed"])
+        XCTAssertEqual(applied, ["v1_catalog", "v2_eval", "v3_blob_hashes_unindexed", "v4_mask_lists"])
         let mode = try again.db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         XCTAssertEqual(mode, "wal")
     }
@@ -77,6 +111,12 @@ final class CatalogDatabaseTests: XCTestCase {
             XCTAssertEqual(page.count, 7)
             XCTAssertTrue(page.allSatisfy { $0.id > liver[2].id })
             XCTAssertThrowsError(try c.query(Selection(classes: ["pancreas"]))) { XCTAssertTrue("\($0)".contains("unknown class 'pancreas'"), "\($0)") }
+            // A second commit: lists of two commits, merged in id order.
+            try c.commit([try volume(c, dataset: d2, name: "lits", path: "d", caseName: "p1", slices: 3, cls: "liver"),
+                          try volume(c, dataset: d1, name: "kits19", path: "e", caseName: "case_0", slices: 2)])
+            try assertListsMatchMasks(c)
+            XCTAssertEqual(try c.query(Selection(classes: ["liver"]), limit: 100).map(\.id),
+                           try c.db.read { try Int64.fetchAll($0, sql: "SELECT id FROM masks WHERE class_id = (SELECT id FROM classes WHERE name = 'liver') ORDER BY id") })
         }
     }
 
@@ -142,6 +182,29 @@ final class CatalogDatabaseTests: XCTestCase {
         XCTAssertEqual(try c.db.read { try Int64.fetchAll($0, sql: "SELECT blob_id FROM images ORDER BY slice") }, [1, 2, 3])
     }
 
+    /// A catalog written before v4 gets lists built from its masks, and its per-mask index dropped.
+    func testMaskListMigration() throws {
+        let path = dir.appendingPathComponent("old.sqlite").path
+        do {
+            let c = try Catalog(path: path)
+            let d = try dataset(c, "x")
+            try c.commit((0..<3).map { try! volume(c, dataset: d, name: "x", path: "v\($0)", caseName: "case\($0)", slices: 4) })
+        }
+        let db = try DatabaseQueue(path: path)
+        try db.write { db in
+            try db.execute(sql: """
+                DELETE FROM mask_lists; DROP TABLE mask_lists;
+                CREATE INDEX masks_select ON masks(class_id, modality_id, split);
+                DELETE FROM grdb_migrations WHERE identifier = 'v4_mask_lists';
+                """)
+        }
+        try db.close()
+        let c = try Catalog(path: path)
+        try assertListsMatchMasks(c)
+        XCTAssertEqual(try c.count(Selection(classes: ["liver"])), 12)
+        XCTAssertNil(try c.db.read { try String.fetchOne($0, sql: "SELECT name FROM sqlite_master WHERE name = 'masks_select'") })
+    }
+
     func testReplacingASourceKeepsCountsRight() throws {
         for c in try catalogs() {
             let d = try dataset(c, "x")
@@ -151,6 +214,12 @@ final class CatalogDatabaseTests: XCTestCase {
             XCTAssertEqual(s.images, 2)
             XCTAssertEqual(Dictionary(uniqueKeysWithValues: s.byClass.map { ($0.name, $0.masks) }), ["kidney": 2, "spleen": 2])
             XCTAssertEqual(try c.db.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM images") }, 2)
+            // A replaced file in the middle of later ones: its ids leave the lists, the others stay.
+            try c.commit([try volume(c, dataset: d, name: "x", path: "b", caseName: "c1", slices: 3),
+                          try volume(c, dataset: d, name: "x", path: "c", caseName: "c2", slices: 2)])
+            try c.commit([try volume(c, dataset: d, name: "x", path: "b", caseName: "c1", slices: 1, hashPrefix: "v3")])
+            try assertListsMatchMasks(c)
+            XCTAssertEqual(try c.count(Selection(classes: ["spleen"])), 5)
         }
     }
 
@@ -196,6 +265,8 @@ final class CatalogDatabaseTests: XCTestCase {
             XCTAssertEqual(s.bySplit.map(\.images).reduce(0, +), 40)
             XCTAssertEqual(s.bySplit.map { $0.cases ?? 0 }.reduce(0, +), 20)
             XCTAssertEqual(try c.splitPolicy().seed, 7)
+            try assertListsMatchMasks(c)
+            XCTAssertEqual(try Split.allCases.map { try c.count(Selection(splits: [$0])) }, s.bySplit.map(\.masks))
         }
     }
 
