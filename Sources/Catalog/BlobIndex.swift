@@ -5,8 +5,9 @@ import GRDB
 ///
 /// The writer keeps it in memory instead of a UNIQUE index in SQLite, whose random inserts halved
 /// the insert rate at millions of images (migration v3). Keys are 64 bits of XXH3 over the hash
-/// text, about 30 bytes an image; a match is confirmed against the stored hash, so two hashes that
-/// share a key cost a second copy of an image, never the wrong pixels. Blobs are never deleted, so
+/// text, about 27 bytes an image; a match is confirmed against the stored hash, so a hash that
+/// shares its key with an earlier one is stored again for each image that has it, never given the
+/// wrong pixels. Blobs are never deleted, so
 /// rows that another connection added are picked up by reading the ids past the last one seen.
 struct BlobIndex {
     private var ids: [UInt64: Int64] = [:]
@@ -33,7 +34,7 @@ struct BlobIndex {
         let rows = try Row.fetchCursor(db, sql: "SELECT id, hash FROM blobs WHERE id > ?", arguments: [lastID])
         while let row = try rows.next() {
             // The text's bytes as SQLite holds them: no String per row (millions of rows).
-            let k = row.dataNoCopy(atIndex: 1).map { $0.withUnsafeBytes { Self.key($0) } } ?? 0
+            let k = try row.withUnsafeData(atIndex: 1) { $0.map { $0.withUnsafeBytes { Self.key($0) } } ?? 0 }
             add(key: k, id: row[0])
         }
     }

@@ -218,6 +218,8 @@ public final class Catalog {
     /// Memory held by the index of stored image hashes, once a lookup or commit has read it.
     public var blobIndexBytes: Int { blobs.bytes }
 
+    /// The stored blob with this content hash. For the writer's thread, like `commit`: it reads
+    /// the writer's in-memory index.
     public func blobID(hash: String) throws -> Int64? {
         try db.read { db in
             try blobs.catchUp(db)

@@ -63,6 +63,14 @@ extension Catalog {
             var counts: [CountKey: (images: Int, masks: Int)] = [:]
             var lastCase: (dataset: Int64, name: String, id: Int64, split: Int)?  // a file's images share one case
             var lists = MaskLists.Builder()
+            // Stores the lists built so far, with their masks' running counts.
+            func writeLists() throws {
+                for (k, ids) in lists.lists {
+                    counts[CountKey(dataset: k.dataset, modality: k.modality, cls: k.cls, split: Int(k.split)), default: (0, 0)].masks += ids.count
+                }
+                try lists.write(db)
+                lists = MaskLists.Builder()
+            }
             let insertImage = try db.cachedStatement(sql: """
                 INSERT INTO images(id, dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
                     orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id, first_mask_id, mask_count)
@@ -78,6 +86,7 @@ extension Catalog {
             let insertBlob = try db.cachedStatement(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES (?,?,?,?)")
             for r in results {
                 if let old = try Int64.fetchOne(db, sql: "SELECT id FROM source_files WHERE dataset_id = ? AND path = ?", arguments: [r.datasetID, r.path]) {
+                    try writeLists()  // the file may be earlier in this batch: its masks' lists must be stored to be fixed
                     try Self.removeImages(db, sourceID: old)
                     try db.execute(sql: "DELETE FROM source_files WHERE id = ?", arguments: [old])
                 }
@@ -150,11 +159,8 @@ extension Catalog {
                 INSERT INTO counts(dataset_id, modality_id, class_id, split, images, masks) VALUES (?,?,?,?,?,?)
                 ON CONFLICT DO UPDATE SET images = images + excluded.images, masks = masks + excluded.masks
                 """)
-            for (k, ids) in lists.lists {
-                counts[CountKey(dataset: k.dataset, modality: k.modality, cls: k.cls, split: Int(k.split)), default: (0, 0)].masks += ids.count
-            }
+            try writeLists()
             for (k, v) in counts { try bump.execute(arguments: [k.dataset, k.modality, k.cls, k.split, v.images, v.masks]) }
-            try lists.write(db)
         }
         committed = true
     }

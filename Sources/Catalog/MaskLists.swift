@@ -87,6 +87,7 @@ enum MaskLists {
     /// Ids of the masks matching `condition` (on the group columns) above `after`, ascending: the
     /// first `limit` of them, or all.
     static func ids(_ db: Database, condition: String, arguments: StatementArguments, after: Int64, limit: Int?) throws -> [Int64] {
+        if let limit, limit <= 0 { return [] }
         let rows = try Row.fetchCursor(db, sql: """
             SELECT first_id, ids FROM mask_lists WHERE \(condition) AND last_id > ? ORDER BY first_id
             """, arguments: arguments + [after])
@@ -94,9 +95,10 @@ enum MaskLists {
         while let r = try rows.next() {
             let first: Int64 = r[0]
             // Lists come in first-id order: once `limit` ids lie below the next list's first id,
-            // no later list holds a smaller one.
+            // no later list holds a smaller one. Only the smallest `limit` ids can be returned, so
+            // the rest are dropped as lists come in.
             if let limit, ids.count >= limit {
-                if !sorted { ids.sort(); sorted = true }
+                if !sorted { ids.sort(); sorted = true; ids.removeLast(ids.count - limit) }
                 if ids[limit - 1] < first { break }
             }
             list.removeAll(keepingCapacity: true)
