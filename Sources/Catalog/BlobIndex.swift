@@ -5,10 +5,10 @@ import GRDB
 ///
 /// The writer keeps it in memory instead of a UNIQUE index in SQLite, whose random inserts halved
 /// the insert rate at millions of images (migration v3). Keys are 64 bits of XXH3 over the hash
-/// text, about 27 bytes an image; a match is confirmed against the stored hash, so a hash that
+/// text, about 27 bytes an image. A match is confirmed against the stored hash, so a hash that
 /// shares its key with an earlier one is stored again for each image that has it, never given the
-/// wrong pixels. Blobs are never deleted, so
-/// rows that another connection added are picked up by reading the ids past the last one seen.
+/// wrong pixels. Blobs are never deleted, so rows that another connection added are picked up by
+/// reading the ids past the last one seen.
 struct BlobIndex {
     private var ids: [UInt64: Int64] = [:]
     private var lastID: Int64 = 0
