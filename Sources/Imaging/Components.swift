@@ -7,54 +7,73 @@ public enum Components {
     /// (depth 1) 8-connectivity. Returns per-voxel component ids (0 = background, 1…n) and each
     /// component's size.
     public static func label(_ labels: UnsafeBufferPointer<Int32>, size: [Int]) -> (ids: [Int32], sizes: [Int]) {
-        let nx = size[0], ny = size[1], nz = size[2]
-        var parent: [Int32] = [0]
-        var ids = [Int32](repeating: 0, count: labels.count)
+        let nx = size[0], ny = size[1], nz = size[2], n = labels.count
         // Neighbours already visited in raster order: half of the 26 (or 8) neighbourhood.
-        var offsets: [(Int, Int, Int)] = [(-1, 0, 0), (-1, -1, 0), (0, -1, 0), (1, -1, 0)]
+        var offsets: [(dx: Int, dy: Int, dz: Int)] = [(-1, 0, 0), (-1, -1, 0), (0, -1, 0), (1, -1, 0)]
         if nz > 1 { for dy in -1...1 { for dx in -1...1 { offsets.append((dx, dy, -1)) } } }
+        // Those at x + 1 last.
+        offsets.sort { $0.dx < $1.dx }
+        let rightFirst = offsets.firstIndex { $0.dx > 0 }!
+        let steps = offsets.map { $0.dx + nx * ($0.dy + ny * $0.dz) }
+        var ids = [Int32](repeating: 0, count: n)
+        // Provisional labels: at most one per voxel. Only the first `next` entries are ever read.
+        var parent = [Int32](unsafeUninitializedCapacity: n + 1) { _, count in count = n + 1 }
+        var next = 1
         ids.withUnsafeMutableBufferPointer { id in
-            for z in 0..<nz {
-                for y in 0..<ny {
-                    let row = (z * ny + y) * nx
-                    for x in 0..<nx {
-                        let v = labels[row + x]
-                        if v == 0 { continue }
-                        var mine: Int32 = 0
-                        for (dx, dy, dz) in offsets {
-                            let X = x + dx, Y = y + dy, Z = z + dz
-                            if X < 0 || X >= nx || Y < 0 || Y >= ny || Z < 0 { continue }
-                            let j = (Z * ny + Y) * nx + X
-                            if labels[j] != v { continue }
-                            let other = parent.withUnsafeMutableBufferPointer { find(id[j], $0) }
-                            if mine == 0 { mine = other } else if other != mine {
-                                let (a, b) = (min(mine, other), max(mine, other))
-                                parent[Int(b)] = a
-                                mine = a
+            parent.withUnsafeMutableBufferPointer { p in
+                steps.withUnsafeBufferPointer { steps in
+                    offsets.withUnsafeBufferPointer { offsets in
+                        for z in 0..<nz { for y in 0..<ny {
+                            let row = (z * ny + y) * nx
+                            for x in 0..<nx {
+                                let i = row + x, v = labels[i]
+                                if v == 0 { continue }
+                                var mine: Int32 = 0, first = 0
+                                // Inside a run, the left neighbour has already joined every neighbour
+                                // that this voxel shares with it: only those at x + 1 are left.
+                                if x > 0 && labels[i - 1] == v {
+                                    mine = find(id[i - 1], p)
+                                    first = rightFirst
+                                }
+                                for k in first..<steps.count {
+                                    let o = offsets[k]
+                                    if (o.dx < 0 && x == 0) || (o.dx > 0 && x == nx - 1) || (o.dy < 0 && y == 0) || (o.dy > 0 && y == ny - 1) || (o.dz < 0 && z == 0) { continue }
+                                    let j = i + steps[k]
+                                    if labels[j] != v { continue }
+                                    let other = find(id[j], p)
+                                    if mine == 0 { mine = other } else if other != mine {
+                                        let (a, b) = (min(mine, other), max(mine, other))
+                                        p[Int(b)] = a
+                                        mine = a
+                                    }
+                                }
+                                if mine == 0 {
+                                    mine = Int32(next)
+                                    p[next] = mine
+                                    next += 1
+                                }
+                                id[i] = mine
                             }
-                        }
-                        if mine == 0 {
-                            mine = Int32(parent.count)
-                            parent.append(mine)
-                        }
-                        id[row + x] = mine
+                        } }
                     }
                 }
             }
         }
         // Compact roots to 1…n and count sizes.
-        var compact = [Int32](repeating: 0, count: parent.count)
+        var compact = [Int32](repeating: 0, count: next)
         var sizes: [Int] = [0]
         parent.withUnsafeMutableBufferPointer { p in
-            for r in 1..<p.count where find(Int32(r), p) == Int32(r) {
+            for r in 1..<next where find(Int32(r), p) == Int32(r) {
                 compact[r] = Int32(sizes.count)
                 sizes.append(0)
             }
             ids.withUnsafeMutableBufferPointer { id in
-                for i in id.indices where id[i] != 0 {
-                    let c = compact[Int(find(id[i], p))]
-                    id[i] = c
-                    sizes[Int(c)] += 1
+                sizes.withUnsafeMutableBufferPointer { sizes in
+                    for i in id.indices where id[i] != 0 {
+                        let c = compact[Int(find(id[i], p))]
+                        id[i] = c
+                        sizes[Int(c)] += 1
+                    }
                 }
             }
         }
@@ -72,7 +91,7 @@ public enum Components {
     }
 
     /// Sets to 0 every component smaller than `minSize`. Returns how many voxels were removed.
-    /// `box`: the foreground's bounding box when the caller knows it.
+    /// `box`: a box known to hold all of the foreground, when the caller has one.
     @discardableResult
     public static func removeSmall(_ labels: inout [Int32], size: [Int], minSize: Int, box known: (lo: [Int], hi: [Int])? = nil) -> Int {
         if minSize <= 1 { return 0 }
@@ -80,20 +99,29 @@ public enum Components {
         guard let box = known ?? boundingBox(labels, size: size) else { return 0 }
         let bx = box.hi[0] - box.lo[0] + 1, by = box.hi[1] - box.lo[1] + 1, bz = box.hi[2] - box.lo[2] + 1
         let whole = bx == size[0] && by == size[1] && bz == size[2]
-        var sub = whole ? labels : [Int32](repeating: 0, count: bx * by * bz)
-        func each(_ body: (Int, Int) -> Void) {
+        // Box rows: offset in `labels` and in the box.
+        func rows(_ body: (_ src: Int, _ dst: Int) -> Void) {
             for z in 0..<bz { for y in 0..<by {
-                let src = ((z + box.lo[2]) * size[1] + y + box.lo[1]) * size[0] + box.lo[0], dst = (z * by + y) * bx
-                for x in 0..<bx { body(src + x, dst + x) }
+                body(((z + box.lo[2]) * size[1] + y + box.lo[1]) * size[0] + box.lo[0], (z * by + y) * bx)
             } }
         }
-        if !whole { labels.withUnsafeBufferPointer { l in sub.withUnsafeMutableBufferPointer { s in each { s[$1] = l[$0] } } } }
-        let (ids, sizes) = sub.withUnsafeBufferPointer { label($0, size: [bx, by, bz]) }
+        let (ids, sizes) = labels.withUnsafeBufferPointer { l in
+            if whole { return label(l, size: size) }
+            let sub = [Int32](unsafeUninitializedCapacity: bx * by * bz) { s, count in
+                rows { src, dst in (s.baseAddress! + dst).initialize(from: l.baseAddress! + src, count: bx) }
+                count = bx * by * bz
+            }
+            return sub.withUnsafeBufferPointer { label($0, size: [bx, by, bz]) }
+        }
+        if !sizes.dropFirst().contains(where: { $0 < minSize }) { return 0 }
         var removed = 0
         labels.withUnsafeMutableBufferPointer { l in
             ids.withUnsafeBufferPointer { id in
-                each { src, dst in
-                    if id[dst] != 0 && sizes[Int(id[dst])] < minSize { l[src] = 0; removed += 1 }
+                rows { src, dst in
+                    for x in 0..<bx where id[dst + x] != 0 && sizes[Int(id[dst + x])] < minSize {
+                        l[src + x] = 0
+                        removed += 1
+                    }
                 }
             }
         }
@@ -106,11 +134,17 @@ public enum Components {
         var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
         let from = within?.lo ?? [0, 0, 0], to = within?.hi ?? size.map { $0 - 1 }
         labels.withUnsafeBufferPointer { l in
-            for z in from[2]...to[2] { for y in from[1]...to[1] {
-                let row = (z * size[1] + y) * size[0]
-                var first = -1, last = -1
-                for x in from[0]...to[0] where l[row + x] != 0 { if first < 0 { first = x }; last = x }
-                if first < 0 { continue }
+            guard let base = l.baseAddress else { return }
+            for z in from[2]..<(to[2] + 1) { for y in from[1]..<(to[1] + 1) {
+                let row = base + (z * size[1] + y) * size[0]
+                // Most rows of a label map are empty: a branch-free OR over the row (vectorised)
+                // rules them out before any search.
+                var any: Int32 = 0
+                for x in from[0]..<(to[0] + 1) { any |= row[x] }
+                if any == 0 { continue }
+                var first = from[0], last = to[0]
+                while row[first] == 0 { first += 1 }
+                while row[last] == 0 { last -= 1 }
                 lo[0] = min(lo[0], first); hi[0] = max(hi[0], last)
                 lo[1] = min(lo[1], y); hi[1] = max(hi[1], y)
                 lo[2] = min(lo[2], z); hi[2] = max(hi[2], z)

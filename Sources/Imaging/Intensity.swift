@@ -52,6 +52,37 @@ public enum Intensity {
             // Non-negative here, so truncating x + 0.5 rounds half up without a libm call.
             return Float(Int32((min(max(x, low), high) - low) * scale + 0.5))
         }
+
+        /// `apply` over `count` values `stride` apart, written contiguously to `out`. The same numbers,
+        /// without branches or integer conversions, so that the loop vectorises: this runs on every
+        /// pixel of every slice.
+        public func apply(_ src: UnsafePointer<Float>, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
+            let scale: Float = high > low ? 255 / (high - low) : 0, floor = background ?? -.infinity
+            let (low, high) = (self.low, self.high)
+            func one(_ x: Float) -> Float {
+                let v = Intensity.floorSmall((min(max(x, low), high) - low) * scale + 0.5)
+                return x.isFinite && x > floor ? v : 0
+            }
+            if stride == 1 {
+                for i in 0..<count { out[i] = one(src[i]) }
+            } else {
+                for i in 0..<count { out[i] = one(src[i * stride]) }
+            }
+        }
+    }
+
+    /// floor(y) for 0 ≤ y < 2^23 in float arithmetic alone: adding and removing 2^23 rounds to the
+    /// nearest integer, and a result above y steps down by one. A conversion to an integer type
+    /// checks its range and branches, which keeps a loop from vectorising.
+    @inlinable static func floorSmall(_ y: Float) -> Float {
+        let r = (y + 8_388_608) - 8_388_608
+        return r > y ? r - 1 : r
+    }
+
+    /// `x` clamped to 0…255 and rounded half up, in a form that vectorises (see `floorSmall`).
+    @inlinable public static func byte(_ x: Float) -> UInt8 {
+        // The low bits of the float 2^23 + n are the integer n.
+        UInt8(truncatingIfNeeded: (floorSmall(min(max(x, 0), 255) + 0.5) + 8_388_608).bitPattern)
     }
 
     public static func mapping(for v: Volume, policy: IntensityPolicy) -> Mapping {

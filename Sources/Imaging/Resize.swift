@@ -39,6 +39,20 @@ public enum Resize {
         tmp.withUnsafeMutableBufferPointer { t in
             tx.weights.withUnsafeBufferPointer { weights in
                 let src = src.baseAddress!, weights = weights.baseAddress!, t = t.baseAddress!
+                let start = tx.start, count = tx.count
+                if channels == 1 {
+                    // Grey planes, the common case, without the inner loop over components.
+                    for y in 0..<height {
+                        let row = src + y * width, orow = t + y * ow
+                        for x in 0..<ow {
+                            let p = row + start[x], w = weights + x * tx.width
+                            var acc: Float = 0
+                            for k in 0..<count[x] { acc += p[k] * w[k] }
+                            orow[x] = acc
+                        }
+                    }
+                    return
+                }
                 for y in 0..<height {
                     let row = src + y * width * channels, orow = t + y * ow * channels
                     for x in 0..<ow {

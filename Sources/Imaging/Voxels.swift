@@ -6,10 +6,12 @@ enum Voxels {
         let base = raw.baseAddress! + offset
         let swap = bigEndian != (1.bigEndian == 1)
         return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            // The byte order is decided once, outside the loop, so that the common case vectorises.
             func each<T: FixedWidthInteger>(_: T.Type, _ f: (T) -> Float) {
-                for i in 0..<count {
-                    let v = (base + i * MemoryLayout<T>.size).loadUnaligned(as: T.self)
-                    out[i] = f(swap ? v.byteSwapped : v)
+                if swap {
+                    for i in 0..<count { out[i] = f((base + i * MemoryLayout<T>.size).loadUnaligned(as: T.self).byteSwapped) }
+                } else {
+                    for i in 0..<count { out[i] = f((base + i * MemoryLayout<T>.size).loadUnaligned(as: T.self)) }
                 }
             }
             switch type {

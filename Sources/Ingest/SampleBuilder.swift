@@ -53,7 +53,8 @@ struct SampleBuilder {
         func hash(_ url: URL) -> String { (try? Data(contentsOf: url, options: .alwaysMapped)).map(Checksum.xxh128) ?? "" }
         let input = try item.dicom.map(dicomInput) ?? fileInput(item)
         let contentHash = item.dicom.map { Checksum.xxh128(Data($0.files.map(hash).joined().utf8)) } ?? hash(item.image)
-        return BuiltUnit(images: try slices(input, item: item), contentHash: contentHash, notes: input.notes)
+        let notes = input.notes
+        return BuiltUnit(images: try slices(input, item: item), contentHash: contentHash, notes: notes)
     }
 
     /// An image file and its label map.
@@ -114,9 +115,11 @@ struct SampleBuilder {
         return LabelledVolume(image: image, layers: layers, classNames: classNames, notes: notes)
     }
 
-    private func slices(_ input: LabelledVolume, item: WorkItem) throws -> [PreparedImage] {
+    private func slices(_ input: consuming LabelledVolume, item: WorkItem) throws -> [PreparedImage] {
         let image = input.image, classNames = input.classNames
+        // Taken out of `input`, so that cleaning them in place does not copy them first.
         var layers = input.layers
+        input.layers = []
         if image.components == 3 && image.is2D == false { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         // Connectivity does not depend on orientation: clean on the source grid, and read slices
         // through a canonical (LPS) view instead of copying both volumes into a new orientation.
@@ -132,20 +135,21 @@ struct SampleBuilder {
         let view = CanonicalView(image)
         let policy = manifest.intensityPolicy(modality: item.modality, volume: image, override: options.intensity)
         let mapping = Intensity.mapping(for: image, policy: policy)
-        // Slices outside the labels' bounding box hold no mask: skip them without reading.
+        // The labels' bounding box along each canonical axis (all of it when there are none).
+        let extent: [Range<Int>] = (0..<3).map { k in
+            let count = view.size[k]
+            guard let box else { return 0..<count }
+            let j = view.reorientation.permutation[k]
+            let (lo, hi) = view.reorientation.flipped[k] ? (count - 1 - box.hi[j], count - 1 - box.lo[j]) : (box.lo[j], box.hi[j])
+            return lo..<(hi + 1)
+        }
         var out: [PreparedImage] = []
+        if box == nil && !options.keepEmpty { return out }
         for axis in image.is2D ? [.axial] : options.axes {
             let k = axis == .axial ? 2 : axis == .coronal ? 1 : 0
-            let count = view.size[k]
-            var range = 0..<count
-            if !options.keepEmpty {
-                guard let box else { break }
-                let j = view.reorientation.permutation[k]
-                let (lo, hi) = view.reorientation.flipped[k] ? (count - 1 - box.hi[j], count - 1 - box.lo[j]) : (box.lo[j], box.hi[j])
-                range = lo..<(hi + 1)
-            }
-            for index in range {
-                if let prepared = slice(image, view, layers, classNames, axis: axis, index: index, mapping: mapping) {
+            // Slices outside the bounding box hold no mask: skipped without reading.
+            for index in options.keepEmpty ? 0..<view.size[k] : extent[k] {
+                if let prepared = slice(image, view, layers, classNames, axis: axis, index: index, labelled: extent, mapping: mapping) {
                     out.append(prepared)
                 }
             }
@@ -187,17 +191,31 @@ struct SampleBuilder {
         var map = [Int32](unsafeUninitializedCapacity: values.count) { m, initialized in
             values.withUnsafeBufferPointer { v in
                 var last: Int32 = 0
-                for i in v.indices {
-                    let x = v[i]
-                    // Integral, non-negative and in range, checked without a libm call.
-                    guard x > 0, x < 2_000_000_000, Float(Int32(x)) == x else {
-                        if x != 0 { bad = x }
-                        m[i] = 0
+                var i = 0
+                while i < v.count {
+                    let end = min(i + 64, v.count)
+                    // Label maps are mostly background: a run of 64 zeros (±0) is found by a branch-free
+                    // OR of their bits, which vectorises, and stored as such.
+                    var any: UInt32 = 0
+                    for j in i..<end { any |= v[j].bitPattern & 0x7fff_ffff }
+                    if any == 0 {
+                        for j in i..<end { m[j] = 0 }
+                        i = end
                         continue
                     }
-                    let l = Int32(x)
-                    m[i] = l
-                    if l != last { present.insert(l); last = l }
+                    for j in i..<end {
+                        let x = v[j]
+                        // Integral, non-negative and in range, checked without a libm call.
+                        guard x > 0, x < 2_000_000_000, Float(Int32(x)) == x else {
+                            if x != 0 { bad = x }
+                            m[j] = 0
+                            continue
+                        }
+                        let l = Int32(x)
+                        m[j] = l
+                        if l != last { present.insert(l); last = l }
+                    }
+                    i = end
                 }
             }
             initialized = values.count
@@ -212,22 +230,24 @@ struct SampleBuilder {
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0 + 1)) })
         // Label value → class index through a table (values are small in practice) or a dictionary.
         let top = Int(present.max() ?? 0)
+        let classOf = Dictionary(uniqueKeysWithValues: present.map { ($0, manifest.labels[Int($0)].flatMap { index[$0] } ?? 0) })
+        // Label values that already are their class indices (KiTS's are) need no second pass.
+        if classOf.allSatisfy({ $0.key == $0.value }) { return (map, names) }
         if top < 1 << 16 {
             var lut = [Int32](repeating: 0, count: top + 1)
-            for v in present { lut[Int(v)] = manifest.labels[Int(v)].flatMap { index[$0] } ?? 0 }
+            for (v, c) in classOf { lut[Int(v)] = c }
             map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = lut[Int(m[i])] } }
         } else {
-            var lut = [Int32: Int32]()
-            for v in present { lut[v] = manifest.labels[Int(v)].flatMap { index[$0] } ?? 0 }
-            map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = lut[m[i]] ?? 0 } }
+            map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = classOf[m[i]] ?? 0 } }
         }
         return (map, names)
     }
 
     // MARK: One slice
 
+    /// `labelled`: the labels' bounding box along the canonical axes; label planes are read only there.
     private func slice(_ image: Volume, _ view: CanonicalView, _ layers: [[Int32]], _ classNames: [String], axis: SliceAxis, index: Int,
-                       mapping: Intensity.Mapping) -> PreparedImage? {
+                       labelled: [Range<Int>], mapping: Intensity.Mapping) -> PreparedImage? {
         let (nz, sp) = (view.size[2], view.spacing)
         // Plane geometry: columns and rows in display order (superior at the top for x/y planes).
         let (cols, rows, colSpacing, rowSpacing): (Int, Int, Double, Double) = switch axis {
@@ -244,20 +264,28 @@ struct SampleBuilder {
         }
         // The plane is linear in (c, r): walk it with two strides.
         let base = voxel(0, 0), colStep = voxel(1, 0) - base, rowStep = voxel(0, 1) - base
+        // Columns and rows of the plane inside the labels' box; rows count z downwards in x/y planes.
+        let z = labelled[2], zRows = (nz - z.upperBound)..<(nz - z.lowerBound)
+        let (cRange, rRange) = switch axis {
+        case .axial: (labelled[0], labelled[1])
+        case .coronal: (labelled[0], zRows)
+        case .sagittal: (labelled[1], zRows)
+        }
         var planes: [[Int32]] = []
         for layer in layers {
             var labels = [Int32](repeating: 0, count: cols * rows)
             var any = false
             layer.withUnsafeBufferPointer { m in
                 labels.withUnsafeMutableBufferPointer { l in
-                    for r in 0..<rows {
-                        var p = base + r * rowStep
-                        for c in 0..<cols { let v = m[p]; if v != 0 { l[r * cols + c] = v; any = true }; p += colStep }
+                    for r in rRange {
+                        var p = base + r * rowStep + cRange.lowerBound * colStep
+                        for c in cRange { let v = m[p]; if v != 0 { l[r * cols + c] = v; any = true }; p += colStep }
                     }
                 }
             }
             if any {
-                Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels)
+                Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels,
+                                       box: ([cRange.lowerBound, rRange.lowerBound, 0], [cRange.upperBound - 1, rRange.upperBound - 1, 0]))
                 planes.append(labels)
             }
         }
@@ -272,7 +300,13 @@ struct SampleBuilder {
         let ys = (0..<ch).map { min(Int((Double($0) + 0.5) * Double(rows) / Double(ch)), rows - 1) }
 
         // Masks straight from each label plane by nearest-neighbour lookup, one pass over the output
-        // grid for all classes (or, with --instances, all connected components) at once.
+        // grid for all classes (or, with --instances, all connected components) at once, over the
+        // output rows and columns that sample the labels' box.
+        func sampling(_ source: [Int], _ r: Range<Int>) -> Range<Int> {
+            let lo = source.firstIndex { $0 >= r.lowerBound } ?? source.count, hi = source.lastIndex { $0 < r.upperBound }.map { $0 + 1 } ?? 0
+            return lo..<max(lo, hi)
+        }
+        let xOut = sampling(xs, cRange), yOut = sampling(ys, rRange)
         var masks: [(cls: Int32, instance: Int, mask: PreparedMask)] = []
         var instancesOfClass: [Int32: Int] = [:]
         for labels in planes {
@@ -289,9 +323,9 @@ struct SampleBuilder {
             var slot: [Int32: Int] = [:]
             var found: [(key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
             keys.withUnsafeBufferPointer { kp in
-                for y in 0..<ch {
+                for y in yOut {
                     let row = ys[y] * cols
-                    for x in 0..<cw {
+                    for x in xOut {
                         let k = kp[row + xs[x]]
                         if k == 0 { continue }
                         let j: Int
@@ -318,6 +352,12 @@ struct SampleBuilder {
         var plane = [Float](repeating: 0, count: cols * rows * channels)
         image.voxels.withUnsafeBufferPointer { v in
             plane.withUnsafeMutableBufferPointer { out in
+                if channels == 1 {
+                    for r in 0..<rows {
+                        mapping.apply(v.baseAddress! + base + r * rowStep, stride: colStep, count: cols, into: out.baseAddress! + r * cols)
+                    }
+                    return
+                }
                 for r in 0..<rows {
                     var p = (base + r * rowStep) * channels
                     for c in 0..<cols {
@@ -330,9 +370,13 @@ struct SampleBuilder {
         }
         let resized = plane.withUnsafeBufferPointer { Resize.bilinear($0, width: cols, height: rows, channels: channels, toWidth: cw, toHeight: ch) }
         var pixels = [UInt8](repeating: 0, count: options.size * options.size * channels)
-        for y in 0..<ch {
-            for x in 0..<cw * channels {
-                pixels[y * options.size * channels + x] = UInt8(min(max(resized[y * cw * channels + x].rounded(), 0), 255))
+        resized.withUnsafeBufferPointer { r in
+            pixels.withUnsafeMutableBufferPointer { p in
+                let n = cw * channels
+                for y in 0..<ch {
+                    let src = r.baseAddress! + y * n, dst = p.baseAddress! + y * options.size * channels
+                    for x in 0..<n { dst[x] = Intensity.byte(src[x]) }
+                }
             }
         }
         let transform: [String: Any] = [
