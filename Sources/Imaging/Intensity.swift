@@ -79,10 +79,12 @@ public enum Intensity {
         return r > y ? r - 1 : r
     }
 
-    /// `x` clamped to 0…255 and rounded half up, in a form that vectorises (see `floorSmall`).
+    /// `x` clamped to 0…255 and rounded half up (as `rounded()` does), in a form that vectorises.
     @inlinable public static func byte(_ x: Float) -> UInt8 {
-        // The low bits of the float 2^23 + n are the integer n.
-        UInt8(truncatingIfNeeded: (floorSmall(min(max(x, 0), 255) + 0.5) + 8_388_608).bitPattern)
+        let c = min(max(x, 0), 255)
+        let r = (c + 8_388_608) - 8_388_608  // nearest integer, ties to even
+        // Ties go up; the low bits of the float 2^23 + n are the integer n.
+        return UInt8(truncatingIfNeeded: ((c - r == 0.5 ? r + 1 : r) + 8_388_608).bitPattern)
     }
 
     public static func mapping(for v: Volume, policy: IntensityPolicy) -> Mapping {

@@ -10,6 +10,37 @@ final class ProcessingTests: XCTestCase {
         XCTAssertEqual(v.voxels, [0, 0, 128, 255, 255])  // 200/400·255 = 127.5 → 128
     }
 
+    func testBatchMappingGivesTheScalarMappingsNumbers() {
+        // Every mapping kind, over integers, values that land on .5 exactly, and non-finite inputs.
+        var values: [Float] = (-1300...1300).map { Float($0) } + (0..<4000).map { Float($0) * 0.37 - 700 }
+        values += [.nan, .infinity, -.infinity, -0.0, 0, -160, 240, 1e30, -1e30]
+        let mappings = [
+            Intensity.Mapping(low: -160, high: 240, background: nil),
+            Intensity.Mapping(low: 3, high: 883, background: -1),
+            Intensity.Mapping(low: 5, high: 5, background: nil),
+        ]
+        for m in mappings {
+            for stride in [1, -1, 3] {
+                let count = values.count / abs(stride)
+                var out = [Float](repeating: -1, count: count)
+                values.withUnsafeBufferPointer { v in
+                    let start = stride > 0 ? v.baseAddress! : v.baseAddress! + (v.count - 1)
+                    out.withUnsafeMutableBufferPointer { m.apply(start, stride: stride, count: count, into: $0.baseAddress!) }
+                }
+                for i in 0..<count {
+                    let x = values[stride > 0 ? i * stride : values.count - 1 - i]
+                    XCTAssertEqual(out[i], m.apply(x), "\(x) with \(m), stride \(stride)")
+                }
+            }
+        }
+    }
+
+    func testByteClampsAndRoundsHalfUp() {
+        for x in stride(from: Float(-3), through: 260, by: 0.125) + [0.49999997, 254.5, 255.49, .infinity, -.infinity] {
+            XCTAssertEqual(Intensity.byte(x), UInt8(min(max(x, 0), 255).rounded()), "\(x)")
+        }
+    }
+
     func testPercentilesMatchNumpyLinearInterpolation() {
         // numpy.percentile([1..10], [0.5, 25, 99.5]) = [1.045, 3.25, 9.955]
         let values = (1...10).map(Float.init)
@@ -46,6 +77,35 @@ final class ProcessingTests: XCTestCase {
         let up = ramp.withUnsafeBufferPointer { Resize.bilinear($0, width: 8, height: 1, channels: 1, toWidth: 16, toHeight: 1) }
         XCTAssertEqual(up[5], 2.25, accuracy: 1e-5)
         XCTAssertEqual(up[0], 0, accuracy: 1e-5)
+    }
+
+    func testBoundingBoxAndRemovalWithinAKnownBoxMatchAFullScan() {
+        var rng = SystemRandomNumberGenerator()
+        let size = [37, 23, 11]
+        for density in [0, 1, 30] {
+            var l = [Int32](repeating: 0, count: size.reduce(1, *))
+            for i in l.indices where Int.random(in: 0..<1000, using: &rng) < density { l[i] = Int32.random(in: 1...3, using: &rng) }
+            var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
+            for i in l.indices where l[i] != 0 {
+                let p = [i % size[0], i / size[0] % size[1], i / (size[0] * size[1])]
+                for k in 0..<3 { lo[k] = min(lo[k], p[k]); hi[k] = max(hi[k], p[k]) }
+            }
+            let box = Components.boundingBox(l, size: size)
+            if density == 0 { XCTAssertNil(box); continue }
+            XCTAssertEqual(box?.lo, lo)
+            XCTAssertEqual(box?.hi, hi)
+            let within = Components.boundingBox(l, size: size, within: ([0, lo[1], 0], [size[0] - 1, hi[1], hi[2]]))
+            XCTAssertEqual(within?.lo, lo)
+            XCTAssertEqual(within?.hi, hi)
+            // Removal inside a box that holds the foreground (here: one voxel wider where it can be)
+            // changes exactly what removal over the whole volume does.
+            var whole = l, boxed = l
+            let removed = Components.removeSmall(&whole, size: size, minSize: 3)
+            let wider = (lo.map { max($0 - 1, 0) }, zip(hi, size).map { min($0 + 1, $1 - 1) })
+            XCTAssertEqual(Components.removeSmall(&boxed, size: size, minSize: 3, box: wider), removed)
+            XCTAssertEqual(boxed, whole)
+            XCTAssertGreaterThan(removed, 0)
+        }
     }
 
     func testNearestKeepsLabelsExact() {

@@ -127,6 +127,31 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(try c.errors().count, 4)
     }
 
+    func testFloatLabelMapsAreCheckedAtEveryVoxel() throws {
+        // Float label maps: -0 is background; a fraction, NaN or a negative value anywhere (here in the
+        // middle of a background run, at an odd offset) rejects the file.
+        let raw = dir.appendingPathComponent("raw/KiTS19")
+        let odd = (64 * 64 * 15) + 64 * 7 + 37  // slice 15, row 7, column 37: background
+        for (n, value) in [Float(-0.0), 0.5, .nan, -1].enumerated() {
+            var labels = DatasetFactory.labels()
+            XCTAssertEqual(labels.voxels[odd], 0)
+            labels.voxels[odd] = value
+            labels.voxels[odd + 1] = -0.0
+            let kase = raw.appendingPathComponent("case_0000\(n)")
+            try DatasetFactory.write(DatasetFactory.ct(), kase.appendingPathComponent("imaging.nii.gz"))
+            try DatasetFactory.write(labels, kase.appendingPathComponent("segmentation.nii.gz"), type: .float32)
+        }
+        let (c, s) = try ingest(raw)
+        XCTAssertEqual(s.filesDone, 1)
+        XCTAssertEqual(s.filesRejected, 3)
+        XCTAssertEqual(try c.stats().images, DatasetFactory.expectedImages)
+        XCTAssertEqual(try c.stats().masks, DatasetFactory.expectedMasks)
+        let errors = Dictionary(uniqueKeysWithValues: try c.errors().map { ($0.path, $0.message) })
+        for (n, shown) in [(1, "0.5"), (2, "nan"), (3, "-1.0")] {
+            XCTAssertTrue(errors["case_0000\(n)/imaging.nii.gz"]?.contains("non-integer or negative value (\(shown))") == true, "\(errors)")
+        }
+    }
+
     func testNonImageFilesAndUnpairedImagesInAPairedFolder() throws {
         let raw = dir.appendingPathComponent("Kvasir-SEG")
         try DatasetFactory.writeData(try Raster.encodeJPEG(DatasetFactory.photo(rgb: true), quality: 90), raw.appendingPathComponent("images/a.jpg"))
