@@ -228,11 +228,11 @@ struct SampleBuilder {
         }
         let names = Array(Set(manifest.labels.values)).sorted()
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0 + 1)) })
-        // Label value → class index through a table (values are small in practice) or a dictionary.
-        let top = Int(present.max() ?? 0)
         let classOf = Dictionary(uniqueKeysWithValues: present.map { ($0, manifest.labels[Int($0)].flatMap { index[$0] } ?? 0) })
         // Label values that already are their class indices (KiTS's are) need no second pass.
         if classOf.allSatisfy({ $0.key == $0.value }) { return (map, names) }
+        // Label value → class index through a table (values are small in practice) or a dictionary.
+        let top = Int(present.max() ?? 0)
         if top < 1 << 16 {
             var lut = [Int32](repeating: 0, count: top + 1)
             for (v, c) in classOf { lut[Int(v)] = c }
