@@ -45,28 +45,21 @@ public enum Intensity {
         public init(low: Float, high: Float, background: Float?) { self.low = low; self.high = high; self.background = background }
 
         @inlinable public func apply(_ x: Float) -> Float {
-            // NaN and infinities (float images outside their field of view) become background.
-            if !x.isFinite { return 0 }
-            if let b = background, x <= b { return 0 }
             let scale: Float = high > low ? 255 / (high - low) : 0
-            // Non-negative here, so truncating x + 0.5 rounds half up without a libm call.
-            return Float(Int32((min(max(x, low), high) - low) * scale + 0.5))
+            // Non-negative, so floor(y + 0.5) rounds half up. Written without branches or integer
+            // conversions, so that loops over pixels vectorise.
+            let v = Intensity.floorSmall((min(max(x, low), high) - low) * scale + 0.5)
+            // NaN and infinities (float images outside their field of view) become background.
+            return x.isFinite && x > (background ?? -.infinity) ? v : 0
         }
 
-        /// `apply` over `count` values `stride` apart, written contiguously to `out`. The same numbers,
-        /// without branches or integer conversions, so that the loop vectorises: this runs on every
-        /// pixel of every slice.
+        /// `apply` over `count` values `stride` apart, written contiguously to `out`: every pixel of
+        /// every slice goes through here.
         public func apply(_ src: UnsafePointer<Float>, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-            let scale: Float = high > low ? 255 / (high - low) : 0, floor = background ?? -.infinity
-            let (low, high) = (self.low, self.high)
-            func one(_ x: Float) -> Float {
-                let v = Intensity.floorSmall((min(max(x, low), high) - low) * scale + 0.5)
-                return x.isFinite && x > floor ? v : 0
-            }
             if stride == 1 {
-                for i in 0..<count { out[i] = one(src[i]) }
+                for i in 0..<count { out[i] = apply(src[i]) }
             } else {
-                for i in 0..<count { out[i] = one(src[i * stride]) }
+                for i in 0..<count { out[i] = apply(src[i * stride]) }
             }
         }
     }
@@ -74,7 +67,7 @@ public enum Intensity {
     /// floor(y) for 0 ≤ y < 2^23 in float arithmetic alone: adding and removing 2^23 rounds to the
     /// nearest integer, and a result above y steps down by one. A conversion to an integer type
     /// checks its range and branches, which keeps a loop from vectorising.
-    @inlinable static func floorSmall(_ y: Float) -> Float {
+    @usableFromInline @inline(__always) static func floorSmall(_ y: Float) -> Float {
         let r = (y + 8_388_608) - 8_388_608
         return r > y ? r - 1 : r
     }
