@@ -25,7 +25,7 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [
                 .linkedLibrary("png"), .linkedLibrary("z"), .linkedLibrary("jpeg"),
-                .linkedLibrary("tiff"), .linkedLibrary("gif"), .linkedLibrary("deflate"),
+                .linkedLibrary("tiff"), .linkedLibrary("gif"), .linkedLibrary("deflate"), .linkedLibrary("isal"),
                 .linkedLibrary("xxhash"), .linkedLibrary("sqlite3"),
             ]
         ),

@@ -40,6 +40,24 @@ public enum Compression {
     }
 }
 
+/// One gzip member inflated piece by piece over bytes the caller keeps alive. `read` returns nil once
+/// the stream turns out damaged, truncated or multi-member; `Compression.gunzip` then says why.
+final class GzipStream {
+    private let handle: OpaquePointer
+
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        guard let h = mc_gz_open(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count) else { return nil }
+        handle = h
+    }
+    deinit { mc_gz_close(handle) }
+
+    /// Fills `buffer` and returns the bytes written: fewer than its size only at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        let n = mc_gz_read(handle, buffer.bindMemory(to: UInt8.self).baseAddress, buffer.count)
+        return n < 0 ? nil : Int(n)
+    }
+}
+
 public enum Checksum {
     public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 { mc_crc32(0, bytes.baseAddress, bytes.count) }
     public static func crc32(_ data: Data) -> UInt32 { data.withUnsafeBytes { crc32($0) } }

@@ -80,10 +80,19 @@ public enum Intensity {
         return UInt8(truncatingIfNeeded: ((c - r == 0.5 ? r + 1 : r) + 8_388_608).bitPattern)
     }
 
+    /// The mapping of a policy that needs no statistics of the volume (window, none), else nil.
+    public static func mapping(for policy: IntensityPolicy) -> Mapping? {
+        switch policy {
+        case let .window(w, l): Mapping(low: Float(l - w / 2), high: Float(l + w / 2), background: nil)
+        case .none: Mapping(low: 0, high: 255, background: nil)
+        case .percentile, .minMax: nil
+        }
+    }
+
     public static func mapping(for v: Volume, policy: IntensityPolicy) -> Mapping {
         switch policy {
-        case let .window(w, l):
-            return Mapping(low: Float(l - w / 2), high: Float(l + w / 2), background: nil)
+        case .window, .none:
+            return mapping(for: policy)!
         case let .percentile(pl, ph):
             var minimum = Float.infinity
             for x in v.voxels where x.isFinite { minimum = min(minimum, x) }
@@ -94,8 +103,6 @@ public enum Intensity {
             var lo = Float.infinity, hi = -Float.infinity
             for x in v.voxels where x.isFinite { lo = min(lo, x); hi = max(hi, x) }
             return lo <= hi ? Mapping(low: lo, high: hi, background: nil) : Mapping(low: 0, high: 0, background: nil)
-        case .none:
-            return Mapping(low: 0, high: 255, background: nil)
         }
     }
 

@@ -29,14 +29,13 @@ public enum NIfTI {
 
     /// Every frame along the 4th dimension (MSD stores multi-channel MR as 4D files).
     public static func readFrames(_ url: URL, limit: Int = .max) throws -> [Volume] {
-        var data = try Data(contentsOf: url, options: .alwaysMapped)
+        let data = try Data(contentsOf: url, options: .alwaysMapped)
         if data.isEmpty { throw ImagingError("file is empty") }
-        if Compression.isGzip(data) {
-            do { data = try Compression.gunzip(data) } catch let e as ImagingError {
-                throw ImagingError("NIfTI: \(e.message)")
-            }
-        }
-        return try decode(data, limit: limit)
+        guard Compression.isGzip(data) else { return try decode(data, limit: limit) }
+        if let frames = data.withUnsafeBytes({ decodeStreaming($0, limit: limit) }) { return frames }
+        let inflated: Data
+        do { inflated = try Compression.gunzip(data) } catch let e as ImagingError { throw ImagingError("NIfTI: \(e.message)") }
+        return try decode(inflated, limit: limit)
     }
 
     struct Header {
@@ -53,38 +52,120 @@ public enum NIfTI {
         var bigEndian = false
     }
 
+    /// What the header says about the voxel data of the frames to read.
+    struct Layout {
+        var count: Int, components: Int, frames: Int, bytesPerFrame: Int
+        var geometry: Geometry
+        var slope: Float?, inter: Float, integral: Bool
+
+        init(_ h: Header, limit: Int) throws {
+            let (n, o1) = h.dims[1].multipliedReportingOverflow(by: h.dims[2] * h.dims[3])
+            guard !o1, n < 1 << 34, h.dims[1...4].allSatisfy({ $0 < 1 << 20 }) else {
+                throw ImagingError("NIfTI: dimensions \(h.dims[1...4].map(String.init).joined(separator: "×")) are implausible")
+            }
+            components = h.datatype == .rgb24 ? 3 : 1
+            count = n * components
+            frames = min(h.dims[4], limit)
+            bytesPerFrame = n * h.datatype.bytes
+            geometry = NIfTI.geometry(h)
+            let scale = h.slope != 0 && !(h.slope == 1 && h.inter == 0)
+            slope = scale && h.datatype != .rgb24 ? Float(h.slope) : nil
+            inter = Float(h.inter)
+            integral = h.datatype.isIntegral && (!scale || (h.slope.rounded() == h.slope && h.inter.rounded() == h.inter))
+        }
+
+        /// `scl_slope` and `scl_inter` applied to converted values, in place.
+        func scale(_ v: UnsafeMutablePointer<Float>, count: Int) {
+            guard let s = slope else { return }
+            let i = inter
+            for k in 0..<count { v[k] = v[k] * s + i }
+        }
+
+        /// A frame whose raw values `fill` converts into the buffer it is given; nil when it fails.
+        func volume(_ h: Header, fill: (UnsafeMutablePointer<Float>) -> Bool) -> Volume? {
+            var ok = false
+            var voxels = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                ok = fill(out.baseAddress!)
+                initialized = ok ? count : 0
+            }
+            guard ok else { return nil }
+            voxels.withUnsafeMutableBufferPointer { scale($0.baseAddress!, count: count) }
+            return Volume(size: Array(h.dims[1...3]), components: components, spacing: geometry.spacing,
+                          origin: geometry.origin, direction: geometry.direction, voxels: voxels, isIntegral: integral)
+        }
+    }
+
     public static func decode(_ data: Data, limit: Int = .max) throws -> [Volume] {
         guard data.count >= 348 else { throw ImagingError("NIfTI: file too short for a header (\(data.count) bytes)") }
         let h = try data.withUnsafeBytes { try parseHeader($0) }
-        let (n, o1) = h.dims[1].multipliedReportingOverflow(by: h.dims[2] * h.dims[3])
-        guard !o1, n < 1 << 34, h.dims[1...4].allSatisfy({ $0 < 1 << 20 }) else {
-            throw ImagingError("NIfTI: dimensions \(h.dims[1...4].map(String.init).joined(separator: "×")) are implausible")
-        }
-        let frames = min(h.dims[4], limit)
-        let bytesPerFrame = n * h.datatype.bytes
-        let needed = h.voxOffset + bytesPerFrame * frames
+        let layout = try Layout(h, limit: limit)
+        let needed = h.voxOffset + layout.bytesPerFrame * layout.frames
         guard data.count >= needed else {
             throw ImagingError("NIfTI: data is truncated (expected \(needed) bytes, found \(data.count))")
         }
-        let geometry = self.geometry(h)
-        let components = h.datatype == .rgb24 ? 3 : 1
-        let scale = h.slope != 0 && !(h.slope == 1 && h.inter == 0)
-        let integral = h.datatype.isIntegral && (!scale || (h.slope.rounded() == h.slope && h.inter.rounded() == h.inter))
-        var out: [Volume] = []
-        for f in 0..<frames {
-            var voxels = data.withUnsafeBytes { raw in
-                Voxels.convert(raw, offset: h.voxOffset + f * bytesPerFrame, count: n * components,
-                               type: h.datatype, bigEndian: h.bigEndian)
+        return data.withUnsafeBytes { raw in
+            (0..<layout.frames).map { f in
+                layout.volume(h) { out in
+                    Voxels.convert(raw.baseAddress! + h.voxOffset + f * layout.bytesPerFrame, count: layout.count,
+                                   type: h.datatype, bigEndian: h.bigEndian, into: out)
+                    return true
+                }!
             }
-            if scale && h.datatype != .rgb24 {
-                let s = Float(h.slope), i = Float(h.inter)
-                voxels.withUnsafeMutableBufferPointer { p in for k in p.indices { p[k] = p[k] * s + i } }
-            }
-            out.append(Volume(size: Array(h.dims[1...3]), components: components, spacing: geometry.spacing,
-                              origin: geometry.origin, direction: geometry.direction, voxels: voxels,
-                              isIntegral: integral))
         }
-        return out
+    }
+
+    /// Inflates a .nii.gz a piece at a time, converting each piece while it is in cache: the whole
+    /// file is never held inflated. Nil on any problem, which the one-shot path then names.
+    static func decodeStreaming(_ gz: UnsafeRawBufferPointer, limit: Int) -> [Volume]? {
+        guard let stream = GzipStream(gz) else { return nil }
+        // A multiple of every voxel size (1, 2, 3, 4, 8 bytes), so pieces hold whole voxels.
+        let pieceSize = 3 << 17
+        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: pieceSize, alignment: 16)
+        defer { piece.deallocate() }
+        guard let h = streamHeader(stream, scratch: piece), let layout = try? Layout(h, limit: limit) else { return nil }
+        let size = h.datatype == .rgb24 ? 1 : h.datatype.bytes
+        var frames: [Volume] = []
+        for _ in 0..<layout.frames {
+            guard let v = layout.volume(h, fill: { out in
+                var done = 0
+                while done < layout.count {
+                    let want = min((layout.count - done) * size, pieceSize)
+                    guard stream.read(into: UnsafeMutableRawBufferPointer(rebasing: piece[0..<want])) == want else { return false }
+                    Voxels.convert(piece.baseAddress!, count: want / size, type: h.datatype, bigEndian: h.bigEndian, into: out + done)
+                    done += want / size
+                }
+                return true
+            }) else { return nil }
+            frames.append(v)
+        }
+        return drain(stream, scratch: piece) ? frames : nil
+    }
+
+    /// Reads the header from the start of a stream and skips its extensions, so that the voxels come
+    /// next. `scratch` must hold at least 540 bytes.
+    static func streamHeader(_ stream: GzipStream, scratch: UnsafeMutableRawBufferPointer) -> Header? {
+        // 348 bytes of NIfTI-1 header, or 540 when sizeof_hdr (in either byte order) says NIfTI-2.
+        guard var got = stream.read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<348])), got == 348 else { return nil }
+        let first = scratch.load(as: Int32.self)
+        if first == 540 || first.byteSwapped == 540 {
+            guard stream.read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[348..<540])) == 192 else { return nil }
+            got = 540
+        }
+        guard let h = try? parseHeader(UnsafeRawBufferPointer(rebasing: scratch[0..<got])) else { return nil }
+        var skip = h.voxOffset - got
+        while skip > 0 {
+            guard let n = stream.read(into: UnsafeMutableRawBufferPointer(rebasing: scratch[0..<min(skip, scratch.count)])), n > 0 else { return nil }
+            skip -= n
+        }
+        return h
+    }
+
+    /// Reads a stream to its end, so that the CRC and length in its trailer are checked.
+    static func drain(_ stream: GzipStream, scratch: UnsafeMutableRawBufferPointer) -> Bool {
+        while true {
+            guard let n = stream.read(into: scratch) else { return false }
+            if n < scratch.count { return true }
+        }
     }
 
     static func parseHeader(_ raw: UnsafeRawBufferPointer) throws -> Header {

@@ -17,39 +17,49 @@ public enum Resize {
         for o in 0..<outSize {
             let center = (Double(o) + 0.5) * scale
             let lo = max(Int(center - support + 0.5), 0), hi = min(Int(center + support + 0.5), inSize)
+            func tap(_ k: Int) -> Double { max(0, 1 - abs((Double(k) - center + 0.5) / filterScale)) }
             var total = 0.0
-            var w = [Double]()
-            for k in lo..<hi {
-                let x = (Double(k) - center + 0.5) / filterScale
-                let t = max(0, 1 - abs(x))
-                w.append(t); total += t
-            }
+            for k in lo..<hi { total += tap(k) }
             start[o] = lo; count[o] = hi - lo
-            for (k, t) in w.enumerated() { weights[o * width + k] = Float(total > 0 ? t / total : 0) }
+            for k in lo..<hi { weights[o * width + k - lo] = Float(total > 0 ? tap(k) / total : 0) }
         }
         return Taps(start: start, count: count, weights: weights, width: width)
     }
 
-    /// Resamples an interleaved plane of `channels` components.
+    /// Resamples an interleaved plane of `channels` components (finite values).
     public static func bilinear(_ src: UnsafeBufferPointer<Float>, width: Int, height: Int, channels: Int,
                                 toWidth ow: Int, toHeight oh: Int) -> [Float] {
         if ow == width && oh == height { return Array(src) }
         let tx = taps(from: width, to: ow), ty = taps(from: height, to: oh)
-        var tmp = [Float](repeating: 0, count: ow * height * channels)
-        tmp.withUnsafeMutableBufferPointer { t in
+        // Every element is written below.
+        let tmp = [Float](unsafeUninitializedCapacity: ow * height * channels) { t, initialized in
+            initialized = ow * height * channels
             tx.weights.withUnsafeBufferPointer { weights in
                 let src = src.baseAddress!, weights = weights.baseAddress!, t = t.baseAddress!
                 let start = tx.start, count = tx.count
                 if channels == 1 {
-                    // Grey planes, the common case, without the inner loop over components.
+                    // Grey planes, the common case. Where all `tx.width` taps lie inside the row, every
+                    // output sums that many (weights past its own count are zero), so the loop has a
+                    // fixed length; adding 0 × a finite value leaves a sum unchanged.
+                    let full = (0..<ow).lazy.filter { start[$0] + tx.width <= width }
+                    let (first, last) = (full.first ?? ow, full.last ?? -1)
                     for y in 0..<height {
                         let row = src + y * width, orow = t + y * ow
-                        for x in 0..<ow {
+                        func sum(_ x: Int, _ n: Int) {
                             let p = row + start[x], w = weights + x * tx.width
                             var acc: Float = 0
-                            for k in 0..<count[x] { acc += p[k] * w[k] }
+                            for k in 0..<n { acc += p[k] * w[k] }
                             orow[x] = acc
                         }
+                        for x in 0..<min(first, ow) { sum(x, count[x]) }
+                        if first <= last {
+                            switch tx.width {
+                            case 3: for x in first...last { sum(x, 3) }
+                            case 5: for x in first...last { sum(x, 5) }
+                            default: for x in first...last { sum(x, count[x]) }
+                            }
+                        }
+                        for x in max(last + 1, first)..<ow { sum(x, count[x]) }
                     }
                     return
                 }

@@ -44,8 +44,28 @@ public struct Volume: Sendable {
     public var voxelCount: Int { size[0] * size[1] * size[2] }
     public var is2D: Bool { size[2] == 1 }
 
+    /// Where the voxels sit, without them.
+    public var grid: Grid { Grid(size: size, spacing: spacing, origin: origin, direction: direction) }
+
     /// True when both volumes sample the same physical grid (within 1e-3 mm / 1e-4 direction cosine).
-    public func sameGrid(as other: Volume) -> Bool {
+    public func sameGrid(as other: Volume) -> Bool { grid.sameGrid(as: other.grid) }
+}
+
+/// A volume's geometry without its voxels: what a file header says.
+public struct Grid: Sendable {
+    /// Voxels along x, y, z.
+    public var size: [Int]
+    /// Millimetres between voxel centres along x, y, z.
+    public var spacing: [Double]
+    /// Physical position (LPS, mm) of the first voxel's centre.
+    public var origin: [Double]
+    /// 3×3, row-major; column j is the unit direction of array axis j in LPS space.
+    public var direction: [Double]
+
+    public var is2D: Bool { size[2] == 1 }
+
+    /// True when both grids are the same (within 1e-3 mm / 1e-4 direction cosine).
+    public func sameGrid(as other: Grid) -> Bool {
         guard size == other.size else { return false }
         for i in 0..<3 where abs(spacing[i] - other.spacing[i]) > 1e-3 * max(1, abs(spacing[i])) { return false }
         for i in 0..<3 where abs(origin[i] - other.origin[i]) > 1e-2 * max(1, spacing[i]) { return false }
@@ -63,7 +83,7 @@ public struct Reorientation: Codable, Equatable, Sendable {
     public var isIdentity: Bool { self == .none }
 }
 
-extension Volume {
+extension Grid {
     /// The orientation closest to LPS+ (array x → patient left, y → posterior, z → superior), reached
     /// by permuting and flipping axes only, so voxel values are never interpolated. Axial slices of
     /// the result show the patient in radiological convention: anterior at the top, patient's right
@@ -84,6 +104,10 @@ extension Volume {
         let flips = (0..<3).map { k in direction[k * 3 + axisOfWorld[k]] < 0 }
         return Reorientation(permutation: axisOfWorld, flipped: flips)
     }
+}
+
+extension Volume {
+    public func reorientation() -> Reorientation { grid.reorientation() }
 
     /// This volume in the canonical LPS+ orientation, and how it got there.
     public func canonical() -> (Volume, Reorientation) {
@@ -151,9 +175,11 @@ public struct CanonicalView: Sendable {
     public let reorientation: Reorientation
     let start: Int, step: (Int, Int, Int)
 
-    public init(_ v: Volume) {
+    public init(_ v: Volume) { self.init(v.grid) }
+
+    public init(_ v: Grid) {
         let r = v.reorientation()
-        let strides = [1, v.nx, v.nx * v.ny]
+        let strides = [1, v.size[0], v.size[0] * v.size[1]]
         var step = [0, 0, 0], start = 0
         for k in 0..<3 {
             let j = r.permutation[k]

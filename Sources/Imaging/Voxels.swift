@@ -3,30 +3,36 @@ import Foundation
 /// Conversions between raw voxel bytes and `Float`, shared by the volumetric codecs.
 enum Voxels {
     static func convert(_ raw: UnsafeRawBufferPointer, offset: Int, count: Int, type: NIfTI.DataType, bigEndian: Bool) -> [Float] {
-        let base = raw.baseAddress! + offset
-        let swap = bigEndian != (1.bigEndian == 1)
-        return [Float](unsafeUninitializedCapacity: count) { out, initialized in
-            // The byte order is decided once, outside the loop, so that the common case vectorises.
-            func each<T: FixedWidthInteger>(_: T.Type, _ f: (T) -> Float) {
-                if swap {
-                    for i in 0..<count { out[i] = f((base + i * MemoryLayout<T>.size).loadUnaligned(as: T.self).byteSwapped) }
-                } else {
-                    for i in 0..<count { out[i] = f((base + i * MemoryLayout<T>.size).loadUnaligned(as: T.self)) }
-                }
-            }
-            switch type {
-            case .uint8, .rgb24: for i in 0..<count { out[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
-            case .int8: for i in 0..<count { out[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
-            case .int16: each(Int16.self) { Float($0) }
-            case .uint16: each(UInt16.self) { Float($0) }
-            case .int32: each(Int32.self) { Float($0) }
-            case .uint32: each(UInt32.self) { Float($0) }
-            case .int64: each(Int64.self) { Float($0) }
-            case .uint64: each(UInt64.self) { Float($0) }
-            case .float32: each(UInt32.self) { Float(bitPattern: $0) }
-            case .float64: each(UInt64.self) { Float(Double(bitPattern: $0)) }
-            }
+        [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            convert(raw.baseAddress! + offset, count: count, type: type, bigEndian: bigEndian, into: out.baseAddress!)
             initialized = count
+        }
+    }
+
+    /// `count` values (colour components counted singly), `stride` values apart from `base` on, into `out`.
+    static func convert(_ base: UnsafeRawPointer, count: Int, stride: Int = 1, type: NIfTI.DataType, bigEndian: Bool,
+                        into out: UnsafeMutablePointer<Float>) {
+        let swap = bigEndian != (1.bigEndian == 1)
+        // Byte order and stride are decided outside the loops, so that the common case vectorises.
+        func each<T: FixedWidthInteger>(_: T.Type, _ f: (T) -> Float) {
+            let step = stride * MemoryLayout<T>.size
+            switch (swap, stride) {
+            case (false, 1): for i in 0..<count { out[i] = f((base + i * MemoryLayout<T>.size).loadUnaligned(as: T.self)) }
+            case (false, _): for i in 0..<count { out[i] = f((base + i * step).loadUnaligned(as: T.self)) }
+            case (true, _): for i in 0..<count { out[i] = f((base + i * step).loadUnaligned(as: T.self).byteSwapped) }
+            }
+        }
+        switch type {
+        case .uint8, .rgb24: each(UInt8.self) { Float($0) }
+        case .int8: each(Int8.self) { Float($0) }
+        case .int16: each(Int16.self) { Float($0) }
+        case .uint16: each(UInt16.self) { Float($0) }
+        case .int32: each(Int32.self) { Float($0) }
+        case .uint32: each(UInt32.self) { Float($0) }
+        case .int64: each(Int64.self) { Float($0) }
+        case .uint64: each(UInt64.self) { Float($0) }
+        case .float32: each(UInt32.self) { Float(bitPattern: $0) }
+        case .float64: each(UInt64.self) { Float(Double(bitPattern: $0)) }
         }
     }
 

@@ -118,11 +118,13 @@ public struct Manifest: Sendable {
 
     /// The intensity policy for an image: the manifest's, else the modality default
     /// (CT: soft-tissue window; 8-bit 2D pictures: unchanged; everything else: percentile clip).
-    func intensityPolicy(modality: String, volume: Volume, override: IntensityPolicy?) -> IntensityPolicy {
+    /// `isBytePicture`: whether the image is a 2D picture of integers 0…255; asked only when nothing
+    /// else decides, since it may have to look at every pixel.
+    func intensityPolicy(modality: String, override: IntensityPolicy?, isBytePicture: () -> Bool) -> IntensityPolicy {
         if let o = override { return o }
         if let i = intensity { return i }
         if modality == "ct" { return .ctSoftTissue }
-        if volume.is2D, volume.isIntegral, volume.voxels.allSatisfy({ $0 >= 0 && $0 <= 255 }) { return IntensityPolicy.none }
+        if isBytePicture() { return IntensityPolicy.none }
         return .defaultPercentile
     }
 }

@@ -28,14 +28,58 @@ struct BuiltUnit {
     var notes: [String] = []
 }
 
+/// A unit's image: read whole, or a 3D NIfTI file still to be read plane by plane (most public CT
+/// and MR), so that only the planes that hold labels are converted, each while it is in cache.
+enum ImageSource {
+    case volume(Volume)
+    case planes(NIfTIPlanes, URL)
+
+    var grid: Grid {
+        switch self {
+        case let .volume(v): v.grid
+        case let .planes(p, _): p.grid
+        }
+    }
+}
+
 /// A unit's image with its labels as class indices (1-based into `classNames`, 0 = background).
 /// Labels come in layers: one for a label map, more where DICOM structures overlap.
 struct LabelledVolume {
-    var image: Volume
+    var image: ImageSource
     var layers: [[Int32]]
+    /// Per layer, a box known to hold all of its foreground (nil: none), when the reader found them.
+    var boxes: [Box?]?
     var classNames: [String]
     var notes: [String] = []
 }
+
+/// A label map's values as a reader hands them over: the stored bytes of an 8-bit file, else `Float`.
+protocol LabelValue {
+    /// The label (0: background), or nil when the value is no integer in 0..<2^31 (a probability map?).
+    var label: Int32? { get }
+    /// Zero exactly when the value is (either) zero, without a branch, so that a loop over values vectorises.
+    var nonzeroBits: UInt32 { get }
+    var value: Float { get }
+}
+
+extension Float: LabelValue {
+    var label: Int32? {
+        if self == 0 { return 0 }
+        // Integral, positive and in range, checked without a libm call.
+        return self > 0 && self < 2_000_000_000 && Float(Int32(self)) == self ? Int32(self) : nil
+    }
+    var nonzeroBits: UInt32 { bitPattern & 0x7fff_ffff }
+    var value: Float { self }
+}
+
+extension UInt8: LabelValue {
+    var label: Int32? { Int32(self) }
+    var nonzeroBits: UInt32 { UInt32(self) }
+    var value: Float { Float(self) }
+}
+
+/// Inclusive voxel bounds along x, y, z.
+typealias Box = (lo: [Int], hi: [Int])
 
 /// Why a unit was rejected, and at which step.
 struct IngestFailure: Error {
@@ -59,17 +103,40 @@ struct SampleBuilder {
 
     /// An image file and its label map.
     private func fileInput(_ item: WorkItem) throws -> LabelledVolume {
-        let image = try read(item.image, frame: item.frame, what: "image")
+        let planes = (item.frame ?? 0) == 0 && ImageIO.format(of: item.image) == .nifti ? NIfTIPlanes(item.image) : nil
+        let source = try planes.map { ImageSource.planes($0, item.image) } ?? .volume(read(item.image, frame: item.frame, what: "image"))
+        let image = source.grid
         guard let maskURL = item.mask else { throw IngestFailure(stage: "pair", message: "no label file") }
-        let mask = try read(maskURL, frame: nil, what: "mask")
+        let maskPlanes = ImageIO.format(of: maskURL) == .nifti ? NIfTIPlanes(maskURL) : nil
+        var maskVolume = try maskPlanes == nil ? read(maskURL, frame: nil, what: "mask") : nil
+        let mask = maskPlanes?.grid ?? maskVolume!.grid
         guard image.size == mask.size else {
             throw IngestFailure(stage: "geometry", message: "mask grid \(mask.size.map(String.init).joined(separator: "×")) differs from image grid \(image.size.map(String.init).joined(separator: "×"))")
         }
         if !image.is2D && !image.sameGrid(as: mask) {
             throw IngestFailure(stage: "geometry", message: "mask and image have the same size but different spacing, origin or orientation (image spacing \(fmt(image.spacing)), mask spacing \(fmt(mask.spacing)))")
         }
-        let (classMap, classNames) = try classes(mask)
-        return LabelledVolume(image: image, layers: [classMap], classNames: classNames)
+        // Label planes are checked and mapped while in cache (8-bit ones as they are stored); a damaged
+        // file is read whole, which says why.
+        if let planes = maskPlanes {
+            let n = mask.size[0] * mask.size[1]
+            let result = try planes.holdsBytes
+                ? classes(size: mask.size) { body in
+                    planes.forEach { z, raw in body(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: n), z * n) }
+                }
+                : classes(size: mask.size) { body in
+                    let plane = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                    defer { plane.deallocate() }
+                    return planes.forEach { z, raw in
+                        planes.values(raw, into: plane)
+                        body(UnsafeBufferPointer(start: plane, count: n), z * n)
+                    }
+                }
+            if let result { return LabelledVolume(image: source, layers: [result.map], boxes: result.box.map { [$0] }, classNames: result.names) }
+        }
+        if maskVolume == nil { maskVolume = try read(maskURL, frame: nil, what: "mask") }
+        let labels = try classes(maskVolume!)
+        return LabelledVolume(image: source, layers: [labels.map], boxes: labels.box.map { [$0] }, classNames: labels.names)
     }
 
     /// A DICOM series and the structures its SEG and RTSTRUCT objects draw on it. Structure names
@@ -112,29 +179,27 @@ struct SampleBuilder {
             for (k, mask) in segment.planes { for i in mask.indices where mask[i] != 0 { layers[target][k * plane + i] = value } }
         }
         if layers.isEmpty { layers = [[Int32](repeating: 0, count: plane * series.planes.count)] }
-        return LabelledVolume(image: image, layers: layers, classNames: classNames, notes: notes)
+        return LabelledVolume(image: .volume(image), layers: layers, boxes: nil, classNames: classNames, notes: notes)
     }
 
     private func slices(_ input: consuming LabelledVolume, item: WorkItem) throws -> [PreparedImage] {
-        let image = input.image, classNames = input.classNames
+        let grid = input.image.grid, classNames = input.classNames
         // Taken out of `input`, so that cleaning them in place does not copy them first.
         var layers = input.layers
         input.layers = []
-        if image.components == 3 && image.is2D == false { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
+        if case let .volume(v) = input.image, v.components == 3 && !v.is2D { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         // Connectivity does not depend on orientation: clean on the source grid, and read slices
         // through a canonical (LPS) view instead of copying both volumes into a new orientation.
         var box: (lo: [Int], hi: [Int])?
         for l in layers.indices {
-            var b = Components.boundingBox(layers[l], size: image.size)
-            if !image.is2D && b != nil {
-                Components.removeSmall(&layers[l], size: image.size, minSize: options.minComponentVoxels, box: b)
-                b = Components.boundingBox(layers[l], size: image.size, within: b)
+            guard let known = input.boxes.map({ $0[l] }) ?? Components.boundingBox(layers[l], size: grid.size) else { continue }
+            if !grid.is2D { Components.removeSmall(&layers[l], size: grid.size, minSize: options.minComponentVoxels, box: known) }
+            if let b = Components.boundingBox(layers[l], size: grid.size, within: known) {
+                box = box.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b
             }
-            if let b { box = box.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b }
         }
-        let view = CanonicalView(image)
-        let policy = manifest.intensityPolicy(modality: item.modality, volume: image, override: options.intensity)
-        let mapping = Intensity.mapping(for: image, policy: policy)
+        if box == nil && !options.keepEmpty { return [] }
+        let view = CanonicalView(grid)
         // The labels' bounding box along each canonical axis (all of it when there are none).
         let extent: [Range<Int>] = (0..<3).map { k in
             let count = view.size[k]
@@ -143,15 +208,66 @@ struct SampleBuilder {
             let (lo, hi) = view.reorientation.flipped[k] ? (count - 1 - box.hi[j], count - 1 - box.lo[j]) : (box.lo[j], box.hi[j])
             return lo..<(hi + 1)
         }
+        // Slices outside the bounding box hold no mask: skipped without reading.
+        let wanted = { (k: Int) in options.keepEmpty ? 0..<view.size[k] : extent[k] }
+        let cut = { (axis: SliceAxis, index: Int, channels: Int, pixels: PlanePixels) in
+            slice(grid, view, layers, classNames, axis: axis, index: index, labelled: extent, channels: channels, pixels: pixels)
+        }
+
+        let policy = manifest.intensityPolicy(modality: item.modality, override: options.intensity) {
+            guard case let .volume(v) = input.image, v.is2D, v.isIntegral else { return false }
+            return v.voxels.allSatisfy { $0 >= 0 && $0 <= 255 }
+        }
+        let image: Volume
+        switch input.image {
+        case let .volume(v): image = v
+        case let .planes(planes, url):
+            // Axial slices of a file stored in axial planes, under a policy that needs no statistics
+            // of the volume: one pass over the file's planes.
+            if let mapping = Intensity.mapping(for: policy), options.axes == [.axial], view.reorientation.permutation[2] == 2 {
+                let planeSize = grid.size[0] * grid.size[1], nz = grid.size[2], flipped = view.reorientation.flipped[2]
+                let windowing = planes.windowing(mapping)
+                var out: [PreparedImage] = []
+                let complete = planes.forEach { z, plane in
+                    let index = flipped ? nz - 1 - z : z
+                    guard wanted(2).contains(index) else { return }
+                    let pixels: PlanePixels = { base, colStep, rowStep, cols, rows, dst in
+                        for r in 0..<rows {
+                            planes.window(plane, offset: base - z * planeSize + r * rowStep, stride: colStep, count: cols, with: windowing, into: dst + r * cols)
+                        }
+                    }
+                    if let prepared = cut(.axial, index, 1, pixels) { out.append(prepared) }
+                }
+                if complete { return flipped ? out.reversed() : out }
+            }
+            // Read whole: other cuts, statistics, or a damaged file, whose reading names the problem.
+            image = try read(url, frame: nil, what: "image")
+        }
+        let mapping = Intensity.mapping(for: image, policy: policy)
+        let channels = image.components
+        let pixels: PlanePixels = { base, colStep, rowStep, cols, rows, dst in
+            image.voxels.withUnsafeBufferPointer { v in
+                if channels == 1 {
+                    for r in 0..<rows {
+                        mapping.apply(v.baseAddress! + base + r * rowStep, stride: colStep, count: cols, into: dst + r * cols)
+                    }
+                    return
+                }
+                for r in 0..<rows {
+                    var p = (base + r * rowStep) * channels
+                    for c in 0..<cols {
+                        let d = (r * cols + c) * channels
+                        for q in 0..<channels { dst[d + q] = mapping.apply(v[p + q]) }
+                        p += colStep * channels
+                    }
+                }
+            }
+        }
         var out: [PreparedImage] = []
-        if box == nil && !options.keepEmpty { return out }
         for axis in image.is2D ? [.axial] : options.axes {
             let k = axis == .axial ? 2 : axis == .coronal ? 1 : 0
-            // Slices outside the bounding box hold no mask: skipped without reading.
-            for index in options.keepEmpty ? 0..<view.size[k] : extent[k] {
-                if let prepared = slice(image, view, layers, classNames, axis: axis, index: index, labelled: extent, mapping: mapping) {
-                    out.append(prepared)
-                }
+            for index in wanted(k) {
+                if let prepared = cut(axis, index, channels, pixels) { out.append(prepared) }
             }
         }
         return out
@@ -175,21 +291,32 @@ struct SampleBuilder {
     }
 
     /// Label values → 1-based indices into the dataset's class list (labels of one class merge).
-    private func classes(_ mask: Volume) throws -> ([Int32], [String]) {
+    private func classes(_ mask: Volume) throws -> (map: [Int32], names: [String], box: Box?) {
         var values = mask.voxels
         if mask.components == 3 {
             // Grey masks saved as RGB: take the brightest channel.
             values = (0..<mask.voxelCount).map { max(mask.voxels[3 * $0], mask.voxels[3 * $0 + 1], mask.voxels[3 * $0 + 2]) }
         }
-        if let t = manifest.binarize {
-            let name = manifest.labels[1] ?? manifest.labels.values.first ?? "foreground"
-            let threshold = Float(t)
-            return (values.map { $0 >= threshold ? 1 : 0 }, [name])
-        }
+        return try classes(size: mask.size) { body in values.withUnsafeBufferPointer { body($0, 0) }; return true }!
+    }
+
+    /// The label map of a volume whose values `runs` hands over, a run at a time with the index of
+    /// its first voxel, and a box holding every voxel with a label (nil: none; all of the volume under
+    /// `binarize`). `runs` returns false when it could not read them all (nil then).
+    private func classes<V: LabelValue>(size: [Int], _ runs: ((UnsafeBufferPointer<V>, Int) -> Void) -> Bool) throws -> (map: [Int32], names: [String], box: Box?)? {
+        let count = size.reduce(1, *), (nx, nxy) = (size[0], size[0] * size[1])
+        var lo = (x: Int.max, y: Int.max, z: Int.max), hi = (x: -1, y: -1, z: -1)
         var present = Set<Int32>()
         var bad: Float?
-        var map = [Int32](unsafeUninitializedCapacity: values.count) { m, initialized in
-            values.withUnsafeBufferPointer { v in
+        var complete = false
+        let threshold = manifest.binarize.map(Float.init)
+        var map = [Int32](unsafeUninitializedCapacity: count) { m, initialized in
+            complete = runs { v, offset in
+                let m = m.baseAddress! + offset
+                if let threshold {
+                    for j in v.indices { m[j] = v[j].value >= threshold ? 1 : 0 }
+                    return
+                }
                 var last: Int32 = 0
                 var i = 0
                 while i < v.count {
@@ -197,29 +324,51 @@ struct SampleBuilder {
                     // Label maps are mostly background: a run of 64 zeros (±0) is found by a branch-free
                     // OR of their bits, which vectorises, and stored as such.
                     var any: UInt32 = 0
-                    for j in i..<end { any |= v[j].bitPattern & 0x7fff_ffff }
+                    for j in i..<end { any |= v[j].nonzeroBits }
                     if any == 0 {
                         for j in i..<end { m[j] = 0 }
                         i = end
                         continue
                     }
+                    var first = end, final = -1
                     for j in i..<end {
-                        let x = v[j]
-                        // Integral, non-negative and in range, checked without a libm call.
-                        guard x > 0, x < 2_000_000_000, Float(Int32(x)) == x else {
-                            if x != 0 { bad = x }
+                        guard let l = v[j].label else {
+                            bad = v[j].value
                             m[j] = 0
                             continue
                         }
-                        let l = Int32(x)
                         m[j] = l
+                        if l == 0 { continue }
                         if l != last { present.insert(l); last = l }
+                        (first, final) = (min(first, j), j)
+                    }
+                    // The box grows by the block's first and last labelled voxels, which share a row
+                    // unless the block wraps one; then by each labelled voxel.
+                    func grow(_ j: Int) {
+                        let f = offset + j, (c, r, p) = (f % nx, f % nxy / nx, f / nxy)
+                        (lo.x, lo.y, lo.z) = (min(lo.x, c), min(lo.y, r), min(lo.z, p))
+                        (hi.x, hi.y, hi.z) = (max(hi.x, c), max(hi.y, r), max(hi.z, p))
+                    }
+                    if final >= 0 {
+                        if (offset + first) / nx == (offset + final) / nx {
+                            grow(first)
+                            grow(final)
+                        } else {
+                            for j in first...final where m[j] != 0 { grow(j) }
+                        }
                     }
                     i = end
                 }
             }
-            initialized = values.count
+            // What a failed read left unwritten is never looked at, but must not stay uninitialised.
+            if !complete { m.initialize(repeating: 0) }
+            initialized = count
         }
+        guard complete else { return nil }
+        if threshold != nil {
+            return (map, [manifest.labels[1] ?? manifest.labels.values.first ?? "foreground"], (lo: [0, 0, 0], hi: size.map { $0 - 1 }))
+        }
+        let box: Box? = hi.x < 0 ? nil : ([lo.x, lo.y, lo.z], [hi.x, hi.y, hi.z])
         if let b = bad { throw IngestFailure(stage: "labels", message: "label map has a non-integer or negative value (\(b)); is it a probability map?") }
         let unknown = present.filter { manifest.labels[Int($0)] == nil && !manifest.ignore.contains(Int($0)) }.sorted()
         if !unknown.isEmpty {
@@ -230,7 +379,7 @@ struct SampleBuilder {
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0 + 1)) })
         let classOf = Dictionary(uniqueKeysWithValues: present.map { ($0, manifest.labels[Int($0)].flatMap { index[$0] } ?? 0) })
         // Label values that already are their class indices (KiTS's are) need no second pass.
-        if classOf.allSatisfy({ $0.key == $0.value }) { return (map, names) }
+        if classOf.allSatisfy({ $0.key == $0.value }) { return (map, names, box) }
         // Label value → class index through a table (values are small in practice) or a dictionary.
         let top = Int(present.max() ?? 0)
         if top < 1 << 16 {
@@ -240,14 +389,18 @@ struct SampleBuilder {
         } else {
             map.withUnsafeMutableBufferPointer { m in for i in m.indices where m[i] != 0 { m[i] = classOf[m[i]] ?? 0 } }
         }
-        return (map, names)
+        return (map, names, box)
     }
 
     // MARK: One slice
 
+    /// Fills a plane's pixels, mapped to 0…255, into `dst` (`cols`×`rows`, interleaved components):
+    /// the voxel at column c, row r has index `base + c * colStep + r * rowStep` in the volume.
+    typealias PlanePixels = (_ base: Int, _ colStep: Int, _ rowStep: Int, _ cols: Int, _ rows: Int, _ dst: UnsafeMutablePointer<Float>) -> Void
+
     /// `labelled`: the labels' bounding box along the canonical axes; label planes are read only there.
-    private func slice(_ image: Volume, _ view: CanonicalView, _ layers: [[Int32]], _ classNames: [String], axis: SliceAxis, index: Int,
-                       labelled: [Range<Int>], mapping: Intensity.Mapping) -> PreparedImage? {
+    private func slice(_ grid: Grid, _ view: CanonicalView, _ layers: [[Int32]], _ classNames: [String], axis: SliceAxis, index: Int,
+                       labelled: [Range<Int>], channels: Int, pixels fill: PlanePixels) -> PreparedImage? {
         let (nz, sp) = (view.size[2], view.spacing)
         // Plane geometry: columns and rows in display order (superior at the top for x/y planes).
         let (cols, rows, colSpacing, rowSpacing): (Int, Int, Double, Double) = switch axis {
@@ -271,21 +424,22 @@ struct SampleBuilder {
         case .coronal: (labelled[0], zRows)
         case .sagittal: (labelled[1], zRows)
         }
+        // Label planes hold just that box (bw×bh): outside it there are no labels.
+        let (bw, bh) = (cRange.count, rRange.count)
         var planes: [[Int32]] = []
         for layer in layers {
-            var labels = [Int32](repeating: 0, count: cols * rows)
             var any = false
-            layer.withUnsafeBufferPointer { m in
-                labels.withUnsafeMutableBufferPointer { l in
-                    for r in rRange {
-                        var p = base + r * rowStep + cRange.lowerBound * colStep
-                        for c in cRange { let v = m[p]; if v != 0 { l[r * cols + c] = v; any = true }; p += colStep }
+            var labels = [Int32](unsafeUninitializedCapacity: bw * bh) { l, initialized in
+                layer.withUnsafeBufferPointer { m in
+                    for (r, row) in rRange.enumerated() {
+                        var p = base + row * rowStep + cRange.lowerBound * colStep
+                        for c in 0..<bw { let v = m[p]; l[r * bw + c] = v; any = any || v != 0; p += colStep }
                     }
                 }
+                initialized = bw * bh
             }
             if any {
-                Components.removeSmall(&labels, size: [cols, rows, 1], minSize: options.minMaskPixels,
-                                       box: ([cRange.lowerBound, rRange.lowerBound, 0], [cRange.upperBound - 1, rRange.upperBound - 1, 0]))
+                Components.removeSmall(&labels, size: [bw, bh, 1], minSize: options.minMaskPixels, box: ([0, 0, 0], [bw - 1, bh - 1, 0]))
                 planes.append(labels)
             }
         }
@@ -313,7 +467,7 @@ struct SampleBuilder {
             var keys = labels
             var keyClass: [Int32: (cls: Int32, instance: Int)] = [:]
             if options.instances {
-                let (ids, _) = labels.withUnsafeBufferPointer { Components.label($0, size: [cols, rows, 1]) }
+                let (ids, _) = labels.withUnsafeBufferPointer { Components.label($0, size: [bw, bh, 1]) }
                 for i in ids.indices where ids[i] != 0 && keyClass[ids[i]] == nil {
                     instancesOfClass[labels[i], default: 0] += 1
                     keyClass[ids[i]] = (labels[i], instancesOfClass[labels[i]]!)
@@ -324,7 +478,7 @@ struct SampleBuilder {
             var found: [(key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
             keys.withUnsafeBufferPointer { kp in
                 for y in yOut {
-                    let row = ys[y] * cols
+                    let row = (ys[y] - rRange.lowerBound) * bw - cRange.lowerBound
                     for x in xOut {
                         let k = kp[row + xs[x]]
                         if k == 0 { continue }
@@ -348,25 +502,9 @@ struct SampleBuilder {
         masks.sort { ($0.cls, $0.instance) < ($1.cls, $1.instance) }
         if masks.isEmpty && !options.keepEmpty { return nil }
 
-        let channels = image.components
-        var plane = [Float](repeating: 0, count: cols * rows * channels)
-        image.voxels.withUnsafeBufferPointer { v in
-            plane.withUnsafeMutableBufferPointer { out in
-                if channels == 1 {
-                    for r in 0..<rows {
-                        mapping.apply(v.baseAddress! + base + r * rowStep, stride: colStep, count: cols, into: out.baseAddress! + r * cols)
-                    }
-                    return
-                }
-                for r in 0..<rows {
-                    var p = (base + r * rowStep) * channels
-                    for c in 0..<cols {
-                        let dst = (r * cols + c) * channels
-                        for q in 0..<channels { out[dst + q] = mapping.apply(v[p + q]) }
-                        p += colStep * channels
-                    }
-                }
-            }
+        let plane = [Float](unsafeUninitializedCapacity: cols * rows * channels) { p, initialized in
+            fill(base, colStep, rowStep, cols, rows, p.baseAddress!)
+            initialized = cols * rows * channels
         }
         let resized = plane.withUnsafeBufferPointer { Resize.bilinear($0, width: cols, height: rows, channels: channels, toWidth: cw, toHeight: ch) }
         var pixels = [UInt8](repeating: 0, count: options.size * options.size * channels)
@@ -379,17 +517,19 @@ struct SampleBuilder {
                 }
             }
         }
-        let transform: [String: Any] = [
-            "axis": axis.rawValue, "index": index, "plane": [cols, rows], "content": [cw, ch], "size": options.size,
-            "permutation": view.reorientation.permutation, "flipped": view.reorientation.flipped,
-            "rows_flipped": axis != .axial, "source_spacing": image.spacing,
-        ]
+        // JSON with sorted keys, written out: JSONSerialization's dynamic casts took 4 % of an ingest.
+        // Numbers print as JSONSerialization prints them (shortest round trip, integers bare).
+        func list(_ values: [some CustomStringConvertible]) -> String { "[" + values.map(\.description).joined(separator: ",") + "]" }
+        let spacing = grid.spacing.map { $0.rounded() == $0 && abs($0) < 1e15 ? String(Int64($0)) : "\($0)" }
+        let transform = "{\"axis\":\"\(axis.rawValue)\",\"content\":[\(cw),\(ch)],\"flipped\":\(list(view.reorientation.flipped)),"
+            + "\"index\":\(index),\"permutation\":\(list(view.reorientation.permutation)),\"plane\":[\(cols),\(rows)],"
+            + "\"rows_flipped\":\(axis != .axial),\"size\":\(options.size),\"source_spacing\":\(list(spacing))}"
         let hash = pixels.withUnsafeBytes { Checksum.xxh128($0) } + "-\(options.size)x\(channels)"
         return PreparedImage(
             axis: axis, slice: index, pixels: pixels, channels: channels, size: options.size,
             contentWidth: cw, contentHeight: ch, origWidth: cols, origHeight: rows,
             spacing: [colSpacing, rowSpacing, axis == .axial ? sp[2] : axis == .coronal ? sp[1] : sp[0]],
-            transform: String(decoding: try! JSONSerialization.data(withJSONObject: transform, options: .sortedKeys), as: UTF8.self),
+            transform: transform,
             hash: hash, masks: masks.map(\.mask))
     }
 }

@@ -146,8 +146,15 @@ final class ProcessingTests: XCTestCase {
 
     func testComponentsOnALargeRandomVolumeMatchAFloodFill() {
         var rng = SystemRandomNumberGenerator()
+        // Dense, and sparse: long runs of background, which the labelling passes over in blocks.
+        for percent in [30, 1] {
+            let l: [Int32] = (0..<(40 * 30 * 20)).map { _ in Int.random(in: 0..<100, using: &rng) < percent ? Int32.random(in: 1...2, using: &rng) : 0 }
+            assertComponentsMatchAFloodFill(l)
+        }
+    }
+
+    func assertComponentsMatchAFloodFill(_ l: [Int32], file: StaticString = #filePath, line: UInt = #line) {
         let size = [40, 30, 20], n = 40 * 30 * 20
-        let l: [Int32] = (0..<n).map { _ in Int.random(in: 0..<10, using: &rng) < 3 ? Int32.random(in: 1...2, using: &rng) : 0 }
         let (ids, sizes) = l.withUnsafeBufferPointer { Components.label($0, size: size) }
         // Reference: breadth-first flood fill with 26 neighbours.
         var ref = [Int](repeating: 0, count: n), count = 0
@@ -165,11 +172,37 @@ final class ProcessingTests: XCTestCase {
                 } } }
             }
         }
-        XCTAssertEqual(sizes.count - 1, count)
-        // Same partition: a bijection between ids.
-        var map: [Int32: Int] = [:]
+        XCTAssertEqual(sizes.count - 1, count, file: file, line: line)
+        // Same partition: a bijection between ids, and each id's size.
+        var map: [Int32: Int] = [:], refSizes = [Int](repeating: 0, count: count + 1)
         for i in 0..<n where l[i] != 0 {
-            if let m = map[ids[i]] { XCTAssertEqual(m, ref[i]) } else { map[ids[i]] = ref[i] }
+            if let m = map[ids[i]] { XCTAssertEqual(m, ref[i], file: file, line: line) } else { map[ids[i]] = ref[i] }
+            refSizes[ref[i]] += 1
+        }
+        XCTAssertEqual(ids.enumerated().filter { l[$0.offset] == 0 }.allSatisfy { $0.element == 0 }, true, file: file, line: line)
+        for (id, r) in map { XCTAssertEqual(sizes[Int(id)], refSizes[r], file: file, line: line) }
+    }
+
+    func testResizeMatchesATapByTapSum() {
+        // The reference: each output the plain sum over its own taps, rows then columns, as Pillow does.
+        func reference(_ src: [Float], _ w: Int, _ h: Int, _ ow: Int, _ oh: Int) -> [Float] {
+            let tx = Resize.taps(from: w, to: ow), ty = Resize.taps(from: h, to: oh)
+            var tmp = [Float](repeating: 0, count: ow * h), out = [Float](repeating: 0, count: ow * oh)
+            for y in 0..<h { for x in 0..<ow {
+                var acc: Float = 0
+                for k in 0..<tx.count[x] { acc += src[y * w + tx.start[x] + k] * tx.weights[x * tx.width + k] }
+                tmp[y * ow + x] = acc
+            } }
+            for y in 0..<oh { for k in 0..<ty.count[y] { for x in 0..<ow {
+                out[y * ow + x] += tmp[(ty.start[y] + k) * ow + x] * ty.weights[y * ty.width + k]
+            } } }
+            return out
+        }
+        var rng = SystemRandomNumberGenerator()
+        for (w, h, ow, oh) in [(512, 512, 256, 256), (300, 200, 256, 171), (100, 80, 256, 205), (97, 61, 33, 20)] {
+            let src = (0..<(w * h)).map { _ in Float(Int.random(in: 0...255, using: &rng)) }
+            let got = src.withUnsafeBufferPointer { Resize.bilinear($0, width: w, height: h, channels: 1, toWidth: ow, toHeight: oh) }
+            XCTAssertEqual(got, reference(src, w, h, ow, oh), "\(w)×\(h) → \(ow)×\(oh)")
         }
     }
 }

@@ -127,6 +127,53 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(try c.errors().count, 4)
     }
 
+    /// Axial slices of a compressed NIfTI are cut from its planes as they are inflated; any other
+    /// cut reads the volume whole. Both must give the same samples, whatever the file's orientation.
+    func testPlaneByPlaneSlicesEqualThoseOfTheWholeVolume() throws {
+        let raw = dir.appendingPathComponent("KiTS19/case_00000")
+        // Stored with x and z reversed: canonical axial order runs against the file's planes.
+        let flip = [-1.0, 0, 0, 0, 1, 0, 0, 0, -1]
+        var ct = DatasetFactory.ct(), labels = DatasetFactory.labels()
+        ct.direction = flip
+        labels.direction = flip
+        for (name, type) in [("imaging.nii.gz", NIfTI.DataType.int16), ("imaging.nii", .int16)] {
+            try DatasetFactory.write(ct, raw.appendingPathComponent(name), type: type)
+        }
+        try DatasetFactory.write(labels, raw.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        // Label values stored as int16 go through the general (Float) label path.
+        try DatasetFactory.write(labels, raw.appendingPathComponent("segmentation16.nii.gz"), type: .int16)
+        let manifest = try XCTUnwrap(library.manifest(named: "kits19"))
+        func samples(_ image: String, _ mask: String, axes: [SliceAxis]) throws -> [PreparedImage] {
+            var o = IngestOptions()
+            o.axes = axes
+            let item = WorkItem(dataset: "kits19", caseName: "case_00000", image: raw.appendingPathComponent(image), key: image,
+                                mask: raw.appendingPathComponent(mask), maskKey: mask, modality: "ct", frame: nil, dicom: nil)
+            return try SampleBuilder(manifest: manifest, vocabulary: library.vocabulary, options: o).build(item).images.filter { $0.axis == .axial }
+        }
+        let whole = try samples("imaging.nii.gz", "segmentation.nii.gz", axes: [.axial, .sagittal])
+        XCTAssertEqual(whole.count, DatasetFactory.expectedImages)
+        XCTAssertEqual(whole.map(\.slice), Array(6...13), "slices 2…9 counted from the other end")
+        for (image, mask) in [("imaging.nii.gz", "segmentation.nii.gz"), ("imaging.nii", "segmentation.nii.gz"), ("imaging.nii.gz", "segmentation16.nii.gz")] {
+            let planes = try samples(image, mask, axes: [.axial])
+            XCTAssertEqual(planes.map(\.slice), whole.map(\.slice), image)
+            XCTAssertEqual(planes.map(\.pixels), whole.map(\.pixels), image)
+            XCTAssertEqual(planes.map(\.hash), whole.map(\.hash), image)
+            XCTAssertEqual(planes.map(\.transform), whole.map(\.transform), image)
+            for (p, w) in zip(planes, whole) {
+                XCTAssertEqual(p.masks.map(\.className), w.masks.map(\.className))
+                XCTAssertEqual(p.masks.map(\.area), w.masks.map(\.area))
+                XCTAssertEqual(p.masks.map(\.pixels), w.masks.map(\.pixels))
+                XCTAssertEqual(p.masks.map { [$0.box.x0, $0.box.y0, $0.box.x1, $0.box.y1] }, w.masks.map { [$0.box.x0, $0.box.y0, $0.box.x1, $0.box.y1] })
+            }
+        }
+        // A mask that turns out truncated while its planes are read is rejected with the reader's message.
+        let seg = try Data(contentsOf: raw.appendingPathComponent("segmentation16.nii.gz"))
+        try seg.prefix(seg.count / 2).write(to: raw.appendingPathComponent("segmentation16.nii.gz"))
+        XCTAssertThrowsError(try samples("imaging.nii.gz", "segmentation16.nii.gz", axes: [.axial])) { e in
+            XCTAssertTrue("\(e)".contains("truncated") && "\(e)".contains("read mask"), "\(e)")
+        }
+    }
+
     func testFloatLabelMapsAreCheckedAtEveryVoxel() throws {
         // Float label maps: -0 is background; a fraction, NaN or a negative value anywhere (here in the
         // middle of a background run, at an odd offset) rejects the file.

@@ -1,5 +1,5 @@
 // A small C surface over Debian's codec libraries (libpng, libjpeg-turbo, libtiff, giflib, zlib,
-// libdeflate, xxhash). libpng and libjpeg report errors with longjmp, which must never cross Swift
+// libdeflate, ISA-L, xxhash). libpng and libjpeg report errors with longjmp, which must never cross Swift
 // frames, so every entry point here returns 0 on success or -1 with a message in `err`.
 #ifndef MEDCAT_CCODECS_H
 #define MEDCAT_CCODECS_H
@@ -46,6 +46,16 @@ int mc_gzip(const uint8_t *buf, size_t len, int level, uint8_t **out, size_t *ou
 int mc_zlib_decompress(const uint8_t *buf, size_t len, size_t expected, uint8_t **out, size_t *outlen,
                        char *err, size_t errlen);
 int mc_zlib_compress(const uint8_t *buf, size_t len, int level, uint8_t **out, size_t *outlen);
+
+// One gzip member inflated piece by piece (ISA-L), so that a reader converts each piece while it is
+// still in cache instead of writing and re-reading the whole file. mc_gz_read fills up to `cap`
+// bytes and returns how many it wrote (fewer than `cap` only at the end), or -1 when the stream is
+// damaged, truncated, fails its CRC or size check, or has bytes after its member: the caller then
+// takes mc_gunzip's path, which handles multi-member files and names the problem precisely.
+typedef struct mc_gz mc_gz;
+mc_gz *mc_gz_open(const uint8_t *buf, size_t len);
+long long mc_gz_read(mc_gz *g, uint8_t *out, size_t cap);
+void mc_gz_close(mc_gz *g);
 
 // The catalog's row inserts run millions of times; these bind values to a prepared sqlite3
 // statement directly instead of boxing each argument. Parameter indexes are 1-based. `step` runs
