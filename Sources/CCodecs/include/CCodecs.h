@@ -1,6 +1,6 @@
 // A small C surface over Debian's codec libraries (libpng, libjpeg-turbo, libtiff, giflib, zlib,
-// libdeflate, ISA-L, xxhash). libpng and libjpeg report errors with longjmp, which must never cross Swift
-// frames, so every entry point here returns 0 on success or -1 with a message in `err`.
+// libdeflate, ISA-L, xxhash). libpng and libjpeg report errors with longjmp, which must never cross
+// Swift frames, so every entry point here returns 0 on success or -1 with a message in `err`.
 #ifndef MEDCAT_CCODECS_H
 #define MEDCAT_CCODECS_H
 #include <stddef.h>
