@@ -54,7 +54,7 @@ public enum NIfTI {
 
     /// What the header says about the voxel data of the frames to read.
     struct Layout {
-        var count: Int, components: Int, frames: Int, bytesPerFrame: Int
+        var size: [Int], count: Int, components: Int, frames: Int, bytesPerFrame: Int
         var geometry: Geometry
         var slope: Float?, inter: Float, integral: Bool
 
@@ -63,6 +63,7 @@ public enum NIfTI {
             guard !o1, n < 1 << 34, h.dims[1...4].allSatisfy({ $0 < 1 << 20 }) else {
                 throw ImagingError("NIfTI: dimensions \(h.dims[1...4].map(String.init).joined(separator: "×")) are implausible")
             }
+            size = Array(h.dims[1...3])
             components = h.datatype == .rgb24 ? 3 : 1
             count = n * components
             frames = min(h.dims[4], limit)
@@ -82,7 +83,7 @@ public enum NIfTI {
         }
 
         /// A frame whose raw values `fill` converts into the buffer it is given; nil when it fails.
-        func volume(_ h: Header, fill: (UnsafeMutablePointer<Float>) -> Bool) -> Volume? {
+        func volume(fill: (UnsafeMutablePointer<Float>) -> Bool) -> Volume? {
             var ok = false
             var voxels = [Float](unsafeUninitializedCapacity: count) { out, initialized in
                 ok = fill(out.baseAddress!)
@@ -90,7 +91,7 @@ public enum NIfTI {
             }
             guard ok else { return nil }
             voxels.withUnsafeMutableBufferPointer { scale($0.baseAddress!, count: count) }
-            return Volume(size: Array(h.dims[1...3]), components: components, spacing: geometry.spacing,
+            return Volume(size: size, components: components, spacing: geometry.spacing,
                           origin: geometry.origin, direction: geometry.direction, voxels: voxels, isIntegral: integral)
         }
     }
@@ -105,7 +106,7 @@ public enum NIfTI {
         }
         return data.withUnsafeBytes { raw in
             (0..<layout.frames).map { f in
-                layout.volume(h) { out in
+                layout.volume { out in
                     Voxels.convert(raw.baseAddress! + h.voxOffset + f * layout.bytesPerFrame, count: layout.count,
                                    type: h.datatype, bigEndian: h.bigEndian, into: out)
                     return true
@@ -126,7 +127,7 @@ public enum NIfTI {
         let size = h.datatype == .rgb24 ? 1 : h.datatype.bytes
         var frames: [Volume] = []
         for _ in 0..<layout.frames {
-            guard let v = layout.volume(h, fill: { out in
+            guard let v = layout.volume(fill: { out in
                 var done = 0
                 while done < layout.count {
                     let want = min((layout.count - done) * size, pieceSize)

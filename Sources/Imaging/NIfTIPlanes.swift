@@ -4,6 +4,7 @@ import Foundation
 /// some planes of a large compressed volume works on each while it is in cache; the volume is never
 /// held whole, inflated or as `Float`.
 public final class NIfTIPlanes {
+    public let url: URL
     public let grid: Grid
     /// True when the file stores integers (and its scaling keeps them integers).
     public let isIntegral: Bool
@@ -25,10 +26,11 @@ public final class NIfTIPlanes {
             header = file.count >= 348 ? file.withUnsafeBytes { try? NIfTI.parseHeader($0) } : nil
         }
         guard let h = header, h.datatype != .rgb24, h.dims[3] > 1, let layout = try? NIfTI.Layout(h, limit: 1) else { return nil }
+        self.url = url
         self.file = file
         self.header = h
         self.layout = layout
-        grid = Grid(size: Array(h.dims[1...3]), spacing: layout.geometry.spacing, origin: layout.geometry.origin,
+        grid = Grid(size: layout.size, spacing: layout.geometry.spacing, origin: layout.geometry.origin,
                     direction: layout.geometry.direction)
         isIntegral = layout.integral
     }

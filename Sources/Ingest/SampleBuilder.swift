@@ -32,12 +32,12 @@ struct BuiltUnit {
 /// and MR), so that only the planes that hold labels are converted, each while it is in cache.
 enum ImageSource {
     case volume(Volume)
-    case planes(NIfTIPlanes, URL)
+    case planes(NIfTIPlanes)
 
     var grid: Grid {
         switch self {
         case let .volume(v): v.grid
-        case let .planes(p, _): p.grid
+        case let .planes(p): p.grid
         }
     }
 }
@@ -104,7 +104,7 @@ struct SampleBuilder {
     /// An image file and its label map.
     private func fileInput(_ item: WorkItem) throws -> LabelledVolume {
         let planes = (item.frame ?? 0) == 0 && ImageIO.format(of: item.image) == .nifti ? NIfTIPlanes(item.image) : nil
-        let source = try planes.map { ImageSource.planes($0, item.image) } ?? .volume(read(item.image, frame: item.frame, what: "image"))
+        let source = try planes.map(ImageSource.planes) ?? .volume(read(item.image, frame: item.frame, what: "image"))
         let image = source.grid
         guard let maskURL = item.mask else { throw IngestFailure(stage: "pair", message: "no label file") }
         let maskPlanes = ImageIO.format(of: maskURL) == .nifti ? NIfTIPlanes(maskURL) : nil
@@ -190,7 +190,7 @@ struct SampleBuilder {
         if case let .volume(v) = input.image, v.components == 3 && !v.is2D { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         // Connectivity does not depend on orientation: clean on the source grid, and read slices
         // through a canonical (LPS) view instead of copying both volumes into a new orientation.
-        var box: (lo: [Int], hi: [Int])?
+        var box: Box?
         for l in layers.indices {
             guard let known = input.boxes.map({ $0[l] }) ?? Components.boundingBox(layers[l], size: grid.size) else { continue }
             if !grid.is2D { Components.removeSmall(&layers[l], size: grid.size, minSize: options.minComponentVoxels, box: known) }
@@ -221,7 +221,7 @@ struct SampleBuilder {
         let image: Volume
         switch input.image {
         case let .volume(v): image = v
-        case let .planes(planes, url):
+        case let .planes(planes):
             // Axial slices of a file stored in axial planes, under a policy that needs no statistics
             // of the volume: one pass over the file's planes.
             if let mapping = Intensity.mapping(for: policy), options.axes == [.axial], view.reorientation.permutation[2] == 2 {
@@ -241,7 +241,7 @@ struct SampleBuilder {
                 if complete { return flipped ? out.reversed() : out }
             }
             // Read whole: other cuts, statistics, or a damaged file, whose reading names the problem.
-            image = try read(url, frame: nil, what: "image")
+            image = try read(planes.url, frame: nil, what: "image")
         }
         let mapping = Intensity.mapping(for: image, policy: policy)
         let channels = image.components
