@@ -2,87 +2,104 @@ import Foundation
 
 /// Connected components of label maps, for dropping specks (MedSAM removes 3D components under
 /// 1000 voxels and 2D ones under 100 pixels) and for splitting masks into instances.
+///
+/// Labels are mostly long runs along x (organs, lesions), so components are found between runs, not
+/// voxels: two runs of one value in neighbouring rows touch when their x ranges, each widened by
+/// one, overlap. That is 8-connectivity in 2D and 26-connectivity in 3D.
 public enum Components {
-    /// Labels the connected components of equal nonzero values. 3D uses 26-connectivity, 2D
-    /// (depth 1) 8-connectivity. Returns per-voxel component ids (0 = background, 1…n) and each
-    /// component's size.
-    public static func label(_ labels: UnsafeBufferPointer<Int32>, size: [Int]) -> (ids: [Int32], sizes: [Int]) {
-        let nx = size[0], ny = size[1], nz = size[2], n = labels.count
-        // Neighbours already visited in raster order: half of the 26 (or 8) neighbourhood.
-        var offsets: [(dx: Int, dy: Int, dz: Int)] = [(-1, 0, 0), (-1, -1, 0), (0, -1, 0), (1, -1, 0)]
-        if nz > 1 { for dy in -1...1 { for dx in -1...1 { offsets.append((dx, dy, -1)) } } }
-        // Those at x + 1 last.
-        offsets.sort { $0.dx < $1.dx }
-        let rightFirst = offsets.firstIndex { $0.dx > 0 }!
-        let steps = offsets.map { $0.dx + nx * ($0.dy + ny * $0.dz) }
-        var ids = [Int32](repeating: 0, count: n)
-        // Provisional labels: at most one per voxel. Only the first `next` entries are ever read.
-        var parent = [Int32](unsafeUninitializedCapacity: n + 1) { _, count in count = n + 1 }
-        var next = 1
-        ids.withUnsafeMutableBufferPointer { id in
-            parent.withUnsafeMutableBufferPointer { p in
-                steps.withUnsafeBufferPointer { steps in
-                    offsets.withUnsafeBufferPointer { offsets in
-                        for z in 0..<nz { for y in 0..<ny {
-                            let row = (z * ny + y) * nx
-                            var x = -1
-                            while true {
-                                x = nextForeground(labels, row, from: x + 1, to: nx)
-                                if x == nx { break }
-                                let i = row + x, v = labels[i]
-                                var mine: Int32 = 0, first = 0
-                                // Inside a run, the left neighbour has already joined every neighbour
-                                // that this voxel shares with it: only those at x + 1 are left.
-                                if x > 0 && labels[i - 1] == v {
-                                    mine = find(id[i - 1], p)
-                                    first = rightFirst
-                                }
-                                for k in first..<steps.count {
-                                    let o = offsets[k]
-                                    if (o.dx < 0 && x == 0) || (o.dx > 0 && x == nx - 1) || (o.dy < 0 && y == 0) || (o.dy > 0 && y == ny - 1) || (o.dz < 0 && z == 0) { continue }
-                                    let j = i + steps[k]
-                                    if labels[j] != v { continue }
-                                    let other = find(id[j], p)
-                                    if mine == 0 { mine = other } else if other != mine {
-                                        let (a, b) = (min(mine, other), max(mine, other))
-                                        p[Int(b)] = a
-                                        mine = a
-                                    }
-                                }
-                                if mine == 0 {
-                                    mine = Int32(next)
-                                    p[next] = mine
-                                    next += 1
-                                }
-                                id[i] = mine
-                            }
-                        } }
-                    }
-                }
-            }
-        }
-        // Compact roots to 1…n and count sizes.
-        var compact = [Int32](repeating: 0, count: next)
+    /// Maximal runs of one nonzero value along x, row after row (y fastest, then z).
+    struct Runs {
+        var start: [Int32] = [], end: [Int32] = [], value: [Int32] = []
+        /// Runs of row `r` (r = z * ny + y) are `rowStart[r]..<rowStart[r + 1]`.
+        var rowStart: [Int32] = [0]
+        /// Per run, its component (1…n, numbered by first voxel in raster order); `sizes[c]` in voxels.
+        var component: [Int32] = []
         var sizes: [Int] = [0]
-        parent.withUnsafeMutableBufferPointer { p in
-            for r in 1..<next where find(Int32(r), p) == Int32(r) {
-                compact[r] = Int32(sizes.count)
-                sizes.append(0)
+    }
+
+    /// The runs of a label map and their components.
+    static func runs(_ labels: UnsafeBufferPointer<Int32>, size: [Int]) -> Runs {
+        let nx = size[0], ny = size[1], nz = size[2]
+        var r = Runs()
+        r.rowStart.reserveCapacity(ny * nz + 1)
+        for row in 0..<(ny * nz) {
+            let base = row * nx
+            var x = nextForeground(labels, base, from: 0, to: nx)
+            while x < nx {
+                let v = labels[base + x], s = x
+                x += 1
+                while x < nx && labels[base + x] == v { x += 1 }
+                r.start.append(Int32(s)); r.end.append(Int32(x)); r.value.append(v)
+                if x < nx && labels[base + x] == 0 { x = nextForeground(labels, base, from: x + 1, to: nx) }
             }
-            ids.withUnsafeMutableBufferPointer { id in
-                sizes.withUnsafeMutableBufferPointer { sizes in
-                    var i = -1
-                    while true {
-                        i = nextForeground(UnsafeBufferPointer(id), 0, from: i + 1, to: id.count)
-                        if i == id.count { break }
-                        let c = compact[Int(find(id[i], p))]
-                        id[i] = c
-                        sizes[Int(c)] += 1
+            r.rowStart.append(Int32(r.start.count))
+        }
+        // Union-find over runs; the smaller index becomes the root, so a component's root is its
+        // first run in raster order.
+        var parent = (0..<Int32(r.start.count)).map { $0 }
+        parent.withUnsafeMutableBufferPointer { p in
+            r.start.withUnsafeBufferPointer { start in r.end.withUnsafeBufferPointer { end in r.value.withUnsafeBufferPointer { value in
+                r.rowStart.withUnsafeBufferPointer { rowStart in
+                    // Rows already visited that may touch row (y, z): (y-1, z) and, in 3D, y-1…y+1 at z-1.
+                    var neighbours: [(dy: Int, dz: Int)] = [(-1, 0)]
+                    if nz > 1 { neighbours += [(-1, -1), (0, -1), (1, -1)] }
+                    for z in 0..<nz { for y in 0..<ny {
+                        let row = z * ny + y
+                        let mine = Int(rowStart[row])..<Int(rowStart[row + 1])
+                        if mine.isEmpty { continue }
+                        for (dy, dz) in neighbours {
+                            let (oy, oz) = (y + dy, z + dz)
+                            guard oy >= 0, oy < ny, oz >= 0 else { continue }
+                            let other = oz * ny + oy
+                            var j = Int(rowStart[other])
+                            let jEnd = Int(rowStart[other + 1])
+                            for i in mine {
+                                // Both rows' runs are sorted and disjoint: skip the other row's runs
+                                // that end before this one starts (less one).
+                                while j < jEnd && end[j] < start[i] { j += 1 }
+                                var k = j
+                                while k < jEnd && start[k] <= end[i] {
+                                    if value[k] == value[i] { union(Int32(i), Int32(k), p) }
+                                    k += 1
+                                }
+                            }
+                        }
                     }
+                } }
+            } } }
+        }
+        // Components numbered in order of their first run; sizes summed over runs.
+        r.component = [Int32](repeating: 0, count: r.start.count)
+        parent.withUnsafeMutableBufferPointer { p in
+            for i in 0..<r.start.count {
+                let root = Int(find(Int32(i), p))
+                if root == i {
+                    r.sizes.append(0)
+                    r.component[i] = Int32(r.sizes.count - 1)
+                } else {
+                    r.component[i] = r.component[root]
+                }
+                r.sizes[Int(r.component[i])] += Int(r.end[i] - r.start[i])
+            }
+        }
+        return r
+    }
+
+    /// Labels the connected components of equal nonzero values. 3D uses 26-connectivity, 2D
+    /// (depth 1) 8-connectivity. Returns per-voxel component ids (0 = background, 1…n, in order of
+    /// each component's first voxel in raster order) and each component's size.
+    public static func label(_ labels: UnsafeBufferPointer<Int32>, size: [Int]) -> (ids: [Int32], sizes: [Int]) {
+        let r = runs(labels, size: size), nx = size[0]
+        var ids = [Int32](repeating: 0, count: labels.count)
+        ids.withUnsafeMutableBufferPointer { id in
+            for row in 0..<(r.rowStart.count - 1) {
+                for i in Int(r.rowStart[row])..<Int(r.rowStart[row + 1]) {
+                    let base = row * nx
+                    for x in Int(r.start[i])..<Int(r.end[i]) { id[base + x] = r.component[i] }
                 }
             }
         }
-        return (ids, sizes)
+        return (ids, r.sizes)
     }
 
     /// The first x in `from..<to` where `v[row + x]` is nonzero, else `to`. Foreground is sparse
@@ -110,59 +127,45 @@ public enum Components {
         return r
     }
 
+    @inline(__always)
+    static func union(_ a: Int32, _ b: Int32, _ parent: UnsafeMutableBufferPointer<Int32>) {
+        let (ra, rb) = (find(a, parent), find(b, parent))
+        if ra != rb { parent[Int(max(ra, rb))] = min(ra, rb) }
+    }
+
     /// Sets to 0 every component smaller than `minSize`. Returns how many voxels were removed.
-    /// `box`: a box known to hold all of the foreground, when the caller has one.
     @discardableResult
-    public static func removeSmall(_ labels: inout [Int32], size: [Int], minSize: Int, box known: (lo: [Int], hi: [Int])? = nil) -> Int {
+    public static func removeSmall(_ labels: inout [Int32], size: [Int], minSize: Int) -> Int {
         if minSize <= 1 { return 0 }
-        // Labels are sparse in medical volumes: work inside the bounding box of the foreground.
-        guard let box = known ?? boundingBox(labels, size: size) else { return 0 }
-        let bx = box.hi[0] - box.lo[0] + 1, by = box.hi[1] - box.lo[1] + 1, bz = box.hi[2] - box.lo[2] + 1
-        let whole = bx == size[0] && by == size[1] && bz == size[2]
-        // Box rows: offset in `labels` and in the box.
-        func rows(_ body: (_ src: Int, _ dst: Int) -> Void) {
-            for z in 0..<bz { for y in 0..<by {
-                body(((z + box.lo[2]) * size[1] + y + box.lo[1]) * size[0] + box.lo[0], (z * by + y) * bx)
-            } }
-        }
-        let (ids, sizes) = labels.withUnsafeBufferPointer { l in
-            if whole { return label(l, size: size) }
-            let sub = [Int32](unsafeUninitializedCapacity: bx * by * bz) { s, count in
-                rows { src, dst in (s.baseAddress! + dst).initialize(from: l.baseAddress! + src, count: bx) }
-                count = bx * by * bz
-            }
-            return sub.withUnsafeBufferPointer { label($0, size: [bx, by, bz]) }
-        }
-        if !sizes.dropFirst().contains(where: { $0 < minSize }) { return 0 }
+        let r = labels.withUnsafeBufferPointer { runs($0, size: size) }
+        if !r.sizes.dropFirst().contains(where: { $0 < minSize }) { return 0 }
         var removed = 0
         labels.withUnsafeMutableBufferPointer { l in
-            ids.withUnsafeBufferPointer { id in
-                rows { src, dst in
-                    for x in 0..<bx where id[dst + x] != 0 && sizes[Int(id[dst + x])] < minSize {
-                        l[src + x] = 0
-                        removed += 1
-                    }
+            for row in 0..<(r.rowStart.count - 1) {
+                for i in Int(r.rowStart[row])..<Int(r.rowStart[row + 1]) where r.sizes[Int(r.component[i])] < minSize {
+                    let base = row * size[0]
+                    for x in Int(r.start[i])..<Int(r.end[i]) { l[base + x] = 0 }
+                    removed += Int(r.end[i] - r.start[i])
                 }
             }
         }
         return removed
     }
 
-    /// Inclusive bounding box of the nonzero voxels, or nil when there are none; `within` limits
-    /// the search to a box known to hold them all.
-    public static func boundingBox(_ labels: [Int32], size: [Int], within: (lo: [Int], hi: [Int])? = nil) -> (lo: [Int], hi: [Int])? {
+    /// Inclusive bounding box of the nonzero voxels, or nil when there are none.
+    public static func boundingBox(_ labels: [Int32], size: [Int]) -> (lo: [Int], hi: [Int])? {
         var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
-        let from = within?.lo ?? [0, 0, 0], to = within?.hi ?? size.map { $0 - 1 }
+        let nx = size[0]
         labels.withUnsafeBufferPointer { l in
             guard let base = l.baseAddress else { return }
-            for z in from[2]..<(to[2] + 1) { for y in from[1]..<(to[1] + 1) {
-                let row = base + (z * size[1] + y) * size[0]
+            for z in 0..<size[2] { for y in 0..<size[1] {
+                let row = base + (z * size[1] + y) * nx
                 // Most rows of a label map are empty: a branch-free OR over the row (vectorised)
                 // rules them out before any search.
                 var any: Int32 = 0
-                for x in from[0]..<(to[0] + 1) { any |= row[x] }
+                for x in 0..<nx { any |= row[x] }
                 if any == 0 { continue }
-                var first = from[0], last = to[0]
+                var first = 0, last = nx - 1
                 while row[first] == 0 { first += 1 }
                 while row[last] == 0 { last -= 1 }
                 lo[0] = min(lo[0], first); hi[0] = max(hi[0], last)

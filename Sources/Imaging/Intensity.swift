@@ -53,13 +53,13 @@ public enum Intensity {
             return x.isFinite && x > (background ?? -.infinity) ? v : 0
         }
 
-        /// `apply` over `count` values `stride` apart, written contiguously to `out`: every pixel of
-        /// every slice goes through here.
-        public func apply(_ src: UnsafePointer<Float>, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
-            if stride == 1 {
+        /// `apply` over `count` values `stride` apart, written `outStride` apart to `out`: every pixel
+        /// of every slice goes through here.
+        public func apply(_ src: UnsafePointer<Float>, stride: Int, count: Int, into out: UnsafeMutablePointer<Float>, outStride: Int = 1) {
+            if stride == 1 && outStride == 1 {
                 for i in 0..<count { out[i] = apply(src[i]) }
             } else {
-                for i in 0..<count { out[i] = apply(src[i * stride]) }
+                for i in 0..<count { out[i * outStride] = apply(src[i * stride]) }
             }
         }
     }

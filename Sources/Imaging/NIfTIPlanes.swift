@@ -35,27 +35,40 @@ public final class NIfTIPlanes {
         isIntegral = layout.integral
     }
 
-    /// Calls `body` with each z plane (x fastest, then y) in file order. False when the file turns out
-    /// damaged or truncated, or is a multi-member gzip: the caller discards what it made of the planes
-    /// and reads the file whole. A compressed file is read to its end, so its CRC is always checked.
-    public func forEach(_ body: (_ z: Int, _ plane: UnsafeRawPointer) -> Void) -> Bool {
-        let h = header, planeBytes = h.dims[1] * h.dims[2] * h.datatype.bytes
+    /// Calls `body` with each z plane (x fastest, then y) in file order, up to plane `last` (all of
+    /// them when nil). False when the file turns out damaged or truncated, or is a multi-member gzip:
+    /// the caller discards what it made of the planes and reads the file whole.
+    ///
+    /// A compressed file is inflated to its end, so that its CRC is checked, unless `last` leaves
+    /// planes out and the gzip trailer gives the length the header implies: then inflating stops
+    /// after plane `last`. A truncated file still fails (its last bytes are no such trailer); what
+    /// goes unchecked is the CRC, which covers the whole file.
+    public func forEach(through last: Int? = nil, _ body: (_ z: Int, _ plane: UnsafeRawPointer) -> Void) -> Bool {
+        let h = header, planeBytes = h.dims[1] * h.dims[2] * h.datatype.bytes, nz = h.dims[3]
         return file.withUnsafeBytes { raw in
             guard Compression.isGzip(file) else {
-                guard raw.count >= h.voxOffset + planeBytes * h.dims[3] else { return false }
-                for z in 0..<h.dims[3] { body(z, raw.baseAddress! + h.voxOffset + z * planeBytes) }
+                guard raw.count >= h.voxOffset + planeBytes * nz else { return false }
+                for z in 0..<nz { body(z, raw.baseAddress! + h.voxOffset + z * planeBytes) }
                 return true
             }
+            let stop = last.map { min($0, nz - 1) } ?? nz - 1
+            let early = stop < nz - 1 && raw.count >= 18 && raw.loadUnaligned(fromByteOffset: raw.count - 4, as: UInt32.self).littleEndian == UInt32(truncatingIfNeeded: inflatedSize)
             let plane = UnsafeMutableRawBufferPointer.allocate(byteCount: max(planeBytes, 540), alignment: 16)
             defer { plane.deallocate() }
             guard let stream = GzipStream(raw), NIfTI.streamHeader(stream, scratch: plane) != nil else { return false }
             let one = UnsafeMutableRawBufferPointer(rebasing: plane[0..<planeBytes])
-            for z in 0..<h.dims[3] {
+            for z in 0..<(early ? max(stop + 1, 0) : nz) {
                 guard stream.read(into: one) == planeBytes else { return false }
                 body(z, plane.baseAddress!)
             }
-            return NIfTI.drain(stream, scratch: plane)
+            return early || NIfTI.drain(stream, scratch: plane)
         }
+    }
+
+    /// The length of the file inflated, when it holds the header, the voxels of every frame, and nothing more.
+    var inflatedSize: Int {
+        let ndim = min(max(header.dims[0], 1), 7)
+        return header.voxOffset + (1...ndim).reduce(header.datatype.bytes) { $0 * max(header.dims[$1], 1) }
     }
 
     /// True when the stored bytes are the values (8-bit unsigned, unscaled): planes can be read as they are.
@@ -91,20 +104,22 @@ public final class NIfTIPlanes {
     }
 
     /// `count` voxels of a plane, `stride` voxels apart from voxel `offset` on, scaled as the header
-    /// says and mapped to 0…255 as `Float`, into `out`: what `mapping.apply` gives on the volume that
-    /// `NIfTI.read` returns.
+    /// says and mapped to 0…255 as `Float`, into `out`, `outStride` apart: what `mapping.apply` gives
+    /// on the volume that `NIfTI.read` returns.
     public func window(_ plane: UnsafeRawPointer, offset: Int, stride: Int, count: Int, with w: Windowing,
-                       into out: UnsafeMutablePointer<Float>) {
+                       into out: UnsafeMutablePointer<Float>, outStride: Int = 1) {
         let type = header.datatype, start = plane + offset * type.bytes
         if let table = w.table {
             table.withUnsafeBufferPointer { t in
                 let t = t.baseAddress! + w.bias, swap = header.bigEndian != (1.bigEndian == 1)
+                // Pointers stepped, not indices multiplied: a multiplication checks for overflow.
                 func each<T: FixedWidthInteger>(_: T.Type) {
                     let step = stride * MemoryLayout<T>.size
+                    var (src, dst) = (start, out)
                     if swap {
-                        for k in 0..<count { out[k] = t[Int((start + k * step).loadUnaligned(as: T.self).byteSwapped)] }
+                        for _ in 0..<count { dst.pointee = t[Int(src.loadUnaligned(as: T.self).byteSwapped)]; src += step; dst += outStride }
                     } else {
-                        for k in 0..<count { out[k] = t[Int((start + k * step).loadUnaligned(as: T.self))] }
+                        for _ in 0..<count { dst.pointee = t[Int(src.loadUnaligned(as: T.self))]; src += step; dst += outStride }
                     }
                 }
                 switch type {
@@ -116,8 +131,11 @@ public final class NIfTIPlanes {
             }
             return
         }
-        Voxels.convert(start, count: count, stride: stride, type: type, bigEndian: header.bigEndian, into: out)
-        layout.scale(out, count: count)
-        w.mapping.apply(out, stride: 1, count: count, into: out)
+        // Converted in place where the output is contiguous.
+        let row = outStride == 1 ? out : UnsafeMutablePointer<Float>.allocate(capacity: count)
+        defer { if row != out { row.deallocate() } }
+        Voxels.convert(start, count: count, stride: stride, type: type, bigEndian: header.bigEndian, into: row)
+        layout.scale(row, count: count)
+        w.mapping.apply(row, stride: 1, count: count, into: out, outStride: outStride)
     }
 }

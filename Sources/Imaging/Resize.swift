@@ -29,44 +29,21 @@ public enum Resize {
     /// Resamples an interleaved plane of `channels` components (finite values).
     public static func bilinear(_ src: UnsafeBufferPointer<Float>, width: Int, height: Int, channels: Int,
                                 toWidth ow: Int, toHeight oh: Int) -> [Float] {
+        if channels == 1 {
+            return bilinear(width: width, height: height, toWidth: ow, toHeight: oh) { r, dst, stride in
+                for x in 0..<width { dst[x * stride] = src[r * width + x] }
+            }
+        }
         if ow == width && oh == height { return Array(src) }
-        let tx = taps(from: width, to: ow), ty = taps(from: height, to: oh)
+        let tx = taps(from: width, to: ow)
         // Every element is written below.
         let tmp = [Float](unsafeUninitializedCapacity: ow * height * channels) { t, initialized in
             initialized = ow * height * channels
             tx.weights.withUnsafeBufferPointer { weights in
-                let src = src.baseAddress!, weights = weights.baseAddress!, t = t.baseAddress!
-                let start = tx.start, count = tx.count
-                if channels == 1 {
-                    // Grey planes, the common case. Where all `tx.width` taps lie inside the row, every
-                    // output sums that many (weights past its own count are zero), so the loop has a
-                    // fixed length; adding 0 × a finite value leaves a sum unchanged.
-                    let full = (0..<ow).lazy.filter { start[$0] + tx.width <= width }
-                    let (first, last) = (full.first ?? ow, full.last ?? -1)
-                    for y in 0..<height {
-                        let row = src + y * width, orow = t + y * ow
-                        func sum(_ x: Int, _ n: Int) {
-                            let p = row + start[x], w = weights + x * tx.width
-                            var acc: Float = 0
-                            for k in 0..<n { acc += p[k] * w[k] }
-                            orow[x] = acc
-                        }
-                        for x in 0..<min(first, ow) { sum(x, count[x]) }
-                        if first <= last {
-                            switch tx.width {
-                            case 3: for x in first...last { sum(x, 3) }
-                            case 5: for x in first...last { sum(x, 5) }
-                            default: for x in first...last { sum(x, count[x]) }
-                            }
-                        }
-                        for x in max(last + 1, first)..<ow { sum(x, count[x]) }
-                    }
-                    return
-                }
                 for y in 0..<height {
-                    let row = src + y * width * channels, orow = t + y * ow * channels
+                    let row = src.baseAddress! + y * width * channels, orow = t.baseAddress! + y * ow * channels
                     for x in 0..<ow {
-                        let s = tx.start[x], n = tx.count[x], w = weights + x * tx.width
+                        let s = tx.start[x], n = tx.count[x], w = weights.baseAddress! + x * tx.width
                         for c in 0..<channels {
                             var acc: Float = 0
                             var p = row + s * channels + c
@@ -77,18 +54,66 @@ public enum Resize {
                 }
             }
         }
-        var out = [Float](repeating: 0, count: ow * oh * channels)
-        tmp.withUnsafeBufferPointer { t in
-            out.withUnsafeMutableBufferPointer { o in
-                let stride = ow * channels
-                for y in 0..<oh {
-                    let s = ty.start[y], n = ty.count[y], wb = y * ty.width
-                    let orow = y * stride
-                    let out = o.baseAddress! + orow
-                    for k in 0..<n {
-                        let w = ty.weights[wb + k], input = t.baseAddress! + (s + k) * stride
-                        for i in 0..<stride { out[i] += input[i] * w }
+        return tmp.withUnsafeBufferPointer { vertical($0, rowLength: ow * channels, height: height, toHeight: oh) }
+    }
+
+    /// Resamples a grey plane whose rows `row` hands over: `row(r, dst, stride)` writes row r's
+    /// `width` values (finite) to `dst`, `stride` apart.
+    ///
+    /// Rows are filtered eight at a time, interleaved so that one vector holds a column of the eight
+    /// and each tap is a vector multiply-add; each value is still the sum of its own taps in order,
+    /// as the per-row loop would give it.
+    public static func bilinear(width: Int, height: Int, toWidth ow: Int, toHeight oh: Int,
+                                rows row: (_ r: Int, _ dst: UnsafeMutablePointer<Float>, _ stride: Int) -> Void) -> [Float] {
+        if ow == width && oh == height {
+            return [Float](unsafeUninitializedCapacity: width * height) { out, initialized in
+                for r in 0..<height { row(r, out.baseAddress! + r * width, 1) }
+                initialized = width * height
+            }
+        }
+        let tx = taps(from: width, to: ow)
+        let block = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: width)
+        defer { block.deallocate() }
+        let lanes = UnsafeMutableRawPointer(block).assumingMemoryBound(to: Float.self)
+        let tmp = [Float](unsafeUninitializedCapacity: ow * height) { t, initialized in
+            tx.weights.withUnsafeBufferPointer { weights in tx.start.withUnsafeBufferPointer { start in tx.count.withUnsafeBufferPointer { count in
+                let t = t.baseAddress!, weights = weights.baseAddress!
+                for r0 in stride(from: 0, to: height, by: 8) {
+                    let rows = min(8, height - r0)
+                    // Lanes past the plane's last row hold zeros, which are summed and not kept.
+                    if rows < 8 { block.initialize(repeating: .zero, count: width) }
+                    for i in 0..<rows { row(r0 + i, lanes + i, 8) }
+                    let (o1, o2, o3, o4, o5, o6, o7) = (ow, 2 * ow, 3 * ow, 4 * ow, 5 * ow, 6 * ow, 7 * ow)
+                    for x in 0..<ow {
+                        let (src, w) = (block + start[x], weights + x * tx.width)
+                        var acc = SIMD8<Float>(repeating: 0)
+                        for k in 0..<count[x] { acc += src[k] * SIMD8(repeating: w[k]) }
+                        // Lanes back to rows, unrolled: a loop over lanes sends the vector through memory.
+                        let d = t + r0 * ow + x
+                        if rows == 8 {
+                            (d[0], d[o1], d[o2], d[o3]) = (acc[0], acc[1], acc[2], acc[3])
+                            (d[o4], d[o5], d[o6], d[o7]) = (acc[4], acc[5], acc[6], acc[7])
+                        } else {
+                            for i in 0..<rows { d[i * ow] = acc[i] }
+                        }
                     }
+                }
+            } } }
+            initialized = ow * height
+        }
+        return tmp.withUnsafeBufferPointer { vertical($0, rowLength: ow, height: height, toHeight: oh) }
+    }
+
+    /// The vertical pass: each output row the weighted sum of its taps' rows, taps in order.
+    static func vertical(_ t: UnsafeBufferPointer<Float>, rowLength n: Int, height: Int, toHeight oh: Int) -> [Float] {
+        let ty = taps(from: height, to: oh)
+        var out = [Float](repeating: 0, count: n * oh)
+        out.withUnsafeMutableBufferPointer { o in
+            for y in 0..<oh {
+                let out = o.baseAddress! + y * n
+                for k in 0..<ty.count[y] {
+                    let w = ty.weights[y * ty.width + k], input = t.baseAddress! + (ty.start[y] + k) * n
+                    for i in 0..<n { out[i] += input[i] * w }
                 }
             }
         }

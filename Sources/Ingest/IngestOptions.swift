@@ -24,6 +24,9 @@ public struct IngestOptions: Sendable {
     public var modality: String?
     /// Try again files that an earlier run rejected, even if unchanged.
     public var retryRejected = false
+    /// Inflate compressed images to their end, so that the CRC covers them whole. Otherwise an image
+    /// is inflated only as far as its last labelled slice (truncation is still caught by its trailer).
+    public var verifyCRC = false
     /// Record DICOM file paths and series UIDs in the catalog and logs instead of salted hashes
     /// (off by default: folder names of clinical exports often carry patient identifiers).
     public var keepPaths = false
@@ -41,6 +44,7 @@ public struct IngestOptions: Sendable {
             "size": size, "axes": axes.map(\.rawValue).joined(), "instances": instances, "keep_empty": keepEmpty,
             "min_mask_pixels": minMaskPixels, "min_component_voxels": minComponentVoxels, "workers": workers,
             "intensity": intensity?.description ?? "default", "modality": modality ?? "manifest", "keep_paths": keepPaths,
+            "verify_crc": verifyCRC,
         ]
         return String(decoding: try! JSONSerialization.data(withJSONObject: d, options: .sortedKeys), as: UTF8.self)
     }

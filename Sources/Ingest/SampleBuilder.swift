@@ -43,12 +43,12 @@ enum ImageSource {
 }
 
 /// A unit's image with its labels as class indices (1-based into `classNames`, 0 = background).
-/// Labels come in layers: one for a label map, more where DICOM structures overlap.
+/// Labels come in layers: one for a label map, more where DICOM structures overlap. Layers hold only
+/// `box`, which holds every label (x fastest, then y, z); no box, no layers: there are no labels.
 struct LabelledVolume {
     var image: ImageSource
     var layers: [[Int32]]
-    /// Per layer, a box known to hold all of its foreground (nil: none), when the reader found them.
-    var boxes: [Box?]?
+    var box: Box?
     var classNames: [String]
     var notes: [String] = []
 }
@@ -60,6 +60,17 @@ protocol LabelValue {
     /// Zero exactly when the value is (either) zero, without a branch, so that a loop over values vectorises.
     var nonzeroBits: UInt32 { get }
     var value: Float { get }
+    /// True when every value in `range` is (either) zero.
+    static func allZero(_ v: UnsafeBufferPointer<Self>, _ range: Range<Int>) -> Bool
+}
+
+extension LabelValue {
+    static func allZero(_ v: UnsafeBufferPointer<Self>, _ range: Range<Int>) -> Bool {
+        // A branch-free OR of the bits, which vectorises.
+        var any: UInt32 = 0
+        for j in range { any |= v[j].nonzeroBits }
+        return any == 0
+    }
 }
 
 extension Float: LabelValue {
@@ -76,6 +87,15 @@ extension UInt8: LabelValue {
     var label: Int32? { Int32(self) }
     var nonzeroBits: UInt32 { UInt32(self) }
     var value: Float { Float(self) }
+
+    /// Eight bytes at a time: most of an 8-bit label map is zeros, and every byte of it is looked at.
+    static func allZero(_ v: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+        let p = UnsafeRawPointer(v.baseAddress! + range.lowerBound), words = range.count / 8
+        var any: UInt64 = 0
+        for k in 0..<words { any |= p.loadUnaligned(fromByteOffset: 8 * k, as: UInt64.self) }
+        for j in (range.lowerBound + 8 * words)..<range.upperBound { any |= UInt64(v[j]) }
+        return any == 0
+    }
 }
 
 /// Inclusive voxel bounds along x, y, z.
@@ -132,11 +152,11 @@ struct SampleBuilder {
                         body(UnsafeBufferPointer(start: plane, count: n), z * n)
                     }
                 }
-            if let result { return LabelledVolume(image: source, layers: [result.map], boxes: result.box.map { [$0] }, classNames: result.names) }
+            if let result { return LabelledVolume(image: source, layers: result.box == nil ? [] : [result.map], box: result.box, classNames: result.names) }
         }
         if maskVolume == nil { maskVolume = try read(maskURL, frame: nil, what: "mask") }
         let labels = try classes(maskVolume!)
-        return LabelledVolume(image: source, layers: [labels.map], boxes: labels.box.map { [$0] }, classNames: labels.names)
+        return LabelledVolume(image: source, layers: labels.box == nil ? [] : [labels.map], box: labels.box, classNames: labels.names)
     }
 
     /// A DICOM series and the structures its SEG and RTSTRUCT objects draw on it. Structure names
@@ -178,8 +198,26 @@ struct SampleBuilder {
             } ?? { layers.append([Int32](repeating: 0, count: plane * series.planes.count)); return layers.count - 1 }()
             for (k, mask) in segment.planes { for i in mask.indices where mask[i] != 0 { layers[target][k * plane + i] = value } }
         }
-        if layers.isEmpty { layers = [[Int32](repeating: 0, count: plane * series.planes.count)] }
-        return LabelledVolume(image: .volume(image), layers: layers, boxes: nil, classNames: classNames, notes: notes)
+        let (cut, box) = Self.cropped(layers, size: image.size)
+        return LabelledVolume(image: .volume(image), layers: cut, box: box, classNames: classNames, notes: notes)
+    }
+
+    /// Layers cut down to the box that holds all of their labels (none when they hold none).
+    static func cropped(_ layers: [[Int32]], size: [Int]) -> (layers: [[Int32]], box: Box?) {
+        var box: Box?
+        for layer in layers {
+            guard let b = Components.boundingBox(layer, size: size) else { continue }
+            box = box.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b
+        }
+        guard let box else { return ([], nil) }
+        let (bx, by, bz) = (box.hi[0] - box.lo[0] + 1, box.hi[1] - box.lo[1] + 1, box.hi[2] - box.lo[2] + 1)
+        let cut = layers.map { layer in
+            (0..<(by * bz)).flatMap { row in
+                let start = ((row / by + box.lo[2]) * size[1] + row % by + box.lo[1]) * size[0] + box.lo[0]
+                return layer[start..<(start + bx)]
+            }
+        }
+        return (cut, box)
     }
 
     private func slices(_ input: consuming LabelledVolume, item: WorkItem) throws -> [PreparedImage] {
@@ -190,12 +228,16 @@ struct SampleBuilder {
         if case let .volume(v) = input.image, v.components == 3 && !v.is2D { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         // Connectivity does not depend on orientation: clean on the source grid, and read slices
         // through a canonical (LPS) view instead of copying both volumes into a new orientation.
+        // `box`: what is left of the labels after cleaning, in source voxels.
         var box: Box?
-        for l in layers.indices {
-            guard let known = input.boxes.map({ $0[l] }) ?? Components.boundingBox(layers[l], size: grid.size) else { continue }
-            if !grid.is2D { Components.removeSmall(&layers[l], size: grid.size, minSize: options.minComponentVoxels, box: known) }
-            if let b = Components.boundingBox(layers[l], size: grid.size, within: known) {
-                box = box.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b
+        let stored = input.box
+        if let stored {
+            let size = (0..<3).map { stored.hi[$0] - stored.lo[$0] + 1 }
+            for l in layers.indices {
+                if !grid.is2D { Components.removeSmall(&layers[l], size: size, minSize: options.minComponentVoxels) }
+                guard let b = Components.boundingBox(layers[l], size: size) else { continue }
+                let moved: Box = (zip(b.lo, stored.lo).map(+), zip(b.hi, stored.lo).map(+))
+                box = box.map { (zip($0.lo, moved.lo).map(min), zip($0.hi, moved.hi).map(max)) } ?? moved
             }
         }
         if box == nil && !options.keepEmpty { return [] }
@@ -211,7 +253,7 @@ struct SampleBuilder {
         // Slices outside the bounding box hold no mask: skipped without reading.
         let wanted = { (k: Int) in options.keepEmpty ? 0..<view.size[k] : extent[k] }
         let cut = { (axis: SliceAxis, index: Int, channels: Int, pixels: PlanePixels) in
-            slice(grid, view, layers, classNames, axis: axis, index: index, labelled: extent, channels: channels, pixels: pixels)
+            slice(grid, view, (layers, stored), classNames, axis: axis, index: index, labelled: box == nil ? nil : extent, channels: channels, pixels: pixels)
         }
 
         let policy = manifest.intensityPolicy(modality: item.modality, override: options.intensity) {
@@ -228,13 +270,13 @@ struct SampleBuilder {
                 let planeSize = grid.size[0] * grid.size[1], nz = grid.size[2], flipped = view.reorientation.flipped[2]
                 let windowing = planes.windowing(mapping)
                 var out: [PreparedImage] = []
-                let complete = planes.forEach { z, plane in
+                // Planes past the last wanted one (in file order) need not be inflated.
+                let last = flipped ? nz - 1 - wanted(2).lowerBound : wanted(2).upperBound - 1
+                let complete = planes.forEach(through: options.verifyCRC ? nil : last) { z, plane in
                     let index = flipped ? nz - 1 - z : z
                     guard wanted(2).contains(index) else { return }
-                    let pixels: PlanePixels = { base, colStep, rowStep, cols, rows, dst in
-                        for r in 0..<rows {
-                            planes.window(plane, offset: base - z * planeSize + r * rowStep, stride: colStep, count: cols, with: windowing, into: dst + r * cols)
-                        }
+                    let pixels: PlanePixels = { base, colStep, cols, dst, stride in
+                        planes.window(plane, offset: base - z * planeSize, stride: colStep, count: cols, with: windowing, into: dst, outStride: stride)
                     }
                     if let prepared = cut(.axial, index, 1, pixels) { out.append(prepared) }
                 }
@@ -245,21 +287,14 @@ struct SampleBuilder {
         }
         let mapping = Intensity.mapping(for: image, policy: policy)
         let channels = image.components
-        let pixels: PlanePixels = { base, colStep, rowStep, cols, rows, dst in
+        let pixels: PlanePixels = { base, colStep, cols, dst, stride in
             image.voxels.withUnsafeBufferPointer { v in
                 if channels == 1 {
-                    for r in 0..<rows {
-                        mapping.apply(v.baseAddress! + base + r * rowStep, stride: colStep, count: cols, into: dst + r * cols)
-                    }
+                    mapping.apply(v.baseAddress! + base, stride: colStep, count: cols, into: dst, outStride: stride)
                     return
                 }
-                for r in 0..<rows {
-                    var p = (base + r * rowStep) * channels
-                    for c in 0..<cols {
-                        let d = (r * cols + c) * channels
-                        for q in 0..<channels { dst[d + q] = mapping.apply(v[p + q]) }
-                        p += colStep * channels
-                    }
+                for c in 0..<cols {
+                    for q in 0..<channels { dst[c * stride * channels + q] = mapping.apply(v[(base + c * colStep) * channels + q]) }
                 }
             }
         }
@@ -301,75 +336,87 @@ struct SampleBuilder {
     }
 
     /// The label map of a volume whose values `runs` hands over, a run at a time with the index of
-    /// its first voxel, and a box holding every voxel with a label (nil: none; all of the volume under
-    /// `binarize`). `runs` returns false when it could not read them all (nil then).
+    /// its first voxel, over the box that holds every voxel with a label (nil: none). `runs` returns
+    /// false when it could not read them all (nil then).
     private func classes<V: LabelValue>(size: [Int], _ runs: ((UnsafeBufferPointer<V>, Int) -> Void) -> Bool) throws -> (map: [Int32], names: [String], box: Box?)? {
-        let count = size.reduce(1, *), (nx, nxy) = (size[0], size[0] * size[1])
+        let (nx, nxy) = (size[0], size[0] * size[1])
         var lo = (x: Int.max, y: Int.max, z: Int.max), hi = (x: -1, y: -1, z: -1)
         var present = Set<Int32>()
         var bad: Float?
-        var complete = false
         let threshold = manifest.binarize.map(Float.init)
-        var map = [Int32](unsafeUninitializedCapacity: count) { m, initialized in
-            complete = runs { v, offset in
-                let m = m.baseAddress! + offset
-                if let threshold {
-                    for j in v.indices { m[j] = v[j].value >= threshold ? 1 : 0 }
-                    return
+        // Label maps are mostly background, which is never stored: the labels of each 64-voxel block
+        // that holds any go to `stash`, and the block to `blocks` (its first voxel, its length).
+        var stash: [Int32] = [], blocks: [(offset: Int, count: Int)] = []
+        let skipsZeros = (threshold ?? 1) > 0
+        let block = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+        defer { block.deallocate() }
+        let complete = runs { v, offset in
+            var last: Int32 = 0
+            var i = 0
+            while i < v.count {
+                let end = min(i + 64, v.count)
+                if skipsZeros && V.allZero(v, i..<end) { i = end; continue }
+                var first = end, final = -1
+                for j in i..<end {
+                    let l: Int32
+                    if let threshold { l = v[j].value >= threshold ? 1 : 0 } else if let label = v[j].label { l = label } else {
+                        bad = v[j].value
+                        l = 0
+                    }
+                    block[j - i] = l
+                    if l == 0 { continue }
+                    if l != last { present.insert(l); last = l }
+                    (first, final) = (min(first, j), j)
                 }
-                var last: Int32 = 0
-                var i = 0
-                while i < v.count {
-                    let end = min(i + 64, v.count)
-                    // Label maps are mostly background: a run of 64 zeros (±0) is found by a branch-free
-                    // OR of their bits, which vectorises, and stored as such.
-                    var any: UInt32 = 0
-                    for j in i..<end { any |= v[j].nonzeroBits }
-                    if any == 0 {
-                        for j in i..<end { m[j] = 0 }
-                        i = end
-                        continue
-                    }
-                    var first = end, final = -1
-                    for j in i..<end {
-                        guard let l = v[j].label else {
-                            bad = v[j].value
-                            m[j] = 0
-                            continue
-                        }
-                        m[j] = l
-                        if l == 0 { continue }
-                        if l != last { present.insert(l); last = l }
-                        (first, final) = (min(first, j), j)
-                    }
-                    // The box grows by the block's first and last labelled voxels, which share a row
-                    // unless the block wraps one; then by each labelled voxel.
-                    func grow(_ j: Int) {
-                        let f = offset + j, (c, r, p) = (f % nx, f % nxy / nx, f / nxy)
-                        (lo.x, lo.y, lo.z) = (min(lo.x, c), min(lo.y, r), min(lo.z, p))
-                        (hi.x, hi.y, hi.z) = (max(hi.x, c), max(hi.y, r), max(hi.z, p))
-                    }
-                    if final >= 0 {
-                        if (offset + first) / nx == (offset + final) / nx {
-                            grow(first)
-                            grow(final)
-                        } else {
-                            for j in first...final where m[j] != 0 { grow(j) }
-                        }
-                    }
-                    i = end
+                guard final >= 0 else { i = end; continue }
+                let at = stash.count - i
+                stash.append(contentsOf: UnsafeBufferPointer(start: block, count: end - i))
+                blocks.append((offset + i, end - i))
+                // The box grows by the block's first and last labelled voxels, which share a row
+                // unless the block wraps one; then by each labelled voxel.
+                func grow(_ j: Int) {
+                    let f = offset + j, (c, r, p) = (f % nx, f % nxy / nx, f / nxy)
+                    (lo.x, lo.y, lo.z) = (min(lo.x, c), min(lo.y, r), min(lo.z, p))
+                    (hi.x, hi.y, hi.z) = (max(hi.x, c), max(hi.y, r), max(hi.z, p))
                 }
+                if (offset + first) / nx == (offset + final) / nx {
+                    grow(first)
+                    grow(final)
+                } else {
+                    for j in first...final where stash[at + j] != 0 { grow(j) }
+                }
+                i = end
             }
-            // What a failed read left unwritten is never looked at, but must not stay uninitialised.
-            if !complete { m.initialize(repeating: 0) }
-            initialized = count
         }
         guard complete else { return nil }
-        if threshold != nil {
-            return (map, [manifest.labels[1] ?? manifest.labels.values.first ?? "foreground"], (lo: [0, 0, 0], hi: size.map { $0 - 1 }))
-        }
-        let box: Box? = hi.x < 0 ? nil : ([lo.x, lo.y, lo.z], [hi.x, hi.y, hi.z])
         if let b = bad { throw IngestFailure(stage: "labels", message: "label map has a non-integer or negative value (\(b)); is it a probability map?") }
+        let box: Box? = hi.x < 0 ? nil : ([lo.x, lo.y, lo.z], [hi.x, hi.y, hi.z])
+        // The stashed blocks, row piece by row piece, into a map of the box.
+        var map: [Int32] = []
+        if let box {
+            let (bx, by) = (box.hi[0] - box.lo[0] + 1, box.hi[1] - box.lo[1] + 1)
+            map = [Int32](repeating: 0, count: bx * by * (box.hi[2] - box.lo[2] + 1))
+            map.withUnsafeMutableBufferPointer { m in
+                stash.withUnsafeBufferPointer { s in
+                    var at = 0
+                    for (offset, count) in blocks {
+                        var k = 0
+                        while k < count {
+                            let f = offset + k, (c, r, p) = (f % nx, f % nxy / nx, f / nxy)
+                            let n = min(count - k, nx - c), (c0, c1) = (max(c, lo.x), min(c + n, hi.x + 1))
+                            // Rows outside the box, and columns, hold no labels.
+                            if c0 < c1 && (lo.y...hi.y).contains(r) && (lo.z...hi.z).contains(p) {
+                                (m.baseAddress! + ((p - lo.z) * by + r - lo.y) * bx + c0 - lo.x)
+                                    .update(from: s.baseAddress! + at + k + c0 - c, count: c1 - c0)
+                            }
+                            k += n
+                        }
+                        at += count
+                    }
+                }
+            }
+        }
+        if threshold != nil { return (map, [manifest.labels[1] ?? manifest.labels.values.first ?? "foreground"], box) }
         let unknown = present.filter { manifest.labels[Int($0)] == nil && !manifest.ignore.contains(Int($0)) }.sorted()
         if !unknown.isEmpty {
             let known = manifest.labels.sorted { $0.key < $1.key }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
@@ -394,13 +441,15 @@ struct SampleBuilder {
 
     // MARK: One slice
 
-    /// Fills a plane's pixels, mapped to 0…255, into `dst` (`cols`×`rows`, interleaved components):
-    /// the voxel at column c, row r has index `base + c * colStep + r * rowStep` in the volume.
-    typealias PlanePixels = (_ base: Int, _ colStep: Int, _ rowStep: Int, _ cols: Int, _ rows: Int, _ dst: UnsafeMutablePointer<Float>) -> Void
+    /// Fills a row of a plane, mapped to 0…255, into `dst`: `cols` pixels, from the voxel with index
+    /// `base` in the volume on, `colStep` voxels apart; pixel c's components go to
+    /// `dst[c * stride * components + q]`.
+    typealias PlanePixels = (_ base: Int, _ colStep: Int, _ cols: Int, _ dst: UnsafeMutablePointer<Float>, _ stride: Int) -> Void
 
-    /// `labelled`: the labels' bounding box along the canonical axes; label planes are read only there.
-    private func slice(_ grid: Grid, _ view: CanonicalView, _ layers: [[Int32]], _ classNames: [String], axis: SliceAxis, index: Int,
-                       labelled: [Range<Int>], channels: Int, pixels fill: PlanePixels) -> PreparedImage? {
+    /// `store`: layers over `box` as `LabelledVolume` holds them. `labelled`: the labels' bounding box
+    /// along the canonical axes (nil: there are none); label planes are read only there.
+    private func slice(_ grid: Grid, _ view: CanonicalView, _ store: (layers: [[Int32]], box: Box?), _ classNames: [String], axis: SliceAxis, index: Int,
+                       labelled: [Range<Int>]?, channels: Int, pixels fill: PlanePixels) -> PreparedImage? {
         let (nz, sp) = (view.size[2], view.spacing)
         // Plane geometry: columns and rows in display order (superior at the top for x/y planes).
         let (cols, rows, colSpacing, rowSpacing): (Int, Int, Double, Double) = switch axis {
@@ -418,28 +467,38 @@ struct SampleBuilder {
         // The plane is linear in (c, r): walk it with two strides.
         let base = voxel(0, 0), colStep = voxel(1, 0) - base, rowStep = voxel(0, 1) - base
         // Columns and rows of the plane inside the labels' box; rows count z downwards in x/y planes.
-        let z = labelled[2], zRows = (nz - z.upperBound)..<(nz - z.lowerBound)
+        let box = labelled ?? [0..<0, 0..<0, 0..<0]
+        let z = box[2], zRows = (nz - z.upperBound)..<(nz - z.lowerBound)
         let (cRange, rRange) = switch axis {
-        case .axial: (labelled[0], labelled[1])
-        case .coronal: (labelled[0], zRows)
-        case .sagittal: (labelled[1], zRows)
+        case .axial: (box[0], box[1])
+        case .coronal: (box[0], zRows)
+        case .sagittal: (box[1], zRows)
         }
         // Label planes hold just that box (bw×bh): outside it there are no labels.
         let (bw, bh) = (cRange.count, rRange.count)
+        let crossed = box[axis == .axial ? 2 : axis == .coronal ? 1 : 0].contains(index)
+        // Where voxel (c, r) of the plane is in the layers, which hold only their box.
+        let local = { (c: Int, r: Int) -> Int in
+            let (i, nx, ny, lo, hi) = (voxel(c, r), grid.size[0], grid.size[1], store.box!.lo, store.box!.hi)
+            return i % nx - lo[0] + (hi[0] - lo[0] + 1) * (i / nx % ny - lo[1] + (hi[1] - lo[1] + 1) * (i / (nx * ny) - lo[2]))
+        }
         var planes: [[Int32]] = []
-        for layer in layers {
+        for layer in crossed ? store.layers : [] {
             var any = false
+            let start = local(cRange.lowerBound, rRange.lowerBound)
+            let (step, rowStep) = (bw > 1 ? local(cRange.lowerBound + 1, rRange.lowerBound) - start : 0,
+                                   bh > 1 ? local(cRange.lowerBound, rRange.lowerBound + 1) - start : 0)
             var labels = [Int32](unsafeUninitializedCapacity: bw * bh) { l, initialized in
                 layer.withUnsafeBufferPointer { m in
-                    for (r, row) in rRange.enumerated() {
-                        var p = base + row * rowStep + cRange.lowerBound * colStep
-                        for c in 0..<bw { let v = m[p]; l[r * bw + c] = v; any = any || v != 0; p += colStep }
+                    for r in 0..<bh {
+                        var p = start + r * rowStep
+                        for c in 0..<bw { let v = m[p]; l[r * bw + c] = v; any = any || v != 0; p += step }
                     }
                 }
                 initialized = bw * bh
             }
             if any {
-                Components.removeSmall(&labels, size: [bw, bh, 1], minSize: options.minMaskPixels, box: ([0, 0, 0], [bw - 1, bh - 1, 0]))
+                Components.removeSmall(&labels, size: [bw, bh, 1], minSize: options.minMaskPixels)
                 planes.append(labels)
             }
         }
@@ -474,21 +533,24 @@ struct SampleBuilder {
                 }
                 keys = ids
             }
-            var slot: [Int32: Int] = [:]
-            var found: [(key: Int32, pixels: [UInt8], area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
+            // Each key's first sample gives it a slot; keys are class indices or component ids, both small.
+            var slot = [Int](repeating: -1, count: Int(keys.max() ?? 0) + 1)
+            var found: [(key: Int32, area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int))] = []
+            let (sw, sh) = (xOut.count, yOut.count)
+            var sampled = [Int32](repeating: 0, count: sw * sh)
             keys.withUnsafeBufferPointer { kp in
-                for y in yOut {
+                for (sy, y) in yOut.enumerated() {
                     let row = (ys[y] - rRange.lowerBound) * bw - cRange.lowerBound
-                    for x in xOut {
+                    for (sx, x) in xOut.enumerated() {
                         let k = kp[row + xs[x]]
                         if k == 0 { continue }
-                        let j: Int
-                        if let s = slot[k] { j = s } else {
+                        sampled[sy * sw + sx] = k
+                        var j = slot[Int(k)]
+                        if j < 0 {
                             j = found.count
-                            slot[k] = j
-                            found.append((k, [UInt8](repeating: 0, count: options.size * options.size), 0, (x, y, x, y)))
+                            slot[Int(k)] = j
+                            found.append((k, 0, (x, y, x, y)))
                         }
-                        found[j].pixels[y * options.size + x] = 1
                         found[j].area += 1
                         found[j].box = (min(found[j].box.x0, x), min(found[j].box.y0, y), max(found[j].box.x1, x), max(found[j].box.y1, y))
                     }
@@ -496,17 +558,26 @@ struct SampleBuilder {
             }
             for f in found {
                 let (cls, instance) = options.instances ? keyClass[f.key]! : (f.key, 0)
-                masks.append((cls, instance, PreparedMask(className: classNames[Int(cls) - 1], instance: instance, area: f.area, box: f.box, pixels: f.pixels)))
+                var pixels = [UInt8](repeating: 0, count: options.size * options.size)
+                for sy in 0..<sh {
+                    for sx in 0..<sw { pixels[(yOut.lowerBound + sy) * options.size + xOut.lowerBound + sx] = sampled[sy * sw + sx] == f.key ? 1 : 0 }
+                }
+                masks.append((cls, instance, PreparedMask(className: classNames[Int(cls) - 1], instance: instance, area: f.area, box: f.box, pixels: pixels)))
             }
         }
         masks.sort { ($0.cls, $0.instance) < ($1.cls, $1.instance) }
         if masks.isEmpty && !options.keepEmpty { return nil }
 
-        let plane = [Float](unsafeUninitializedCapacity: cols * rows * channels) { p, initialized in
-            fill(base, colStep, rowStep, cols, rows, p.baseAddress!)
-            initialized = cols * rows * channels
+        let resized: [Float]
+        if channels == 1 {
+            resized = Resize.bilinear(width: cols, height: rows, toWidth: cw, toHeight: ch) { r, dst, stride in fill(base + r * rowStep, colStep, cols, dst, stride) }
+        } else {
+            let plane = [Float](unsafeUninitializedCapacity: cols * rows * channels) { p, initialized in
+                for r in 0..<rows { fill(base + r * rowStep, colStep, cols, p.baseAddress! + r * cols * channels, 1) }
+                initialized = cols * rows * channels
+            }
+            resized = plane.withUnsafeBufferPointer { Resize.bilinear($0, width: cols, height: rows, channels: channels, toWidth: cw, toHeight: ch) }
         }
-        let resized = plane.withUnsafeBufferPointer { Resize.bilinear($0, width: cols, height: rows, channels: channels, toWidth: cw, toHeight: ch) }
         var pixels = [UInt8](repeating: 0, count: options.size * options.size * channels)
         resized.withUnsafeBufferPointer { r in
             pixels.withUnsafeMutableBufferPointer { p in

@@ -59,6 +59,9 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Modality for folders whose manifest does not say it (e.g. ct, mr_t1, ultrasound).")
     var modality: String?
 
+    @Flag(help: "Inflate every .nii.gz image to its end and check its CRC-32, even past the last labelled slice.")
+    var verifyCRC = false
+
     @Flag(help: "Try again files rejected by an earlier run even if unchanged.")
     var retryRejected = false
 
@@ -101,6 +104,7 @@ struct IngestCommand: ParsableCommand {
         options.workers = workers
         options.modality = modality
         options.retryRejected = retryRejected
+        options.verifyCRC = verifyCRC
         options.keepPaths = keepPaths
         if let w = window.flatMap(Self.pair) { options.intensity = .window(width: w.0, level: w.1) }
         if let p = percentile.flatMap(Self.pair) { options.intensity = .percentile(lower: p.0, upper: p.1) }

@@ -86,6 +86,37 @@ final class NIfTIPlanesTests: XCTestCase {
         XCTAssertFalse(NIfTIPlanes(url)!.forEach { _, _ in })
     }
 
+    func testReadingStopsAfterTheLastPlaneWantedWhenTheTrailerSaysTheFileIsWhole() throws {
+        let url = dir.appendingPathComponent("s.nii.gz")
+        let v = volume([40, 30, 20], -1000...1000)
+        try NIfTI.write(v, to: url, datatype: .int16)
+        let good = try Data(contentsOf: url)
+        func planes(through last: Int?) -> (complete: Bool, seen: [Int]) {
+            var seen: [Int] = []
+            let complete = NIfTIPlanes(url)!.forEach(through: last) { z, _ in seen.append(z) }
+            return (complete, seen)
+        }
+        XCTAssertTrue(planes(through: 7) == (true, Array(0...7)))
+        XCTAssertTrue(planes(through: 19) == (true, Array(0..<20)))
+        XCTAssertTrue(planes(through: nil) == (true, Array(0..<20)))
+        // A damaged CRC goes unnoticed when reading stops early (it covers the whole file), and is
+        // caught when the file is read to its end.
+        var crc = good
+        crc[crc.count - 8] ^= 0xff
+        try crc.write(to: url)
+        XCTAssertTrue(planes(through: 7).complete)
+        XCTAssertFalse(planes(through: nil).complete)
+        // A file cut short past the planes wanted has no trailer that gives the header's length: it is
+        // read to where it ends, and rejected.
+        try good.prefix(good.count * 9 / 10).write(to: url)
+        XCTAssertFalse(planes(through: 7).complete)
+        // Neither is a trailer whose length disagrees with the header.
+        var length = good
+        length[length.count - 4] ^= 0x01
+        try length.write(to: url)
+        XCTAssertFalse(planes(through: 7).complete)
+    }
+
     func testMultiMemberFilesReadThroughTheOneShotPath() throws {
         // gzip(a) + gzip(b) is a valid gzip file whose content is a + b.
         let data = NIfTI.encode(volume([50, 40, 30], -500...500), datatype: .int16)
@@ -141,15 +172,17 @@ final class NIfTIPlanesTests: XCTestCase {
             XCTAssertTrue(planes.forEach { z, raw in
                 // Every row forwards, and backwards from its last voxel (a flipped axis).
                 for (offset, stride) in [(0, 1), (29, -1), (5, 2)] {
-                    for y in 0..<20 {
+                    // Written contiguously, and 8 apart (the resampler's interleaved rows).
+                    for y in 0..<20 { for outStride in [1, 8] {
                         let count = stride == 2 ? 12 : 30
-                        var got = [Float](repeating: .nan, count: count)
+                        var got = [Float](repeating: .nan, count: count * outStride)
                         got.withUnsafeMutableBufferPointer {
-                            planes.window(raw, offset: y * 30 + offset, stride: stride, count: count, with: windowing, into: $0.baseAddress!)
+                            planes.window(raw, offset: y * 30 + offset, stride: stride, count: count, with: windowing, into: $0.baseAddress!, outStride: outStride)
                         }
                         let expected = (0..<count).map { window.apply(whole.voxels[z * 600 + y * 30 + offset + $0 * stride]) }
-                        XCTAssertEqual(got, expected, "\(type) slope \(slope.map { "\($0)" } ?? "none")")
-                    }
+                        XCTAssertEqual((0..<count).map { got[$0 * outStride] }, expected, "\(type) slope \(slope.map { "\($0)" } ?? "none")")
+                        XCTAssertTrue(got.indices.filter { $0 % outStride != 0 }.allSatisfy { got[$0].isNaN }, "only every \(outStride)th value written")
+                    } }
                 }
             })
         }

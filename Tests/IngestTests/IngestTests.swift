@@ -174,6 +174,39 @@ final class IngestTests: XCTestCase {
         }
     }
 
+    /// Images are inflated as far as their last labelled slice; a file cut short past it is still
+    /// rejected, and --verify-crc also checks the CRC of what is left.
+    func testImagesAreReadToTheirLastLabelledSliceUnlessTheCRCIsVerified() throws {
+        let raw = dir.appendingPathComponent("KiTS19/case_00000"), image = raw.appendingPathComponent("imaging.nii.gz")
+        var labels = DatasetFactory.labels()
+        // Labels in slices 2…9 of 16 only.
+        for i in labels.voxels.indices where i / (64 * 64) >= 10 { labels.voxels[i] = 0 }
+        try DatasetFactory.write(DatasetFactory.ct(), image)
+        try DatasetFactory.write(labels, raw.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
+        let manifest = try XCTUnwrap(library.manifest(named: "kits19"))
+        func samples(verifyCRC: Bool) throws -> [PreparedImage] {
+            var o = IngestOptions()
+            o.verifyCRC = verifyCRC
+            let item = WorkItem(dataset: "kits19", caseName: "case_00000", image: image, key: "imaging.nii.gz",
+                                mask: raw.appendingPathComponent("segmentation.nii.gz"), maskKey: "segmentation.nii.gz", modality: "ct", frame: nil, dicom: nil)
+            return try SampleBuilder(manifest: manifest, vocabulary: library.vocabulary, options: o).build(item).images
+        }
+        let whole = try samples(verifyCRC: true)
+        XCTAssertEqual(whole.map(\.slice), Array(2...9))
+        XCTAssertEqual(try samples(verifyCRC: false).map(\.hash), whole.map(\.hash))
+        let good = try Data(contentsOf: image)
+        var crc = good
+        crc[crc.count - 8] ^= 0xff
+        try crc.write(to: image)
+        XCTAssertEqual(try samples(verifyCRC: false).map(\.hash), whole.map(\.hash), "the slices read are intact")
+        XCTAssertThrowsError(try samples(verifyCRC: true)) { XCTAssertTrue("\($0)".contains("read image"), "\($0)") }
+        // Cut in slice 14 or so: past the last labelled slice, and still rejected.
+        try good.prefix(good.count * 9 / 10).write(to: image)
+        for verify in [false, true] {
+            XCTAssertThrowsError(try samples(verifyCRC: verify)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
+        }
+    }
+
     func testFloatLabelMapsAreCheckedAtEveryVoxel() throws {
         // Float label maps: -0 is background; a fraction, NaN or a negative value anywhere (here in the
         // middle of a background run, at an odd offset) rejects the file.
