@@ -16,8 +16,9 @@
 #include <sqlite3.h>
 #include <tiffio.h>
 #include <zlib.h>
-#define XXH_INLINE_ALL
-#include <xxhash.h>
+// Debian's libxxhash picks SSE2, AVX2 or AVX-512 at its first call; this header routes XXH3_128bits
+// there (same hash on every path).
+#include <xxh_x86dispatch.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -757,12 +758,8 @@ int mc_zlib_compress(const uint8_t *buf, size_t len, int level, uint8_t **out, s
 
 uint32_t mc_crc32(uint32_t crc, const void *buf, size_t len) { return libdeflate_crc32(crc, buf, len); }
 
-/* Debian's libxxhash chooses SSE2, AVX2 or AVX-512 when first called (xxh_x86dispatch.h); the
- * inlined copy above is built for the baseline, SSE2. Same hash either way. */
-XXH128_hash_t XXH3_128bits_dispatch(const void *input, size_t len);
-
 void mc_xxh128(const void *buf, size_t len, uint64_t out[2]) {
-    XXH128_hash_t h = XXH3_128bits_dispatch(buf, len);
+    XXH128_hash_t h = XXH3_128bits(buf, len);
     out[0] = h.low64;
     out[1] = h.high64;
 }

@@ -53,6 +53,13 @@ struct LabelledVolume {
     var notes: [String] = []
 }
 
+extension LabelledVolume {
+    /// An image and the one label map `SampleBuilder.classes` made of its label file.
+    init(image: ImageSource, labels: (map: [Int32], names: [String], box: Box?)) {
+        self.init(image: image, layers: labels.box == nil ? [] : [labels.map], box: labels.box, classNames: labels.names)
+    }
+}
+
 /// A label map's values as a reader hands them over: the stored bytes of an 8-bit file, else `Float`.
 protocol LabelValue {
     /// The label (0: background), or nil when the value is no integer in 0..<2^31 (a probability map?).
@@ -100,6 +107,11 @@ extension UInt8: LabelValue {
 
 /// Inclusive voxel bounds along x, y, z.
 typealias Box = (lo: [Int], hi: [Int])
+
+/// The smallest box holding `b` and, when there is one, `a`.
+func union(_ a: Box?, _ b: Box) -> Box {
+    a.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b
+}
 
 /// Why a unit was rejected, and at which step.
 struct IngestFailure: Error {
@@ -152,11 +164,10 @@ struct SampleBuilder {
                         body(UnsafeBufferPointer(start: plane, count: n), z * n)
                     }
                 }
-            if let result { return LabelledVolume(image: source, layers: result.box == nil ? [] : [result.map], box: result.box, classNames: result.names) }
+            if let result { return LabelledVolume(image: source, labels: result) }
         }
         if maskVolume == nil { maskVolume = try read(maskURL, frame: nil, what: "mask") }
-        let labels = try classes(maskVolume!)
-        return LabelledVolume(image: source, layers: labels.box == nil ? [] : [labels.map], box: labels.box, classNames: labels.names)
+        return LabelledVolume(image: source, labels: try classes(maskVolume!))
     }
 
     /// A DICOM series and the structures its SEG and RTSTRUCT objects draw on it. Structure names
@@ -207,7 +218,7 @@ struct SampleBuilder {
         var box: Box?
         for layer in layers {
             guard let b = Components.boundingBox(layer, size: size) else { continue }
-            box = box.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b
+            box = union(box, b)
         }
         guard let box else { return ([], nil) }
         let (bx, by, bz) = (box.hi[0] - box.lo[0] + 1, box.hi[1] - box.lo[1] + 1, box.hi[2] - box.lo[2] + 1)
@@ -236,8 +247,7 @@ struct SampleBuilder {
             for l in layers.indices {
                 if !grid.is2D { Components.removeSmall(&layers[l], size: size, minSize: options.minComponentVoxels) }
                 guard let b = Components.boundingBox(layers[l], size: size) else { continue }
-                let moved: Box = (zip(b.lo, stored.lo).map(+), zip(b.hi, stored.lo).map(+))
-                box = box.map { (zip($0.lo, moved.lo).map(min), zip($0.hi, moved.hi).map(max)) } ?? moved
+                box = union(box, (zip(b.lo, stored.lo).map(+), zip(b.hi, stored.lo).map(+)))
             }
         }
         if box == nil && !options.keepEmpty { return [] }

@@ -18,6 +18,7 @@ struct IngestCommand: ParsableCommand {
               medcat ingest ./my-ct --manifest my-ct.yaml --window 1500/-600
               medcat ingest ./pairs --modality ultrasound --instances
               medcat ingest ./tcia-export                # DICOM series with SEG/RTSTRUCT; identifiers hashed
+              medcat ingest ./raw --verify-crc           # check each .nii.gz image's CRC, not only the labelled part
             """
     )
 

@@ -10,7 +10,7 @@ final class CLITests: BinaryTestCase {
         let (out, _) = try medcat(["--help"])
         for word in ["ingest", "catalog", "export", "manifests", "predict", "pack", "train", "eval", "leaderboard", "Examples:"] { XCTAssertTrue(out.contains(word), "help lacks \(word)") }
         let (ingestHelp, _) = try medcat(["ingest", "--help"])
-        for word in ["--catalog", "--workers", "--size", "--axes", "--instances", "--window", "--manifest"] {
+        for word in ["--catalog", "--workers", "--size", "--axes", "--instances", "--window", "--manifest", "--verify-crc"] {
             XCTAssertTrue(ingestHelp.contains(word), "ingest help lacks \(word)")
         }
     }
@@ -28,6 +28,31 @@ final class CLITests: BinaryTestCase {
         XCTAssertTrue(e6.contains("window width must be positive"), e6)
         let (_, e4) = try medcat(["ingest", ".", "--modality", "xray"], expect: 64)
         XCTAssertTrue(e4.contains("unknown modality 'xray'"), e4)
+    }
+
+    /// An image whose gzip CRC is damaged (its voxels intact): ingested by default, which inflates it
+    /// only to its last labelled slice; rejected with --verify-crc, which inflates it to its end.
+    func testVerifyCRCRejectsAnImageWhoseCRCIsDamaged() throws {
+        let kase = dir.appendingPathComponent("raw/KiTS19/case_00000")
+        try FileManager.default.createDirectory(at: kase, withIntermediateDirectories: true)
+        let size = [32, 32, 12], n = 32 * 32 * 12
+        let grid = (spacing: [1.0, 1, 2.5], origin: [0.0, 0, 0])
+        // A 10×10×6 kidney in slices 2…7: 600 voxels, over the 3D threshold once it is lowered.
+        let labels = (0..<n).map { i -> Float in (2..<8).contains(i / 1024) && (8..<18).contains(i % 32) && (8..<18).contains(i / 32 % 32) ? 1 : 0 }
+        try NIfTI.write(Volume(size: size, spacing: grid.spacing, origin: grid.origin, voxels: (0..<n).map { Float($0 % 400 - 200) }),
+                        to: kase.appendingPathComponent("imaging.nii.gz"), datatype: .int16)
+        try NIfTI.write(Volume(size: size, spacing: grid.spacing, origin: grid.origin, voxels: labels),
+                        to: kase.appendingPathComponent("segmentation.nii.gz"), datatype: .uint8)
+        let image = kase.appendingPathComponent("imaging.nii.gz")
+        var bytes = try Data(contentsOf: image)
+        bytes[bytes.count - 8] ^= 0xff
+        try bytes.write(to: image)
+        let flags = ["--size", "64", "--min-component-voxels", "100", "--min-mask-pixels", "10"]
+        let (out, _) = try medcat(["ingest", "raw"] + flags)
+        XCTAssertTrue(out.contains("6 images"), out)
+        try medcat(["ingest", "raw", "--catalog", "verified.sqlite", "--verify-crc"] + flags, expect: 2)
+        let (errors, _) = try medcat(["catalog", "errors", "--catalog", "verified.sqlite"])
+        XCTAssertTrue(errors.contains("imaging.nii.gz") && errors.contains("read image"), errors)
     }
 
     /// A DICOM tree through the binary: what ingest prints, the catalog's stats, pairs and errors,
