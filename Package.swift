@@ -73,10 +73,12 @@ let package = Package(
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Imaging"], resources: [.copy("Fixtures")]),
         // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
         .target(name: "DICOMFixtures", dependencies: ["Imaging"], path: "Tests/DICOMFixtures"),
+        // Datasets in the public layouts, as downloaded (names and quirks of the real ones).
+        .target(name: "DatasetFixtures", dependencies: ["Imaging"], path: "Tests/DatasetFixtures"),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Prompts", "Catalog", "Imaging"]),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "DICOMFixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["medcat", "DICOMFixtures"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "DICOMFixtures", "DatasetFixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["medcat", "DICOMFixtures", "DatasetFixtures"]),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17

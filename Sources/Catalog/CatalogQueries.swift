@@ -29,9 +29,13 @@ public struct CatalogStats: Codable, Sendable {
     public var datasets: Int, cases: Int, images: Int, masks: Int, blobs: Int
     public var sourceFiles: Int, rejectedFiles: Int, errors: Int
     public var byModality: [Row], byClass: [Row], byDataset: [Row], bySplit: [Row]
+    /// Classes kept under names classes.yaml does not know (see `Catalog.mapClass`).
+    public var unmapped: [UnmappedClass]
+    /// Images shared between cases and datasets, as the last ingest found them.
+    public var duplicates: DuplicateReport?
     enum CodingKeys: String, CodingKey {
         case datasets, cases, images, masks, blobs, sourceFiles = "source_files", rejectedFiles = "rejected_files", errors
-        case byModality = "by_modality", byClass = "by_class", byDataset = "by_dataset", bySplit = "by_split"
+        case byModality = "by_modality", byClass = "by_class", byDataset = "by_dataset", bySplit = "by_split", unmapped, duplicates
     }
 }
 
@@ -43,7 +47,8 @@ public struct ErrorRecord: Codable, Sendable {
 extension Catalog {
     /// Counts from the running totals: constant time in the number of images.
     public func stats() throws -> CatalogStats {
-        try db.read { db in
+        let unmapped = try unmappedClasses(), duplicates = try duplicates()
+        return try db.read { db in
             func rows(_ sql: String) throws -> [CatalogStats.Row] {
                 try Row.fetchAll(db, sql: sql).map { CatalogStats.Row(name: $0[0], images: $0[1], masks: $0[2], cases: $0[3]) }
             }
@@ -74,7 +79,8 @@ extension Catalog {
                     let r = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(images), 0), COALESCE(SUM(masks), 0) FROM counts WHERE split = ?", arguments: [s.rawValue])!
                     let cases = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cases WHERE split = ?", arguments: [s.rawValue]) ?? 0
                     return CatalogStats.Row(name: s.name, images: r[0], masks: r[1], cases: cases)
-                })
+                },
+                unmapped: unmapped, duplicates: duplicates)
         }
     }
 

@@ -12,8 +12,11 @@ public struct SourceResult: Sendable {
     public var size: Int64, mtime: Double, stamp: String, contentHash: String?
     public var runID: Int64
     public var outcome: Outcome
+    /// The split the dataset's own folders give the file's case (a labelled test folder), if any.
+    public var officialSplit: Split?
     public init(datasetID: Int64, datasetName: String, path: String, maskPath: String?, size: Int64, mtime: Double,
-                stamp: String, contentHash: String? = nil, runID: Int64, outcome: Outcome) {
+                stamp: String, contentHash: String? = nil, runID: Int64, outcome: Outcome, officialSplit: Split? = nil) {
+        self.officialSplit = officialSplit
         self.datasetID = datasetID; self.datasetName = datasetName; self.path = path; self.maskPath = maskPath
         self.size = size; self.mtime = mtime; self.stamp = stamp; self.contentHash = contentHash; self.runID = runID; self.outcome = outcome
     }
@@ -112,9 +115,9 @@ extension Catalog {
                 for im in images {
                     let (caseID, split): (Int64, Int)
                     if let c = lastCase, c.dataset == r.datasetID, c.name == im.caseName { (caseID, split) = (c.id, c.split) } else {
-                        let s = policy.split(dataset: r.datasetName, case: im.caseName).rawValue
-                        try db.execute(sql: "INSERT INTO cases(dataset_id, name, split) VALUES (?,?,?) ON CONFLICT DO NOTHING",
-                                       arguments: [r.datasetID, im.caseName, s])
+                        let s = policy.split(dataset: r.datasetName, case: im.caseName, official: r.officialSplit).rawValue
+                        try db.execute(sql: "INSERT INTO cases(dataset_id, name, split, fixed_split) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
+                                       arguments: [r.datasetID, im.caseName, s, r.officialSplit?.rawValue])
                         let row = try Row.fetchOne(db, sql: "SELECT id, split FROM cases WHERE dataset_id = ? AND name = ?", arguments: [r.datasetID, im.caseName])!
                         (caseID, split) = (row[0], row[1])
                         lastCase = (r.datasetID, im.caseName, caseID, split)

@@ -166,6 +166,17 @@ enum Schema {
                 """)
             try MaskLists.rebuild(db)
         }
+        // Names outside classes.yaml are kept as classes of their own, marked unmapped; class_map
+        // records what `catalog map-class` mapped them onto, so that later ingests follow it.
+        // fixed_split: the split a dataset's own folders give a case (imagesTs, test/), which a
+        // re-split keeps.
+        m.registerMigration("v5_unmapped_classes_and_official_splits") { db in
+            try db.execute(sql: """
+                ALTER TABLE classes ADD COLUMN mapped INTEGER NOT NULL DEFAULT 1;
+                CREATE TABLE class_map (name TEXT PRIMARY KEY, target TEXT NOT NULL) WITHOUT ROWID;
+                ALTER TABLE cases ADD COLUMN fixed_split INTEGER;
+                """)
+        }
         return m
     }
 }

@@ -70,6 +70,7 @@ labels:
   3: brain_tumor_enhancing      # ET
 case_pattern: '^BraTS-GLI-[0-9]{5}'
 detect:
+  file: "-(t1n|t1c|t2w|t2f|seg)\\.nii(\\.gz)?$"   # the 2023 naming, whatever the folder is called
   folder: "(?i)brats.?20?23|BraTS-GLI"
 licence: "BraTS data terms: research use with citation of the BraTS papers; reportedly CC BY-NC 4.0 (verify on the Synapse challenge page)"
 citation: "Baid U. et al. The RSNA-ASNR-MICCAI BraTS 2021 Benchmark on Brain Tumor Segmentation and Radiogenomic Classification. arXiv:2107.02314 (2021); Menze B. H. et al. The Multimodal Brain Tumor Image Segmentation Benchmark (BRATS). IEEE Transactions on Medical Imaging 34(10), 1993-2024 (2015); Bakas S. et al. Advancing The Cancer Genome Atlas glioma MRI collections with expert segmentation labels and radiomic features. Scientific Data 4, 170117 (2017)"
@@ -113,7 +114,12 @@ homepage: https://www.creatis.insa-lyon.fr/Challenge/camus/
 #   - aliases are, where known, the exact label names used by public datasets' own dataset.json
 #     files (AMOS, BTCV, FLARE, TotalSegmentator, WORD, MSD, ...), so that a generic nnU-Net raw
 #     dataset maps without a manifest;
-#   - names that mean different things in different datasets ("cancer", "tumor", "tumour",
+#   - codes: SNOMED CT concepts (scheme designator SCT; SRT, the older designator, is read as SCT)
+#     as DICOM-SEG segments carry them in their Segmented Property Type, from the DICOM standard's
+#     CID 7151/7166 and dcmqi's segmentation contexts;
+#   - a name that is in no entry is still ingested: it becomes a class of its own under its
+#     normalised name, marked unmapped (`medcat catalog stats`, `medcat catalog map-class`);
+#   - names that mean different things in different datasets ("cancer",
 #     "lesion", "vessel", "edema", "enhancing tumour", "non-enhancing tumor", "Anterior",
 #     "Posterior", "cyst") are deliberately NOT aliases: a per-dataset manifest maps them.
 classes:
@@ -121,24 +127,31 @@ classes:
   - name: liver
     aliases: [liver parenchyma]
     description: Liver parenchyma (including intrahepatic vessels and lesions unless labelled separately)
+    codes: [SCT:10200004]
   - name: spleen
     aliases: []
     description: Spleen
+    codes: [SCT:78961009]
   - name: pancreas
     aliases: [pancreatic parenchyma]
     description: Pancreas
+    codes: [SCT:15776009]
   - name: kidney
     aliases: [kidneys]
     description: Kidney, left and right not distinguished
+    codes: [SCT:64033007]
   - name: kidney_left
     aliases: [left kidney, left_kidney, kidney left, kidney_l, lkid]
     description: Left kidney
+    codes: [SCT:18639004]
   - name: kidney_right
     aliases: [right kidney, right_kidney, kidney right, kidney_r, rkid]
     description: Right kidney
+    codes: [SCT:9846003]
   - name: adrenal_gland
     aliases: [adrenal gland, adrenal glands, adrenal]
     description: Adrenal gland, left and right not distinguished
+    codes: [SCT:23451007]
   - name: adrenal_gland_left
     aliases: [left adrenal gland, left_adrenal_gland, adrenal gland left, LAG]
     description: Left adrenal gland
@@ -148,9 +161,11 @@ classes:
   - name: gallbladder
     aliases: [gall bladder, gall_bladder, gall]
     description: Gallbladder
+    codes: [SCT:28231008]
   - name: prostate
     aliases: [prostate gland]
     description: Prostate gland (whole gland)
+    codes: [SCT:41216001]
   - name: prostate_peripheral_zone
     aliases: [PZ, peripheral zone, prostate peripheral zone]
     description: Peripheral zone of the prostate
@@ -160,45 +175,55 @@ classes:
   - name: uterus
     aliases: []
     description: Uterus
+    codes: [SCT:35039007]
   - name: prostate_or_uterus
     aliases: [prostate/uterus, prostate_uterus]
     description: Prostate in male and uterus in female patients, labelled as one class (AMOS)
   - name: bladder
     aliases: [urinary bladder, urinary_bladder]
     description: Urinary bladder
+    codes: [SCT:89837001]
 
   # --- Abdomen: hollow organs --------------------------------------------------------------------
   - name: esophagus
     aliases: [oesophagus, eso]
     description: Oesophagus
+    codes: [SCT:32849002]
   - name: stomach
     aliases: [sto]
     description: Stomach
+    codes: [SCT:69695003]
   - name: duodenum
     aliases: []
     description: Duodenum
+    codes: [SCT:38848004]
   - name: small_bowel
     aliases: [small bowel, small intestine, small_intestine, intestine]
     description: Small intestine (jejunum and ileum)
+    codes: [SCT:30315005]
   - name: colon
     aliases: [large bowel, large intestine]
     description: Colon
+    codes: [SCT:71854001, SCT:14742008]
   - name: rectum
     aliases: []
     description: Rectum
+    codes: [SCT:34402009]
 
   # --- Abdomen: vessels --------------------------------------------------------------------------
   - name: aorta
-    aliases: [arota]  # "arota" is AMOS's spelling in its dataset.json
+    aliases: [arota, A_Aorta]  # "arota" is AMOS's spelling in its dataset.json
     description: Aorta
+    codes: [SCT:15825003]
   - name: inferior_vena_cava
-    aliases: [inferior vena cava, IVC, postcava, vena cava inferior]
+    aliases: [inferior vena cava, IVC, postcava, vena cava inferior, V_Venacava_I]
     description: Inferior vena cava
+    codes: [SCT:64131007]
   - name: superior_vena_cava
-    aliases: [superior vena cava, SVC]
+    aliases: [superior vena cava, SVC, V_Venacava_S]
     description: Superior vena cava
   - name: portal_and_splenic_vein
-    aliases: [portal vein and splenic vein, portal_vein_and_splenic_vein, portal and splenic vein, portal/splenic vein]
+    aliases: [portal vein and splenic vein, portal_vein_and_splenic_vein, portal and splenic vein, portal/splenic vein, V_Portal_and_Splenic]
     description: Portal vein and splenic vein, labelled as one class (BTCV, TotalSegmentator)
   - name: hepatic_vessel
     aliases: [hepatic vessel, hepatic vessels, liver vessel, liver vessels]
@@ -240,12 +265,15 @@ classes:
   - name: lung
     aliases: [lungs]
     description: Lung, left and right not distinguished
+    codes: [SCT:39607008]
   - name: lung_left
     aliases: [left lung, lung_l, lung left]
     description: Left lung
+    codes: [SCT:44029006]
   - name: lung_right
     aliases: [right lung, lung_r, lung right]
     description: Right lung
+    codes: [SCT:3341006]
   - name: lung_upper_lobe_left
     aliases: [left upper lobe]
     description: Upper lobe of the left lung
@@ -267,6 +295,7 @@ classes:
   - name: lung_nodule
     aliases: [lung nodule, pulmonary nodule, lung nodules]
     description: Pulmonary nodule
+    codes: [SCT:27925004]
   - name: lung_infection
     aliases: [lung infection, covid-19 infection, covid-19 lesion, pneumonia lesion]
     description: Infected lung parenchyma (e.g. COVID-19 ground-glass opacity and consolidation)
@@ -276,9 +305,11 @@ classes:
   - name: trachea
     aliases: []
     description: Trachea
+    codes: [SCT:44567001]
   - name: thyroid_gland
-    aliases: [thyroid, thyroid gland]
+    aliases: [thyroid, thyroid gland, Glnd_Thyroid]
     description: Thyroid gland
+    codes: [SCT:69748006]
   - name: thyroid_nodule
     aliases: [thyroid nodule]
     description: Thyroid nodule
@@ -288,32 +319,40 @@ classes:
   - name: spinal_cord
     aliases: [spinal cord, spinalcord]
     description: Spinal cord
+    codes: [SCT:2748008]
 
   # --- Heart and great vessels -------------------------------------------------------------------
   - name: heart
     aliases: [whole heart]
     description: Heart (whole)
+    codes: [SCT:80891009]
   - name: left_ventricle
     aliases: [LV, left ventricle, LV cavity, LV blood pool, left ventricle blood cavity, LV endo, LV endocardium, heart_ventricle_left]
     description: Left ventricular cavity (blood pool inside the endocardium)
+    codes: [SCT:87878005]
   - name: right_ventricle
     aliases: [RV, right ventricle, RV cavity, right ventricle blood cavity, heart_ventricle_right]
     description: Right ventricular cavity
+    codes: [SCT:53085002]
   - name: myocardium
     aliases: [MYO, LV myocardium, left ventricular myocardium, myocardium of the left ventricle, heart_myocardium]
     description: Left ventricular myocardium (between endocardium and epicardium)
+    codes: [SCT:74281007, SCT:49848007]
   - name: left_atrium
     aliases: [LA, left atrium, left atrium blood cavity, heart_atrium_left]
     description: Left atrium (cavity)
+    codes: [SCT:82471001]
   - name: right_atrium
     aliases: [RA, right atrium, right atrium blood cavity, heart_atrium_right]
     description: Right atrium (cavity)
+    codes: [SCT:73829009]
   - name: left_atrial_appendage
     aliases: [atrial_appendage_left, left atrial appendage, LAA]
     description: Left atrial appendage
   - name: pulmonary_artery
-    aliases: [pulmonary artery, pulmonary trunk]
+    aliases: [pulmonary artery, pulmonary trunk, A_Pulmonary]
     description: Pulmonary artery (trunk)
+    codes: [SCT:81040000]
   - name: pulmonary_vein
     aliases: [pulmonary vein, pulmonary veins]
     description: Pulmonary veins
@@ -322,15 +361,19 @@ classes:
   - name: vertebrae
     aliases: [vertebra, vertebral body, vertebral bodies]
     description: Vertebrae, levels not distinguished
+    codes: [SCT:51282000]
   - name: rib
     aliases: [ribs]
     description: Ribs, levels and sides not distinguished
+    codes: [SCT:113197003]
   - name: sternum
     aliases: []
     description: Sternum
+    codes: [SCT:56873002]
   - name: skull
     aliases: []
     description: Skull
+    codes: [SCT:89546000]
   - name: femur_left
     aliases: [left femur, femur left]
     description: Left femur
@@ -342,6 +385,7 @@ classes:
   - name: brain
     aliases: [whole brain]
     description: Brain (whole)
+    codes: [SCT:12738006]
   - name: white_matter
     aliases: [white matter, WM]
     description: Cerebral white matter
@@ -355,8 +399,9 @@ classes:
     aliases: [lateral ventricle, lateral ventricles]
     description: Lateral ventricles of the brain
   - name: brainstem
-    aliases: [brain stem, brain_stem]
+    aliases: [brain stem, brain_stem, BrainStem]
     description: Brainstem
+    codes: [SCT:119238007, SCT:15926001]
   - name: corpus_callosum
     aliases: [corpus callosum]
     description: Corpus callosum
@@ -383,6 +428,7 @@ classes:
   - name: hippocampus
     aliases: []
     description: Hippocampus (whole)
+    codes: [SCT:5366008]
   - name: hippocampus_anterior
     aliases: [anterior hippocampus, hippocampal head]
     description: Anterior hippocampus (head), as in MSD Task04
@@ -410,9 +456,11 @@ classes:
   - name: thalamus
     aliases: []
     description: Thalamus
+    codes: [SCT:42695009, SCT:119406000]
   - name: cerebellum
     aliases: [cerebellar hemispheres, cerebellar cortex]
     description: Cerebellum (hemispheres)
+    codes: [SCT:113305005]
   - name: vermis
     aliases: [cerebellar vermis]
     description: Cerebellar vermis
@@ -456,6 +504,98 @@ classes:
   - name: cell_nucleus
     aliases: [nuclei, cell nuclei]
     description: Cell nuclei in histology or microscopy images
+
+  # --- Radiotherapy structures and unnamed tumours -------------------------------------------------
+  # RT target volumes are matched by their prefix (GTV, GTVp, GTV_1 → tumor; GTVn → tumor_nodal; CTV…,
+  # PTV… → the target volume classes); see docs/datasets.md.
+  - name: tumor
+    aliases: [GTV, GTVp, gross tumor volume, gross tumour volume, primary tumor, primary tumour, neoplasm primary]
+    description: Gross (visible) tumour whose organ the label does not name; RT gross tumour volumes (GTV, GTVp)
+    codes: [SCT:86049000, SCT:372087000, SCT:108369006, SCT:228791009, DCM:130052]
+  - name: tumor_nodal
+    aliases: [GTVn, nodal gross tumor volume, involved lymph nodes]
+    description: Gross tumour in lymph nodes (RT GTVn)
+    codes: [DCM:130051]
+  - name: clinical_target_volume
+    aliases: [CTV, clinical target volume]
+    description: RT clinical target volume (CTV, any suffix)
+    codes: [SCT:228792002, DCM:130050, DCM:130049]
+  - name: planning_target_volume
+    aliases: [PTV, planning target volume]
+    description: RT planning target volume (PTV, any suffix); a margin around the CTV, not a visible structure
+    codes: [SCT:228793007, DCM:130054, DCM:130053]
+  - name: lymph_node
+    aliases: [lymph node, lymph nodes, nodes, LN, LNs]
+    description: Lymph nodes (RT nodal regions included)
+    codes: [SCT:59441001]
+  - name: breast
+    aliases: [breasts]
+    description: Breast, left and right not distinguished
+    codes: [SCT:76752008]
+  - name: breast_left
+    aliases: [left breast]
+    description: Left breast
+  - name: breast_right
+    aliases: [right breast]
+    description: Right breast
+  - name: parotid_gland_left
+    aliases: [Parotid_L, left parotid, parotid left]
+    description: Left parotid gland
+  - name: parotid_gland_right
+    aliases: [Parotid_R, right parotid, parotid right]
+    description: Right parotid gland
+  - name: submandibular_gland_left
+    aliases: [Glnd_Submand_L, left submandibular gland]
+    description: Left submandibular gland
+  - name: submandibular_gland_right
+    aliases: [Glnd_Submand_R, right submandibular gland]
+    description: Right submandibular gland
+  - name: eye_left
+    aliases: [Eye_L, left eye, globe left]
+    description: Left eye (globe)
+  - name: eye_right
+    aliases: [Eye_R, right eye, globe right]
+    description: Right eye (globe)
+  - name: lens_left
+    aliases: [Lens_L, left lens]
+    description: Left lens
+  - name: lens_right
+    aliases: [Lens_R, right lens]
+    description: Right lens
+  - name: optic_nerve_left
+    aliases: [OpticNrv_L, left optic nerve]
+    description: Left optic nerve
+  - name: optic_nerve_right
+    aliases: [OpticNrv_R, right optic nerve]
+    description: Right optic nerve
+  - name: optic_chiasm
+    aliases: [OpticChiasm, chiasm, optic chiasma]
+    description: Optic chiasm
+    codes: [SCT:244453006]
+  - name: cochlea_left
+    aliases: [Cochlea_L, left cochlea]
+    description: Left cochlea
+  - name: cochlea_right
+    aliases: [Cochlea_R, right cochlea]
+    description: Right cochlea
+  - name: femur_head_left
+    aliases: [Femur_Head_L, left femoral head, femoral head left]
+    description: Left femoral head
+  - name: femur_head_right
+    aliases: [Femur_Head_R, right femoral head, femoral head right]
+    description: Right femoral head
+  - name: larynx
+    aliases: []
+    description: Larynx
+    codes: [SCT:4596009]
+  - name: mandible
+    aliases: [Bone_Mandible]
+    description: Mandible
+    codes: [SCT:91609006]
+  - name: oral_cavity
+    aliases: [Cavity_Oral, oral cavity]
+    description: Oral cavity
+    codes: [SCT:74262004, SCT:123851003]
 
 """#,
         "colin27-aal.yaml": #"""
@@ -502,19 +642,24 @@ homepage: https://www.nitrc.org/projects/mricron
 # grouped by Series Instance UID and ordered by position along the slice normal; DICOM-SEG and RTSTRUCT
 # objects in the tree become masks on the series they reference. Modality comes from each series'
 # Modality tag (CT → ct, MR → mr, PT → pet, US → ultrasound, CR/DX/MG/XA → x_ray) unless set here.
-# Segment labels and ROI names resolve through `names:` below, then through classes.yaml (names and
-# aliases, case-insensitive, with spaces and punctuation read as underscores); a structure that
-# matches neither, and is not in `ignore_names:`, is skipped and named in the log.
+# A structure resolves through `names:` below (a manifest's explicit mapping) first, then a SEG
+# segment's coded Segmented Property Type (SNOMED CT and DICOM codes, with a Left/Right modifier),
+# then its label or ROI name through classes.yaml as clinicians write names (TG-263 `Lung_L`,
+# `Lt Lung`, `LUNG LEFT`, plurals, camel case).
+# RT target volumes map by prefix: GTV/GTVp → tumor, GTVn → tumor_nodal, CTV… → clinical_target_volume,
+# PTV… → planning_target_volume. Structures that are not anatomy are not ingested and are counted
+# in the run's summary: the body outline (External, Body), equipment (couch, bolus, immobilisation),
+# markers (BB, isocentre) and planning helpers (TG-263 `z`/`_` prefixes, opt, ring, PRV, dose).
+# Any other name is kept as an unmapped class under its normalised name (`medcat catalog map-class`).
+# A dataset's own manifest can list names under `ignore_names:` to leave them out.
 name: dicom
 title: DICOM series annotated with DICOM-SEG or RTSTRUCT
 layout: dicom
-# Target volumes (GTV, CTV, PTV) name no organ: map them in a dataset's own manifest.
 names:
   left kidney: kidney_left
   right kidney: kidney_right
   left lung: lung_left
   right lung: lung_right
-ignore_names: [external, body, skin, patient, couch, couchsurface, couchinterior, couch surface, couch interior, table]
 detect:
   default: true
 licence: that of the source data
@@ -645,13 +790,39 @@ citation: "Heller N. et al. The KiTS19 Challenge Data: 300 Kidney Tumor Cases wi
 homepage: https://kits19.grand-challenge.org
 
 """#,
+        "kits21.yaml": #"""
+# KiTS21: Kidney and Kidney Tumor Segmentation Challenge 2021 (arterial-phase CT, 300 labelled cases).
+# Layout kits: case_XXXXX/imaging.nii.gz + case_XXXXX/aggregated_MAJ_seg.nii.gz, the majority vote of
+# the annotators (aggregated_AND_seg and aggregated_OR_seg beside it, and the per-annotator
+# segmentations/ folder, are not read). Recognised by that file name whatever the folder is called.
+# Labels: 0 background, 1 kidney, 2 tumor, 3 cyst.
+name: kits21
+title: KiTS21 Kidney and Kidney Tumor Segmentation Challenge
+layout: kits
+modality: ct
+labels:
+  1: kidney
+  2: kidney_tumor
+  3: kidney_cyst
+intensity:
+  policy: window
+  width: 400
+  level: 40
+detect:
+  file: "^aggregated_MAJ_seg\\.nii(\\.gz)?$"
+  folder: "(?i)kits.?(20)?21"
+licence: "MIT (KiTS21 repository; verify on kits-challenge.org)"
+citation: "Heller N. et al. The KiTS21 Challenge: Automatic segmentation of kidneys, renal tumors, and renal cysts in corticomedullary-phase CT. arXiv:2307.01984 (2023)"
+homepage: https://kits-challenge.org/kits21/
+
+"""#,
         "kits23.yaml": #"""
 # KiTS23: Kidney and Kidney Tumor Segmentation Challenge 2023 (corticomedullary/nephrographic CT, 489
 # labelled cases).
 # Layout kits: case_XXXXX/imaging.nii.gz + case_XXXXX/segmentation.nii.gz (the per-annotator
 # case_XXXXX/instances/ folder is not read). Clone github.com/neheller/kits23 and run
-# kits23_download_data; the dataset folder is kits23/dataset (rename it to e.g. "kits23" so that
-# detect.folder matches; otherwise the kits19 manifest, the layout default, is chosen).
+# kits23_download_data; the dataset folder is kits23/dataset, recognised by the name of the folder
+# above it (a KiTS folder that no name or file marks gets the kits19 manifest, the layout default).
 # Labels in segmentation.nii.gz: 0 background, 1 kidney, 2 tumor, 3 cyst.
 name: kits23
 title: KiTS23 Kidney and Kidney Tumor Segmentation Challenge
@@ -666,7 +837,7 @@ intensity:
   width: 400
   level: 40
 detect:
-  folder: "(?i)kits.?(20)?23"
+  folder: "(?i)kits.?(20)?23"   # also the kits23 repository's dataset/ folder, by the folder above it
 licence: "CC BY-NC-SA 4.0 (verify on kits-challenge.org)"
 citation: "Heller N. et al. The KiTS21 Challenge: Automatic segmentation of kidneys, renal tumors, and renal cysts in corticomedullary-phase CT. arXiv:2307.01984 (2023); Heller N. et al. The state of the art in kidney and kidney tumor segmentation in contrast-enhanced CT imaging: Results of the KiTS19 challenge. Medical Image Analysis 67, 101821 (2021)"
 homepage: https://kits-challenge.org/kits23/

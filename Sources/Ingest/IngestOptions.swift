@@ -21,7 +21,10 @@ public struct IngestOptions: Sendable {
     public var workers = ProcessInfo.processInfo.activeProcessorCount
     /// Replaces the manifest's and the modality's intensity policy.
     public var intensity: IntensityPolicy?
+    /// Modality of datasets whose manifest (or dataset.json) does not say it.
     public var modality: String?
+    /// Class of the foreground of generic mask folders (default: the dataset's name).
+    public var className: String?
     /// Try again files that an earlier run rejected, even if unchanged.
     public var retryRejected = false
     /// Inflate compressed images to their end, so that the CRC covers them whole. Otherwise an image
@@ -37,6 +40,7 @@ public struct IngestOptions: Sendable {
     var outputSettings: String {
         "size=\(size) axes=\(axes.map(\.rawValue).joined()) instances=\(instances) keepEmpty=\(keepEmpty) minMask=\(minMaskPixels) "
             + "minComponent=\(minComponentVoxels) intensity=\(intensity?.description ?? "default") modality=\(modality ?? "manifest")"
+            + (className.map { " class=\($0)" } ?? "")
     }
 
     var json: String {
@@ -44,7 +48,7 @@ public struct IngestOptions: Sendable {
             "size": size, "axes": axes.map(\.rawValue).joined(), "instances": instances, "keep_empty": keepEmpty,
             "min_mask_pixels": minMaskPixels, "min_component_voxels": minComponentVoxels, "workers": workers,
             "intensity": intensity?.description ?? "default", "modality": modality ?? "manifest", "keep_paths": keepPaths,
-            "verify_crc": verifyCRC,
+            "verify_crc": verifyCRC, "class": className ?? "folder name",
         ]
         return String(decoding: try! JSONSerialization.data(withJSONObject: d, options: .sortedKeys), as: UTF8.self)
     }

@@ -4,9 +4,41 @@ import Foundation
 import Imaging
 import Logging
 
+/// What an ingest run did with one dataset (a row of the run's summary table).
+public struct DatasetSummary: Sendable {
+    public var name: String, layout: String, folder: String
+    public var files = 0, images = 0, masks = 0
+    /// Files of the dataset rejected by this or an earlier run and still rejected.
+    public var rejected = 0
+    /// Images the dataset ships without labels (test sets): counted, not ingested.
+    public var unlabelled = 0
+    /// Classes of this run's masks, by whether classes.yaml knows them.
+    public var mapped: Set<String> = [], unmapped: Set<String> = []
+    /// DICOM structures not ingested because they are not anatomy, by reason.
+    public var structuresSkipped: [String: Int] = [:]
+    /// Why the dataset could not be ingested at all.
+    public var failure: String?
+
+    /// Adds another folder of the same dataset; `rejected` counts the dataset, so it is taken as is.
+    mutating func merge(_ other: DatasetSummary) {
+        files += other.files; images += other.images; masks += other.masks; unlabelled += other.unlabelled
+        rejected = other.rejected
+        mapped.formUnion(other.mapped); unmapped.formUnion(other.unmapped)
+        structuresSkipped.merge(other.structuresSkipped, uniquingKeysWith: +)
+        if folder != other.folder { folder = "\(folder), \(other.folder)" }
+    }
+}
+
 /// What an ingest run did.
 public struct IngestSummary: Sendable {
     public var datasets: [String] = []
+    public var rows: [DatasetSummary] = []
+    /// Folders that were looked at and not taken, with the reason.
+    public var skippedFolders: [SkippedFolder] = []
+    /// Renamed datasets and the like, said once per run.
+    public var notes: [String] = []
+    public var duplicates: DuplicateReport?
+    public var failures: Int { rows.filter { $0.failure != nil }.count }
     public var filesSeen = 0, filesSkipped = 0, filesDone = 0, filesRejected = 0
     /// Files of these datasets rejected by this or an earlier run and still rejected.
     public var rejectedTotal = 0
@@ -43,20 +75,33 @@ public final class IngestRunner {
         let start = Date()
         var summary = IngestSummary()
         guard FS.isDirectory(root) else { throw LayoutError(description: "'\(root.lastPathComponent)' is not a folder") }
-        var found: [(Manifest, URL)]
+        var discovery = Discovery()
         if var m = explicit {
-            if let mod = options.modality { m.modality = mod }
-            found = [(m, root)]
+            if let mod = options.modality, m.modality == nil { m.modality = mod }
+            discovery.datasets = [FoundDataset(manifest: m, dir: root, namingDir: root)]
         } else {
-            found = try Layouts.discover(root, library: library, modalityOverride: options.modality)
+            discovery = try Layouts.discover(root, library: library, options: options)
         }
-        let shared = Dictionary(grouping: found, by: { $0.0.name }).filter { $0.value.count > 1 }.keys
-        let salt = found.contains { $0.0.layout == .dicom } ? try catalog.identifierSalt() : ""
-        let plans = try found.map { m, dir in
+        summary.skippedFolders = discovery.skipped
+        summary.notes = discovery.notes
+        for n in discovery.notes { log.notice("\(n)") }
+        let salt = discovery.datasets.contains { $0.manifest.layout == .dicom } ? try catalog.identifierSalt() : ""
+        var failures = discovery.failures
+        var plans: [(plan: DatasetPlan, folder: String)] = []
+        for found in discovery.datasets {
+            let m = found.manifest, folder = Layouts.relative(found.dir, root)
             // DICOM folder names often name the patient: hashed unless asked otherwise.
-            let folder = FS.relative(dir, to: root)
-            let prefix = !shared.contains(m.name) ? "" : m.layout == .dicom && !options.keepPaths ? DicomLayout.anonymous("folder", folder, salt: salt) + "/" : folder + "/"
-            return try Layouts.plan(m, root: dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths)
+            let prefix = m.layout == .dicom && !found.prefix.isEmpty && !options.keepPaths
+                ? DicomLayout.anonymous("folder", String(found.prefix.dropLast()), salt: salt) + "/" : found.prefix
+            do {
+                let plan = try Layouts.plan(m, root: found.dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths)
+                if plan.items.isEmpty && plan.problems.isEmpty && plan.unlabelled == 0 {
+                    throw LayoutError(description: "recognised as '\(m.layout.rawValue)' but no image–label pairs were found")
+                }
+                plans.append((plan, m.layout == .dicom && !options.keepPaths ? m.name : folder))
+            } catch {
+                failures.append(DatasetFailure(dataset: m.name, folder: m.layout == .dicom && !options.keepPaths ? m.name : folder, message: "\(error)"))
+            }
         }
         ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)
         // Units an earlier run died on (a codec's abort or crash): rejected below, not read again.
@@ -65,17 +110,32 @@ public final class IngestRunner {
         if let path = crashNote { mc_crash_note_install(path) }
         defer { mc_crash_note_uninstall() }
         let runID = try catalog.beginRun(options: options.json)
+        // One dataset that cannot be ingested stops no other: it is an error row of its own.
+        for f in failures {
+            try catalog.record(f, runID: runID)
+            log.error("dataset \(f.dataset) (\(f.folder)) not ingested: \(f.message)")
+            var row = DatasetSummary(name: f.dataset, layout: "?", folder: f.folder)
+            row.failure = f.message
+            summary.rows.append(row)
+        }
         let shards = try ShardSet(catalog: catalog, prefix: "run\(runID)")
         var status = "failed"
         defer {
             try? shards.seal()
             try? catalog.finishRun(runID, status: status)
         }
-        for plan in plans {
+        for (plan, folder) in plans {
             let m = plan.manifest
             summary.datasets.append(m.name)
+            try catalog.clearFailure(dataset: m.name, folder: folder)
+            var row = DatasetSummary(name: m.name, layout: m.layout.rawValue, folder: folder)
+            row.files = plan.items.count + plan.problems.count
+            row.unlabelled = plan.unlabelled
+            summary.skippedFolders += plan.skipped.map { SkippedFolder(path: folder + "/" + $0.path, reason: $0.reason) }
             log.info("dataset \(m.name): layout \(m.layout.rawValue), \(plan.items.count) images, modality \(m.modality ?? Set(plan.items.map(\.modality)).sorted().joined(separator: "/"))")
-            for name in Set(m.labels.values) { _ = try catalog.classID(name, description: library.vocabulary.descriptions[name]) }
+            for name in Set(m.labels.values) {
+                _ = try catalog.classID(name, description: library.vocabulary.descriptions[name], mapped: library.vocabulary.contains(name))
+            }
             let datasetID = try catalog.registerDataset(.init(name: m.name, title: m.title, layout: m.layout.rawValue, modality: m.modality,
                                                                licence: m.licence, citation: m.citation, manifest: m.source))
             let known = try catalog.sourceStates(datasetID: datasetID)
@@ -122,10 +182,20 @@ public final class IngestRunner {
                 summary.filesRejected += problems.count
                 for p in problems { if case .rejected(_, let msg) = p.outcome { log.warning("rejected \(m.name)/\(p.path): \(msg)") } }
             }
-            try process(pending, plan: plan, datasetID: datasetID, runID: runID, shards: shards, summary: &summary)
-            summary.rejectedTotal += try catalog.db.read { db in
-                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM source_files WHERE dataset_id = ? AND status = 'rejected'", arguments: [datasetID]) ?? 0
+            try process(pending, plan: plan, datasetID: datasetID, runID: runID, shards: shards, summary: &summary, row: &row)
+            row.rejected = try catalog.rejectedCount(datasetID: datasetID)
+            // Parts of one dataset (its training and test folders) make one row.
+            if let i = summary.rows.firstIndex(where: { $0.name == row.name && $0.failure == nil }) {
+                summary.rejectedTotal += row.rejected - summary.rows[i].rejected
+                summary.rows[i].merge(row)
+            } else {
+                summary.rejectedTotal += row.rejected
+                summary.rows.append(row)
             }
+        }
+        // Shared pixels join their cases' splits: only a run that met a stored image again can have made new pairs.
+        if summary.deduplicated > 0 {
+            summary.duplicates = try catalog.joinSplitGroups()
         }
         progress?.finish()
         if let path = crashNote, !crashed.units.isEmpty { try? FileManager.default.removeItem(atPath: path) }
@@ -136,7 +206,7 @@ public final class IngestRunner {
 
     /// Decodes on `options.workers` threads; commits in item order so ids do not depend on timing.
     private func process(_ items: [(WorkItem, Int64, Double, String)], plan: DatasetPlan, datasetID: Int64, runID: Int64,
-                         shards: ShardSet, summary: inout IngestSummary) throws {
+                         shards: ShardSet, summary: inout IngestSummary, row: inout DatasetSummary) throws {
         if items.isEmpty { return }
         let builder = SampleBuilder(manifest: plan.manifest, vocabulary: library.vocabulary, options: options)
         let queue = UnitQueue(count: items.count, window: max(2, options.workers * 2))
@@ -176,11 +246,18 @@ public final class IngestRunner {
                 case .success(let unit):
                     contentHash = unit.contentHash
                     for note in unit.notes { log.notice("\(plan.manifest.name)/\(item.key): \(note)") }
-                    let rows = try shards.store(unit.images, modality: try catalog.modalityID(item.modality), caseName: item.caseName, summary: &summary)
+                    row.structuresSkipped.merge(unit.structuresSkipped, uniquingKeysWith: +)
+                    for m in unit.images.flatMap(\.masks) {
+                        if library.vocabulary.contains(m.className) { row.mapped.insert(m.className) } else { row.unmapped.insert(m.className) }
+                    }
+                    let rows = try shards.store(unit.images, modality: try catalog.modalityID(item.modality), caseName: item.caseName,
+                                                vocabulary: library.vocabulary, summary: &summary)
                     outcome = .done(rows)
                     summary.filesDone += 1
                     summary.images += rows.count
                     summary.masks += rows.reduce(0) { $0 + $1.masks.count }
+                    row.images += rows.count
+                    row.masks += rows.reduce(0) { $0 + $1.masks.count }
                     progress?.advance(slices: rows.count)
                 case .failure(let e):
                     outcome = .rejected(stage: e.stage, message: e.message)
@@ -189,7 +266,8 @@ public final class IngestRunner {
                     progress?.advance(slices: 0)
                 }
                 batch.append(SourceResult(datasetID: datasetID, datasetName: plan.manifest.name, path: item.key, maskPath: item.maskKey,
-                                          size: size, mtime: mtime, stamp: stamp, contentHash: contentHash, runID: runID, outcome: outcome))
+                                          size: size, mtime: mtime, stamp: stamp, contentHash: contentHash, runID: runID, outcome: outcome,
+                                          officialSplit: item.split))
                 if case .done(let rows) = outcome { batchMaskCount += rows.reduce(0) { $0 + $1.masks.count } }
                 if batch.count >= batchUnits || batchMaskCount >= batchMasks || Date().timeIntervalSince(batchStarted) >= batchSeconds { try flush() }
         }
@@ -273,7 +351,7 @@ final class ShardSet {
         return w
     }
 
-    func store(_ images: [PreparedImage], modality: Int64, caseName: String, summary: inout IngestSummary) throws -> [NewImage] {
+    func store(_ images: [PreparedImage], modality: Int64, caseName: String, vocabulary: ClassVocabulary, summary: inout IngestSummary) throws -> [NewImage] {
         var rows: [NewImage] = []
         for im in images {
             let w = try current()
@@ -295,7 +373,7 @@ final class ShardSet {
             for m in im.masks {
                 let bits = m.pixels.withUnsafeBufferPointer { MaskBits.pack($0, width: im.size, height: im.size, box: m.box) }
                 let loc = try bits.withUnsafeBytes { try w.append(kind: .mask, width: im.size, height: im.size, bytes: $0, compress: true) }
-                masks.append(NewMask(classID: try catalog.classID(m.className), instance: m.instance, area: m.area, box: m.box,
+                masks.append(NewMask(classID: try catalog.classID(m.className, mapped: vocabulary.contains(m.className)), instance: m.instance, area: m.area, box: m.box,
                                      shardID: shardID, offset: loc.offset, length: loc.length))
             }
             rows.append(NewImage(caseName: caseName, modalityID: modality, axis: im.axis.rawValue, slice: im.slice,

@@ -1,4 +1,5 @@
 import Foundation
+import Catalog
 import Imaging
 
 /// One unit of ingest: an image (one channel of it, for multi-channel sets) and its label file.
@@ -14,6 +15,8 @@ public struct WorkItem: Sendable {
     public var modality: String
     /// Frame of a 4D NIfTI (MSD multi-channel images).
     public var frame: Int?
+    /// The split the dataset's own folders give it (`imagesTs/`, `test/`), if any.
+    public var split: Split?
     /// A DICOM series and its annotations; `image` is then its first file, `mask` its first annotation.
     public var dicom: DicomUnit?
 }
@@ -28,6 +31,15 @@ public struct DatasetPlan: Sendable {
     /// When several folders of one run resolve to the same dataset, each one's path under the ingest
     /// root ("training/") prefixes its keys and case names, so they neither replace nor merge.
     public var prefix = ""
+    /// Images without a label file where a dataset ships them so (test sets): counted, not ingested.
+    public var unlabelled = 0
+    /// Folders inside the dataset that are not read, with the reason (DRIVE's field-of-view masks).
+    public var skipped: [SkippedFolder] = []
+}
+
+/// A folder that ingest looked at and did not take, with the reason.
+public struct SkippedFolder: Sendable, Equatable {
+    public var path: String, reason: String
 }
 
 public struct LayoutError: Error, CustomStringConvertible {
@@ -52,60 +64,11 @@ enum Layouts {
         if shallow.contains(where: { $0.lastPathComponent.range(of: #"_frame\d+_gt\.nii(\.gz)?$"#, options: .regularExpression) != nil }) { return .acdc }
         if shallow.contains(where: { $0.lastPathComponent.range(of: #"_gt\.(mhd|mha|nii|nii\.gz)$"#, options: .regularExpression) != nil && $0.lastPathComponent.hasPrefix("patient") }) { return .camus }
         if shallow.contains(where: { $0.lastPathComponent.range(of: #"^ISIC_\d+_segmentation\.png$"#, options: [.regularExpression, .caseInsensitive]) != nil }) { return .isic }
-        if Paired.folders(dir, images: ["images"], masks: ["1st_manual"]) != nil { return .drive }
+        if Drive.isDrive(dir) { return .drive }
         if Paired.folders(dir) != nil {
             return dir.lastPathComponent.range(of: "(?i)kvasir", options: .regularExpression) != nil ? .kvasir : .paired
         }
         return nil
-    }
-
-    /// Finds datasets at `root` itself or in its subfolders (two levels).
-    static func discover(_ root: URL, library: ManifestLibrary, modalityOverride: String?) throws -> [(Manifest, URL)] {
-        func manifest(for layout: Manifest.Layout, at dir: URL) throws -> Manifest {
-            guard var m = library.choose(layout: layout, folderName: dir.lastPathComponent) else {
-                throw LayoutError(description: "\(dir.lastPathComponent): recognised as '\(layout.rawValue)' but no manifest covers it")
-            }
-            if let mod = modalityOverride { m.modality = mod }
-            return m
-        }
-        if let layout = detect(root) { return [(try manifest(for: layout, at: root), root)] }
-        var found: [(Manifest, URL)] = [], dicom: [URL] = []
-        for dir in FS.children(root).filter(FS.isDirectory) {
-            if let layout = detect(dir) { found.append((try manifest(for: layout, at: dir), dir)); continue }
-            let before = found.count
-            for sub in FS.children(dir).filter(FS.isDirectory) {
-                if let layout = detect(sub) { found.append((try manifest(for: layout, at: sub), sub)) }
-            }
-            if found.count == before, DicomLayout.contains(dir) { dicom.append(dir) }
-        }
-        // DICOM trees nest by patient, study and series, so a DICOM dataset is the highest folder
-        // holding no other layout: the root itself when nothing else is found.
-        if found.isEmpty, !dicom.isEmpty || DicomLayout.contains(root) { return [(try manifest(for: .dicom, at: root), root)] }
-        found += try dicom.map { (try manifest(for: .dicom, at: $0), $0) }
-        if found.isEmpty { throw LayoutError(description: diagnose(root)) }
-        return found
-    }
-
-    static func diagnose(_ root: URL) -> String {
-        let files = FS.files(root, depth: 3)
-        var byExt: [String: Int] = [:]
-        for f in files { byExt[f.lastPathComponent.hasSuffix(".nii.gz") ? "nii.gz" : f.pathExtension.lowercased(), default: 0] += 1 }
-        let summary = byExt.sorted { $0.value > $1.value }.prefix(6).map { "\($0.value) .\($0.key)" }.joined(separator: ", ")
-        let dirs = FS.children(root).filter(FS.isDirectory).prefix(8).map(\.lastPathComponent)
-        return """
-            no known dataset layout in '\(root.lastPathComponent)' (found \(files.isEmpty ? "no files" : summary)\
-            \(dirs.isEmpty ? "" : "; folders: " + dirs.joined(separator: ", ")))
-            Known layouts: MSD/nnU-Net (dataset.json + imagesTr/labelsTr), KiTS (case_*/imaging.nii.gz + segmentation.nii.gz),
-            BraTS (case folders with *_seg.nii.gz), ACDC (*_frameNN.nii.gz + _gt), CAMUS (*.mhd + _gt.mhd),
-            ISIC (ISIC_*.jpg + ISIC_*_segmentation.png), DRIVE (images/ + 1st_manual/), Kvasir-SEG, generic
-            pairs (images|imgs/ + masks|labels|gt/ with matching file names), and DICOM trees (series with SEG or RTSTRUCT).
-            For another layout, write a manifest (see manifests/README.md), e.g.
-              name: my-dataset
-              layout: paired
-              modality: ct
-              labels: {1: liver}
-            and run: medcat ingest \(root.lastPathComponent) --manifest my-dataset.yaml
-            """
     }
 
     // MARK: Pairing
@@ -119,9 +82,7 @@ enum Layouts {
         case .acdc: Suffixed.pair(&plan, maskSuffix: "_gt", imagePattern: #"_frame\d+$"#, caseFromFolder: true)
         case .camus: Suffixed.pair(&plan, maskSuffix: "_gt", imagePattern: #"_(2CH|4CH)_(ED|ES)$"#, caseFromFolder: true)
         case .isic: Suffixed.pair(&plan, maskSuffix: "_segmentation", imagePattern: #"^ISIC_\d+$"#, caseFromFolder: false)
-        case .drive: Paired.pair(&plan, images: ["images"], masks: ["1st_manual"]) { stem in
-            stem.range(of: #"^\d+"#, options: .regularExpression).map { String(stem[$0]) }
-        }
+        case .drive: Drive.pair(&plan)
         case .kvasir, .paired: Paired.pair(&plan, images: Paired.imageFolders, masks: Paired.maskFolders) { $0 }
         case .dicom: DicomLayout.pair(&plan, salt: salt, keepPaths: keepPaths)
         }
@@ -138,57 +99,83 @@ enum Layouts {
         if let re = plan.manifest.casePattern, let r = name.range(of: re, options: .regularExpression) { caseName = String(name[r]) }
         let key = plan.prefix + FS.relative(image, to: plan.root) + (frame.map { "#\($0)" } ?? "")
         return WorkItem(dataset: plan.manifest.name, caseName: plan.prefix + caseName, image: image, key: key, mask: mask,
-                        maskKey: mask.map { plan.prefix + FS.relative($0, to: plan.root) }, modality: modality ?? plan.manifest.modality ?? "unknown", frame: frame)
+                        maskKey: mask.map { plan.prefix + FS.relative($0, to: plan.root) }, modality: modality ?? plan.manifest.modality ?? "unknown",
+                        frame: frame, split: OfficialSplit.of(folders: key.split(separator: "/").dropLast().map(String.init)))
     }
 }
 
-/// MSD (4D multi-channel NIfTI, dataset.json "modality") and nnU-Net v2 (one file per channel,
-/// `_0000` suffixes, dataset.json "channel_names").
+/// MSD and nnU-Net v1 (4D multi-channel NIfTI, dataset.json "modality", labels {"1": "name"}) and
+/// nnU-Net v2 (one file per channel with `_0000` suffixes, dataset.json "channel_names", labels
+/// {"name": 1} or region lists, "file_ending"). Labelled test cases (imagesTs + labelsTs) go to the
+/// test split; unlabelled ones are counted.
 enum Decathlon {
     static func pair(_ plan: inout DatasetPlan, vocabulary: ClassVocabulary) throws {
         let root = plan.root
-        let json = (try? JSONSerialization.jsonObject(with: Data(contentsOf: root.appendingPathComponent("dataset.json")))) as? [String: Any] ?? [:]
+        let json: [String: Any]
+        do {
+            let data = try Data(contentsOf: root.appendingPathComponent("dataset.json"))
+            guard let j = try JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw LayoutError(description: "not a JSON object") }
+            json = j
+        } catch {
+            throw LayoutError(description: "dataset.json cannot be read: \((error as? LayoutError)?.description ?? error.localizedDescription)")
+        }
         let channelNames = (json["channel_names"] ?? json["modality"]) as? [String: Any] ?? [:]
         let channels = channelNames.keys.compactMap { Int($0) }.sorted()
         func modality(_ c: Int) -> String {
             if let m = plan.manifest.channels.first(where: { $0.key == String(c) }) { return m.modality }
             return Decathlon.modality(fromChannelName: "\(channelNames[String(c)] ?? "")") ?? plan.manifest.modality ?? "unknown"
         }
-        let labelsDir = root.appendingPathComponent("labelsTr")
-        for image in FS.children(root.appendingPathComponent("imagesTr")) where !FS.isHidden(image) {
-            let name = image.lastPathComponent
-            guard ImageIO.format(of: image) != nil else { plan.problems.append((FS.relative(image, to: root), "not an image file")); continue }
-            if plan.manifest.layout == .nnunet {
-                guard let m = name.range(of: #"_(\d{4})\.(nii\.gz|nii|nrrd|mha|png|tif)$"#, options: .regularExpression) else {
-                    plan.problems.append((FS.relative(image, to: root), "nnU-Net image without a _XXXX channel suffix")); continue
+        let ending = (json["file_ending"] as? String).map { $0.hasPrefix(".") ? $0 : "." + $0 }
+        for (images, labels) in [("imagesTr", "labelsTr"), ("imagesTs", "labelsTs")] {
+            let labelsDir = root.appendingPathComponent(labels)
+            for image in FS.children(root.appendingPathComponent(images)) where !FS.isHidden(image) && !FS.isDirectory(image) {
+                let name = image.lastPathComponent
+                guard ImageIO.format(of: image) != nil else { plan.problems.append((FS.relative(image, to: root), "not an image file")); continue }
+                // A test image with no label file is a test case without labels, not an error.
+                func missing(_ expected: String) {
+                    if images == "imagesTs" { plan.unlabelled += 1 } else { plan.problems.append((FS.relative(image, to: root), "no label file \(labels)/\(expected)")) }
                 }
-                let caseName = String(name[..<m.lowerBound]), ext = String(name[m].split(separator: ".", maxSplits: 1)[1])
-                let channel = Int(name[m].dropFirst().prefix(4))!
-                let mask = labelsDir.appendingPathComponent("\(caseName).\(ext)")
-                guard FS.exists(mask) else { plan.problems.append((FS.relative(image, to: root), "no label file labelsTr/\(caseName).\(ext)")); continue }
-                plan.items.append(Layouts.item(plan, case: caseName, image: image, mask: mask, modality: modality(channel)))
-            } else {
-                let mask = labelsDir.appendingPathComponent(name)
-                guard FS.exists(mask) else { plan.problems.append((FS.relative(image, to: root), "no label file labelsTr/\(name)")); continue }
-                let caseName = FS.stem(image)
-                for c in channels.isEmpty ? [0] : channels {
-                    plan.items.append(Layouts.item(plan, case: caseName, image: image, mask: mask, modality: modality(c), frame: channels.count > 1 ? c : nil))
+                if plan.manifest.layout == .nnunet {
+                    guard let m = name.range(of: #"_(\d{4})\.(nii\.gz|nii|nrrd|mha|png|tif|tiff|bmp|jpg)$"#, options: .regularExpression) else {
+                        plan.problems.append((FS.relative(image, to: root), "nnU-Net image without a _XXXX channel suffix")); continue
+                    }
+                    let caseName = String(name[..<m.lowerBound]), ext = ending ?? "." + String(name[m].split(separator: ".", maxSplits: 1)[1])
+                    let channel = Int(name[m].dropFirst().prefix(4))!
+                    let mask = labelsDir.appendingPathComponent(caseName + ext)
+                    guard FS.exists(mask) else { if channel == channels.first ?? 0 { missing(caseName + ext) }; continue }
+                    plan.items.append(Layouts.item(plan, case: caseName, image: image, mask: mask, modality: modality(channel)))
+                } else {
+                    let mask = labelsDir.appendingPathComponent(name)
+                    guard FS.exists(mask) else { missing(name); continue }
+                    let caseName = FS.stem(image)
+                    for c in channels.isEmpty ? [0] : channels {
+                        plan.items.append(Layouts.item(plan, case: caseName, image: image, mask: mask, modality: modality(c), frame: channels.count > 1 ? c : nil))
+                    }
                 }
             }
         }
-        // Labels from dataset.json when the manifest has none (generic nnU-Net).
+        // Labels from dataset.json when the manifest has none: a name classes.yaml does not know is
+        // kept as an unmapped class of its own.
         if plan.manifest.labels.isEmpty, let labels = json["labels"] as? [String: Any] {
-            var problems: [String] = []
-            for (k, v) in labels {
-                // MSD: {"1": "liver"}; nnU-Net v2: {"liver": 1} (or a list of values for regions).
-                let (value, name): (Int?, String) = Int(k) != nil ? (Int(k), "\(v)") : (Int("\(v)"), k)
-                guard let value, value > 0 else { continue }
-                if let cls = vocabulary.resolve(name) { plan.manifest.labels[value] = cls } else { problems.append("'\(name)' (\(value))") }
-            }
-            if !problems.isEmpty {
-                throw LayoutError(description: "\(root.lastPathComponent)/dataset.json: label names \(problems.sorted().joined(separator: ", ")) are not in classes.yaml; write a manifest that maps them (see manifests/README.md)")
+            let naming = StructureNames(manifest: plan.manifest, vocabulary: vocabulary)
+            for (value, name) in labelValues(labels) {
+                plan.manifest.labels[value] = naming.label(name).className
             }
         }
+    }
+
+    /// dataset.json labels as value → name. MSD and nnU-Net v1: {"1": "liver"}; nnU-Net v2:
+    /// {"liver": 1}, or regions {"whole tumor": [1, 2, 3], "tumor core": [2, 3]}, where a stored
+    /// value belongs to the smallest region holding it (what `regions_class_order` paints).
+    static func labelValues(_ labels: [String: Any]) -> [(Int, String)] {
+        var out: [Int: String] = [:], regions: [(name: String, values: [Int])] = []
+        for (k, v) in labels {
+            if let value = Int(k) { out[value] = "\(v)"; continue }
+            if let list = v as? [Any] { regions.append((k, list.compactMap { Int("\($0)") })); continue }
+            if let value = Int("\(v)") { out[value] = k }
+        }
+        for r in regions.sorted(by: { ($0.values.count, $0.name) > ($1.values.count, $1.name) }) { for v in r.values { out[v] = r.name } }
+        return out.filter { $0.key > 0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
     static func modality(fromChannelName n: String) -> String? {
@@ -208,15 +195,16 @@ enum Decathlon {
     }
 }
 
+/// KiTS19/23 (`case_XXXXX/imaging.nii.gz` + `segmentation.nii.gz`) and KiTS21 (the majority-vote
+/// `aggregated_MAJ_seg.nii.gz`; the per-annotator files beside it are not read). Cases without a
+/// label file are the challenge's test cases: counted, not ingested.
 enum Kits {
+    static let labelFiles = ["segmentation.nii.gz", "segmentation.nii", "aggregated_MAJ_seg.nii.gz", "aggregated_MAJ_seg.nii"]
+
     static func pair(_ plan: inout DatasetPlan) {
         for dir in FS.children(plan.root).filter(FS.isDirectory) where dir.lastPathComponent.hasPrefix("case_") {
             guard let image = ["imaging.nii.gz", "imaging.nii"].map(dir.appendingPathComponent).first(where: FS.exists) else { continue }
-            let mask = ["segmentation.nii.gz", "segmentation.nii"].map(dir.appendingPathComponent).first(where: FS.exists)
-            if mask == nil {
-                plan.problems.append((FS.relative(image, to: plan.root), "no segmentation.nii.gz beside the image (test cases have none)"))
-                continue
-            }
+            guard let mask = labelFiles.map(dir.appendingPathComponent).first(where: FS.exists) else { plan.unlabelled += 1; continue }
             plan.items.append(Layouts.item(plan, case: dir.lastPathComponent, image: image, mask: mask))
         }
     }
@@ -231,7 +219,11 @@ enum Brats {
             ? [("t1", "mr_t1"), ("t1ce", "mr_t1ce"), ("t2", "mr_t2"), ("flair", "mr_flair")] : plan.manifest.channels.map { ($0.key, $0.modality) }
         for dir in FS.children(plan.root).filter(FS.isDirectory) {
             let files = FS.children(dir)
-            guard let seg = files.first(where: { isSeg($0.lastPathComponent) }) else { continue }
+            // Validation and test cases come without a segmentation.
+            guard let seg = files.first(where: { isSeg($0.lastPathComponent) }) else {
+                plan.unlabelled += files.filter { ImageIO.format(of: $0) != nil }.count
+                continue
+            }
             for file in files where !isSeg(file.lastPathComponent) && !FS.isHidden(file) {
                 let stem = FS.stem(file)
                 guard let (_, modality) = channels.first(where: { stem.hasSuffix("_\($0.0)") || stem.hasSuffix("-\($0.0)") }) else {
@@ -255,15 +247,43 @@ enum Suffixed {
         for f in files where isMask(f) && ImageIO.format(of: f) != nil {
             masksByStem[String(FS.stem(f).dropLast(maskSuffix.count))] = f
         }
+        var unpaired: [URL] = [], pairedFolders = Set<String>()
         for f in files where !isMask(f) {
             let stem = FS.stem(f)
             guard stem.range(of: imagePattern, options: .regularExpression) != nil else { continue }
             guard ImageIO.format(of: f) != nil else { continue }
-            guard let mask = masksByStem[stem] else {
-                plan.problems.append((FS.relative(f, to: plan.root), "no label file \(stem)\(maskSuffix).* found")); continue
-            }
+            guard let mask = masksByStem[stem] else { unpaired.append(f); continue }
+            pairedFolders.insert(f.deletingLastPathComponent().path)
             let caseName = caseFromFolder ? f.deletingLastPathComponent().lastPathComponent : stem
             plan.items.append(Layouts.item(plan, case: caseName, image: f, mask: mask))
+        }
+        Paired.report(unpaired, pairedFolders: pairedFolders, plan: &plan) { "no label file \(FS.stem($0))\(maskSuffix).* found" }
+    }
+}
+
+/// DRIVE: `images/NN_training.tif` with the first observer's vessels in `1st_manual/NN_manual1.gif`.
+/// `mask/` holds field-of-view masks (where the photograph is), which are not labels, and
+/// `2nd_manual/` a second observer's; neither is read. A test folder without `1st_manual/` (the
+/// challenge release) is unlabelled.
+enum Drive {
+    static func isDrive(_ dir: URL) -> Bool {
+        FS.children(dir.appendingPathComponent("images")).contains {
+            $0.lastPathComponent.range(of: #"^\d+_(training|test)\.tiff?$"#, options: .regularExpression) != nil
+        }
+    }
+
+    static func pair(_ plan: inout DatasetPlan) {
+        for (folder, reason) in [("mask", "field-of-view masks (where the photograph is), not labels"),
+                                 ("2nd_manual", "a second observer's annotations; 1st_manual is the reference")]
+        where FS.isDirectory(plan.root.appendingPathComponent(folder)) {
+            plan.skipped.append(SkippedFolder(path: folder, reason: reason))
+        }
+        guard FS.isDirectory(plan.root.appendingPathComponent("1st_manual")) else {
+            plan.unlabelled += FS.children(plan.root.appendingPathComponent("images")).filter { ImageIO.format(of: $0) != nil }.count
+            return
+        }
+        Paired.pair(&plan, images: ["images"], masks: ["1st_manual"]) { stem in
+            stem.range(of: #"^\d+"#, options: .regularExpression).map { String(stem[$0]) }
         }
     }
 }
@@ -288,9 +308,10 @@ enum Paired {
         func subpath(_ f: URL, in dir: URL) -> String? {
             guard let k = key(FS.stem(f)) else { return nil }
             let folder = FS.relative(f.deletingLastPathComponent(), to: dir)
-            return f.deletingLastPathComponent().standardizedFileURL == dir.standardizedFileURL ? k : folder + "/" + k
+            return FS.same(f.deletingLastPathComponent(), dir) ? k : folder + "/" + k
         }
         var maskByKey: [String: URL] = [:], maskByStem: [String: [URL]] = [:]
+        var unpaired: [URL] = [], pairedFolders = Set<String>()
         for m in FS.files(maskDir, depth: 3) where ImageIO.format(of: m) != nil {
             if let k = subpath(m, in: maskDir) { maskByKey[k] = m }
             if let k = key(FS.stem(m)) { maskByStem[k, default: []].append(m) }
@@ -303,9 +324,19 @@ enum Paired {
             }
             guard let k = key(FS.stem(f)), let mask = subpath(f, in: imageDir).flatMap({ maskByKey[$0] })
                     ?? maskByStem[k].flatMap({ $0.count == 1 ? $0[0] : nil }) else {
-                plan.problems.append((rel, "no mask with the same name in \(maskDir.lastPathComponent)/")); continue
+                unpaired.append(f); continue
             }
+            pairedFolders.insert(f.deletingLastPathComponent().path)
             plan.items.append(Layouts.item(plan, case: k, image: f, mask: mask))
+        }
+        report(unpaired, pairedFolders: pairedFolders, plan: &plan) { _ in "no mask with the same name in \(maskDir.lastPathComponent)/" }
+    }
+
+    /// Images without a label file: in a folder where no image has one (a test set shipped without
+    /// labels) they are counted as unlabelled; beside labelled images they are rejected.
+    static func report(_ unpaired: [URL], pairedFolders: Set<String>, plan: inout DatasetPlan, reason: (URL) -> String) {
+        for f in unpaired {
+            if pairedFolders.contains(f.deletingLastPathComponent().path) { plan.problems.append((FS.relative(f, to: plan.root), reason(f))) } else { plan.unlabelled += 1 }
         }
     }
 }
@@ -337,6 +368,9 @@ enum FS {
             where n.lowercased().hasSuffix(ext) { return String(n.dropLast(ext.count)) }
         return u.deletingPathExtension().lastPathComponent
     }
+    /// The same folder, however its URL is spelled (a trailing slash, "." or "..").
+    static func same(_ a: URL, _ b: URL) -> Bool { a.standardizedFileURL.path == b.standardizedFileURL.path }
+
     static func relative(_ u: URL, to root: URL) -> String {
         let p = u.standardizedFileURL.path, r = root.standardizedFileURL.path
         return p.hasPrefix(r + "/") ? String(p.dropFirst(r.count + 1)) : u.lastPathComponent

@@ -29,7 +29,13 @@ public struct Manifest: Sendable {
     /// Channel key (file suffix or MSD channel index) → modality, in file order.
     public var channels: [(key: String, modality: String)]
     public var detectFolder: String?
+    /// Regex on the names of the files in the dataset folder (two levels): tells editions of one
+    /// layout apart by their file naming (BraTS 2023's `-t1n`, KiTS21's `aggregated_MAJ_seg`).
+    public var detectFile: String?
     public var isLayoutDefault: Bool
+    /// For datasets that no manifest describes: label values are kept as they are, 1 and 255 (the
+    /// binary conventions) as the class `foreground`, any other value v as `foreground_v`.
+    public var foreground: String?
     public var casePattern: String?
     public var licence: String?, citation: String?, homepage: String?
     /// The YAML text, stored in the catalog with the dataset.
@@ -100,13 +106,15 @@ public struct Manifest: Sendable {
             if let p = intensity?.problem { throw bad("intensity: \(p)") }
         }
         let detect = map["detect"] as? [String: Any] ?? [:]
-        if let re = detect["folder"] as? String, (try? NSRegularExpression(pattern: re)) == nil { throw bad("detect.folder is not a valid regex") }
+        for key in ["folder", "file"] {
+            if let re = detect[key] as? String, (try? NSRegularExpression(pattern: re)) == nil { throw bad("detect.\(key) is not a valid regex") }
+        }
         return Manifest(
             name: name, title: string("title"), layout: layout, modality: modality, labels: labels,
             ignore: Set(((map["ignore"] as? [Any]) ?? []).compactMap { Int("\($0)") }),
             names: names, ignoreNames: Set(((map["ignore_names"] as? [Any]) ?? []).map { "\($0)".lowercased() }),
             binarize: map["binarize"].flatMap { Double("\($0)") }, intensity: intensity, channels: channels,
-            detectFolder: detect["folder"] as? String, isLayoutDefault: (detect["default"] as? Bool) ?? false,
+            detectFolder: detect["folder"] as? String, detectFile: detect["file"] as? String, isLayoutDefault: (detect["default"] as? Bool) ?? false,
             casePattern: string("case_pattern"), licence: string("licence"), citation: string("citation"),
             homepage: string("homepage"), source: yaml)
     }
@@ -114,6 +122,17 @@ public struct Manifest: Sendable {
     func matchesFolder(_ name: String) -> Bool {
         guard let re = detectFolder else { return false }
         return name.range(of: re, options: .regularExpression) != nil
+    }
+
+    func matchesFiles(_ names: [String]) -> Bool {
+        guard let re = detectFile else { return false }
+        return names.contains { $0.range(of: re, options: .regularExpression) != nil }
+    }
+
+    /// The class of a label value when no manifest names it (see `foreground`).
+    func keptClass(_ value: Int) -> String? {
+        guard let fg = foreground else { return nil }
+        return value == 1 || value == 255 ? fg : "\(fg)_\(value)"
     }
 
     /// The intensity policy for an image: the manifest's, else the modality default
@@ -126,41 +145,6 @@ public struct Manifest: Sendable {
         if modality == "ct" { return .ctSoftTissue }
         if isBytePicture() { return IntensityPolicy.none }
         return .defaultPercentile
-    }
-}
-
-/// The shared class vocabulary (manifests/classes.yaml): canonical names and their aliases.
-public struct ClassVocabulary: Sendable {
-    public private(set) var names: [String] = []
-    public private(set) var descriptions: [String: String] = [:]
-    private var lookup: [String: String] = [:]
-
-    public init(yaml: String) throws {
-        guard let top = try Yams.load(yaml: yaml) as? [String: Any], let list = top["classes"] as? [[String: Any]] else {
-            throw ManifestError("classes.yaml: expected 'classes:' with a list of {name, aliases, description}")
-        }
-        for entry in list {
-            guard let name = entry["name"] as? String else { throw ManifestError("classes.yaml: an entry has no name") }
-            names.append(name)
-            descriptions[name] = entry["description"] as? String
-            for key in [name] + ((entry["aliases"] as? [Any]) ?? []).map({ "\($0)" }) {
-                if let other = lookup[key.lowercased()], other != name {
-                    throw ManifestError("classes.yaml: '\(key)' names both \(other) and \(name)")
-                }
-                lookup[key.lowercased()] = name
-            }
-        }
-    }
-
-    public func resolve(_ name: String) -> String? { lookup[name.lowercased()] }
-
-    /// A free-text structure name ("Liver", "Kidney-Left", "GTV 1") looked up as typed, then with
-    /// spaces and punctuation turned into underscores.
-    public func resolveLoose(_ name: String) -> String? {
-        if let c = resolve(name.trimmingCharacters(in: .whitespaces)) { return c }
-        let normal = name.lowercased().map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined()
-            .split(separator: "_").joined(separator: "_")
-        return resolve(normal)
     }
 }
 
@@ -179,10 +163,17 @@ public struct ManifestLibrary: Sendable {
 
     public func manifest(named name: String) -> Manifest? { manifests.first { $0.name == name } }
 
-    /// The manifest for a folder recognised as `layout`: one whose folder regex matches, else the
-    /// layout's default.
-    func choose(layout: Manifest.Layout, folderName: String) -> Manifest? {
+    /// The built-in manifest that names a folder recognised as `layout`: one whose file regex
+    /// matches its files, else one whose folder regex matches its name or, nearest first, one of
+    /// the folders above it (`folders`); with the folder it matched (nil: matched by files).
+    func named(layout: Manifest.Layout, folders: [String], files: [String]) -> (manifest: Manifest, folder: Int?)? {
         let candidates = manifests.filter { $0.layout == layout }
-        return candidates.first { $0.matchesFolder(folderName) } ?? candidates.first { $0.isLayoutDefault }
+        if let m = candidates.first(where: { $0.matchesFiles(files) }) { return (m, nil) }
+        for (i, f) in folders.enumerated() {
+            if let m = candidates.first(where: { $0.matchesFolder(f) }) { return (m, i) }
+        }
+        return nil
     }
+
+    func layoutDefault(_ layout: Manifest.Layout) -> Manifest? { manifests.first { $0.layout == layout && $0.isLayoutDefault } }
 }

@@ -26,6 +26,8 @@ struct BuiltUnit {
     var images: [PreparedImage]
     var contentHash: String
     var notes: [String] = []
+    /// DICOM structures not ingested because they are not anatomy, by reason.
+    var structuresSkipped: [String: Int] = [:]
 }
 
 /// A unit's image: read whole, or a 3D NIfTI file still to be read plane by plane (most public CT
@@ -51,6 +53,7 @@ struct LabelledVolume {
     var box: Box?
     var classNames: [String]
     var notes: [String] = []
+    var structuresSkipped: [String: Int] = [:]
 }
 
 extension LabelledVolume {
@@ -129,8 +132,8 @@ struct SampleBuilder {
         func hash(_ url: URL) -> String { (try? Data(contentsOf: url, options: .alwaysMapped)).map(Checksum.xxh128) ?? "" }
         let input = try item.dicom.map(dicomInput) ?? fileInput(item)
         let contentHash = item.dicom.map { Checksum.xxh128(Data($0.files.map(hash).joined().utf8)) } ?? hash(item.image)
-        let notes = input.notes
-        return BuiltUnit(images: try slices(input, item: item), contentHash: contentHash, notes: notes)
+        let (notes, skipped) = (input.notes, input.structuresSkipped)
+        return BuiltUnit(images: try slices(input, item: item), contentHash: contentHash, notes: notes, structuresSkipped: skipped)
     }
 
     /// An image file and its label map.
@@ -142,6 +145,8 @@ struct SampleBuilder {
         let maskPlanes = ImageIO.format(of: maskURL) == .nifti ? NIfTIPlanes(maskURL) : nil
         var maskVolume = try maskPlanes == nil ? read(maskURL, frame: nil, what: "mask") : nil
         let mask = maskPlanes?.grid ?? maskVolume!.grid
+        // Masks of a dataset no manifest describes, saved lossily (JPEG), are grey pictures: cut at half.
+        let threshold = (manifest.binarize ?? (manifest.foreground != nil && ImageIO.format(of: maskURL) == .jpeg ? 128 : nil)).map(Float.init)
         guard image.size == mask.size else {
             throw IngestFailure(stage: "geometry", message: "mask grid \(mask.size.map(String.init).joined(separator: "×")) differs from image grid \(image.size.map(String.init).joined(separator: "×"))")
         }
@@ -153,10 +158,10 @@ struct SampleBuilder {
         if let planes = maskPlanes {
             let n = mask.size[0] * mask.size[1]
             let result = try planes.holdsBytes
-                ? classes(size: mask.size) { body in
+                ? classes(size: mask.size, threshold: threshold) { body in
                     planes.forEach { z, raw in body(UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: n), z * n) }
                 }
-                : classes(size: mask.size) { body in
+                : classes(size: mask.size, threshold: threshold) { body in
                     let plane = UnsafeMutablePointer<Float>.allocate(capacity: n)
                     defer { plane.deallocate() }
                     return planes.forEach { z, raw in
@@ -167,7 +172,7 @@ struct SampleBuilder {
             if let result { return LabelledVolume(image: source, labels: result) }
         }
         if maskVolume == nil { maskVolume = try read(maskURL, frame: nil, what: "mask") }
-        return LabelledVolume(image: source, labels: try classes(maskVolume!))
+        return LabelledVolume(image: source, labels: try classes(maskVolume!, threshold: threshold))
     }
 
     /// A DICOM series and the structures its SEG and RTSTRUCT objects draw on it. Structure names
@@ -189,14 +194,19 @@ struct SampleBuilder {
         }
         if failures.count == annotations.count { throw IngestFailure(stage: "read annotations", message: failures.joined(separator: "; ")) }
         var notes = failures.map { "annotation skipped, \($0)" }
+        var skipped: [String: Int] = [:]
         var resolved: [(cls: String, segment: DICOMSegment)] = []
+        let naming = StructureNames(manifest: manifest, vocabulary: vocabulary)
         for s in segments {
-            if s.names.contains(where: { manifest.ignoreNames.contains($0.lowercased()) }) { continue }
-            guard let cls = s.names.lazy.compactMap({ manifest.names[$0.lowercased()] ?? vocabulary.resolveLoose($0) }).first else {
-                notes.append("structure '\(s.names.first ?? "?")' matches no class; skipped (map it under `names:` in a manifest, or list it in `ignore_names:`)")
-                continue
+            switch naming.structure(s) {
+            case let .mapped(cls): resolved.append((cls, s))
+            case let .unmapped(cls):
+                notes.append("structure '\(s.names.first ?? "?")' is not in classes.yaml; kept as unmapped class '\(cls)'")
+                resolved.append((cls, s))
+            case let .skipped(why):
+                skipped[why, default: 0] += 1
+                notes.append("structure '\(s.names.first ?? "?")' not ingested: \(why) (name it under `names:` in a manifest to keep it)")
             }
-            resolved.append((cls, s))
         }
         let classNames = Array(Set(resolved.map(\.cls))).sorted()
         let plane = series.columns * series.rows
@@ -210,7 +220,7 @@ struct SampleBuilder {
             for (k, mask) in segment.planes { for i in mask.indices where mask[i] != 0 { layers[target][k * plane + i] = value } }
         }
         let (cut, box) = Self.cropped(layers, size: image.size)
-        return LabelledVolume(image: .volume(image), layers: cut, box: box, classNames: classNames, notes: notes)
+        return LabelledVolume(image: .volume(image), layers: cut, box: box, classNames: classNames, notes: notes, structuresSkipped: skipped)
     }
 
     /// Layers cut down to the box that holds all of their labels (none when they hold none).
@@ -336,24 +346,23 @@ struct SampleBuilder {
     }
 
     /// Label values → 1-based indices into the dataset's class list (labels of one class merge).
-    private func classes(_ mask: Volume) throws -> (map: [Int32], names: [String], box: Box?) {
+    private func classes(_ mask: Volume, threshold: Float?) throws -> (map: [Int32], names: [String], box: Box?) {
         var values = mask.voxels
         if mask.components == 3 {
             // Grey masks saved as RGB: take the brightest channel.
             values = (0..<mask.voxelCount).map { max(mask.voxels[3 * $0], mask.voxels[3 * $0 + 1], mask.voxels[3 * $0 + 2]) }
         }
-        return try classes(size: mask.size) { body in values.withUnsafeBufferPointer { body($0, 0) }; return true }!
+        return try classes(size: mask.size, threshold: threshold) { body in values.withUnsafeBufferPointer { body($0, 0) }; return true }!
     }
 
     /// The label map of a volume whose values `runs` hands over, a run at a time with the index of
     /// its first voxel, over the box that holds every voxel with a label (nil: none). `runs` returns
     /// false when it could not read them all (nil then).
-    private func classes<V: LabelValue>(size: [Int], _ runs: ((UnsafeBufferPointer<V>, Int) -> Void) -> Bool) throws -> (map: [Int32], names: [String], box: Box?)? {
+    private func classes<V: LabelValue>(size: [Int], threshold: Float?, _ runs: ((UnsafeBufferPointer<V>, Int) -> Void) -> Bool) throws -> (map: [Int32], names: [String], box: Box?)? {
         let (nx, nxy) = (size[0], size[0] * size[1])
         var lo = (x: Int.max, y: Int.max, z: Int.max), hi = (x: -1, y: -1, z: -1)
         var present = Set<Int32>()
         var bad: Float?
-        let threshold = manifest.binarize.map(Float.init)
         // Label maps are mostly background, which is never stored: the labels of each 64-voxel block
         // that holds any go to `stash`, and the block to `blocks` (its first voxel, its length).
         var stash: [Int32] = [], blocks: [(offset: Int, count: Int)] = []
@@ -426,15 +435,17 @@ struct SampleBuilder {
                 }
             }
         }
-        if threshold != nil { return (map, [manifest.labels[1] ?? manifest.labels.values.first ?? "foreground"], box) }
-        let unknown = present.filter { manifest.labels[Int($0)] == nil && !manifest.ignore.contains(Int($0)) }.sorted()
+        if threshold != nil { return (map, [manifest.labels[1] ?? manifest.labels.values.first ?? manifest.keptClass(1) ?? "foreground"], box) }
+        var labels = manifest.labels
+        for v in present where labels[Int(v)] == nil && !manifest.ignore.contains(Int(v)) { labels[Int(v)] = manifest.keptClass(Int(v)) }
+        let unknown = present.filter { labels[Int($0)] == nil && !manifest.ignore.contains(Int($0)) }.sorted()
         if !unknown.isEmpty {
             let known = manifest.labels.sorted { $0.key < $1.key }.prefix(8).map { "\($0.key) \($0.value)" }.joined(separator: ", ")
             throw IngestFailure(stage: "labels", message: "label value\(unknown.count > 1 ? "s" : "") \(unknown.prefix(10).map(String.init).joined(separator: ", ")) not in the '\(manifest.name)' manifest (it maps \(known.isEmpty ? "nothing" : known)\(manifest.labels.count > 8 ? ", …" : ""))")
         }
-        let names = Array(Set(manifest.labels.values)).sorted()
+        let names = Array(Set(labels.values)).sorted()
         let index = Dictionary(uniqueKeysWithValues: names.enumerated().map { ($1, Int32($0 + 1)) })
-        let classOf = Dictionary(uniqueKeysWithValues: present.map { ($0, manifest.labels[Int($0)].flatMap { index[$0] } ?? 0) })
+        let classOf = Dictionary(uniqueKeysWithValues: present.map { ($0, labels[Int($0)].flatMap { index[$0] } ?? 0) })
         // Label values that already are their class indices (KiTS's are) need no second pass.
         if classOf.allSatisfy({ $0.key == $0.value }) { return (map, names, box) }
         // Label value → class index through a table (values are small in practice) or a dictionary.

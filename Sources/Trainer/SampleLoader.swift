@@ -209,15 +209,19 @@ public struct TrainingBatch {
     public let points: [[Prompt.Point]]
 
     public init(_ batch: [TrainingSample], usesBoxes: Bool, config: SamConfig, device: Device) throws {
-        let n = batch[0].size, m = batch[0].masks.count, c = batch[0].channels
+        // A selection may mix grey (CT, MR) and colour (dermoscopy, endoscopy, fundus) images: grey ones
+        // are repeated over three channels when the batch holds a colour one, as the encoder sees them anyway.
+        let n = batch[0].size, m = batch[0].masks.count, c = batch.contains { $0.channels == 3 } ? 3 : 1
         if n == config.imageSize {
             // Stored at the encoder's size: the whole batch normalised in one go, as PreparedImage does per image.
             var all = [Float](); all.reserveCapacity(batch.count * n * n * c)
-            for s in batch { all += s.pixels }
+            for s in batch {
+                if s.channels == c { all += s.pixels } else { for v in s.pixels { all += [v, v, v] } }
+            }
             images = try Self.normalise(Tensor(all, shape: [batch.count, n, n, c]).to(device), config)
             frame = PreparedImage(prepared: try images.narrow(0, 0, 1), height: n, width: n, config: config)
         } else {
-            let prepared = try batch.map { s in try PreparedImage(pixels: s.pixels, height: n, width: n, channels: c, config: config, device: device) }
+            let prepared = try batch.map { s in try PreparedImage(pixels: s.pixels, height: n, width: n, channels: s.channels, config: config, device: device) }
             images = try Tensor.cat(prepared.map(\.tensor), dim: 0)
             frame = prepared[0]
         }

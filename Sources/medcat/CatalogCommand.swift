@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import Foundation
+import Ingest
 
 struct CatalogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,8 +14,9 @@ struct CatalogCommand: ParsableCommand {
               medcat catalog query --dataset brats2021 --count
               medcat catalog errors
               medcat catalog split --ratios 0.7,0.15,0.15 --seed 1
+              medcat catalog map-class tumor_bed --to tumor
             """,
-        subcommands: [Stats.self, Query.self, Errors.self, SplitCommand.self]
+        subcommands: [Stats.self, Query.self, Errors.self, SplitCommand.self, MapClass.self]
     )
 
     /// Filters shared by commands that select image–mask pairs.
@@ -54,6 +56,45 @@ struct CatalogCommand: ParsableCommand {
             section("dataset", s.byDataset, cases: true)
             section("split", s.bySplit, cases: true)
             if !s.byClass.isEmpty { print("\n" + Output.table(["class", "masks"], s.byClass.map { [$0.name, "\($0.masks)"] })) }
+            if !s.unmapped.isEmpty {
+                print("\n" + Output.table(["unmapped class", "masks", "datasets"], s.unmapped.map { [$0.name, "\($0.masks)", $0.datasets.joined(separator: ", ")] }))
+                print("map one onto a class of classes.yaml (or rename it): medcat catalog map-class \(s.unmapped[0].name) --to CLASS")
+            }
+            if let d = s.duplicates, d.sharedImages > 0 {
+                print("\n\(d.sharedImages) stored images are shared by several cases (\(d.groupedCases) cases, kept in one split per group)")
+                if !d.crossDataset.isEmpty {
+                    print(Output.table(["datasets sharing images", "images"], d.crossDataset.map { [$0.datasets.joined(separator: " + "), "\($0.images)"] }))
+                }
+            }
+        }
+    }
+
+    struct MapClass: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "map-class",
+            abstract: "Map a class onto another (or rename it) without re-ingesting; later ingests remember it.",
+            discussion: """
+                The masks of NAME join the class TARGET if the catalog has it, else NAME is renamed TARGET.
+                Examples:
+                  medcat catalog map-class lesion --to liver_tumor
+                  medcat catalog map-class tumor_bed --to surgical_bed
+                """)
+        @OptionGroup var common: CatalogOptions
+        @Argument(help: "The class to map (usually an unmapped one; see `medcat catalog stats`).") var name: String
+        @Option(help: "The class it becomes: a classes.yaml name or alias, or a new name.") var to: String
+
+        func validate() throws {
+            guard !to.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--to must name a class") }
+        }
+
+        func run() throws {
+            let vocabulary = try ManifestLibrary.builtin().vocabulary
+            let target = vocabulary.resolve(to) ?? to
+            let catalog = try Catalog(path: common.catalog)
+            switch try catalog.mapClass(name, to: target, targetIsKnown: vocabulary.contains(target)) {
+            case let .merged(masks): print("\(masks) masks of '\(name)' are now '\(target)'")
+            case .renamed: print("'\(name)' is now called '\(target)'\(vocabulary.contains(target) ? "" : " (not in classes.yaml: still unmapped)")")
+            }
         }
     }
 

@@ -10,13 +10,18 @@ struct IngestCommand: ParsableCommand {
         abstract: "Recognise datasets in a folder, slice and normalise them, and record image–mask pairs in the catalog.",
         discussion: """
             Re-running on the same folder adds nothing; an interrupted run resumes where it stopped.
-            Exit status: 0 when every file was ingested, 2 when some were rejected (see `medcat catalog errors`).
+            Any dataset in a standard layout ingests without a manifest, under its folder's name; label and
+            structure names that classes.yaml does not know are kept as unmapped classes (see
+            `medcat catalog stats` and `medcat catalog map-class`). A dataset that cannot be read is an error
+            row of its own and stops no other. The run ends with one summary row per dataset.
+            Exit status: 0 when every file was ingested, 2 when some file or dataset was rejected
+            (see `medcat catalog errors`).
 
             Examples:
               medcat ingest ./raw
               medcat ingest ./raw/KiTS19 --size 1024 --workers 8
               medcat ingest ./my-ct --manifest my-ct.yaml --window 1500/-600
-              medcat ingest ./pairs --modality ultrasound --instances
+              medcat ingest ./pairs --modality ultrasound --class thyroid_nodule
               medcat ingest ./tcia-export                # DICOM series with SEG/RTSTRUCT; identifiers hashed
               medcat ingest ./raw --verify-crc           # check each .nii.gz image's CRC, not only the labelled part
             """
@@ -57,8 +62,11 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Percentile clip LOW/HIGH for every image of this run, e.g. 0.5/99.5.")
     var percentile: String?
 
-    @Option(help: "Modality for folders whose manifest does not say it (e.g. ct, mr_t1, ultrasound).")
+    @Option(help: "Modality of datasets whose manifest or dataset.json does not say it (e.g. ct, mr_t1, ultrasound); others keep theirs.")
     var modality: String?
+
+    @Option(name: .customLong("class"), help: "Class of the foreground of mask folders that no manifest describes (default: the folder's name).")
+    var className: String?
 
     @Flag(help: "Inflate every .nii.gz image to its end and check its CRC-32, even past the last labelled slice.")
     var verifyCRC = false
@@ -104,6 +112,7 @@ struct IngestCommand: ParsableCommand {
         options.minComponentVoxels = minComponentVoxels
         options.workers = workers
         options.modality = modality
+        options.className = className
         options.retryRejected = retryRejected
         options.verifyCRC = verifyCRC
         options.keepPaths = keepPaths
@@ -127,10 +136,45 @@ struct IngestCommand: ParsableCommand {
         print(String(format: "ingested %@: %d files done, %d unchanged, %d rejected; %d images, %d masks (%d duplicate images stored once) in %.1f s (%.0f slices/s)",
                      s.datasets.joined(separator: ", "), s.filesDone, s.filesSkipped, s.filesRejected, s.images, s.masks, s.deduplicated,
                      s.seconds, Double(s.images) / max(s.seconds, 1e-3)))
-        if s.rejectedTotal > 0 {
-            print("\(s.rejectedTotal) file\(s.rejectedTotal == 1 ? " is" : "s are") rejected; see `medcat catalog errors`")
-            throw ExitCode(2)
+        print(IngestReport(summary: s).text)
+        if s.rejectedTotal > 0 { print("\(s.rejectedTotal) file\(s.rejectedTotal == 1 ? " is" : "s are") rejected; see `medcat catalog errors`") }
+        if s.rejectedTotal > 0 || s.failures > 0 { throw ExitCode(2) }
+    }
+}
+
+/// The summary at the end of a run: one row per dataset, the folders not taken, what to do next.
+struct IngestReport {
+    var summary: IngestSummary
+
+    var text: String {
+        let s = summary
+        var out = "\n" + Output.table(
+            ["dataset", "layout", "files", "images", "masks", "classes (mapped/unmapped)", "rejected", "unlabelled", "not anatomy"],
+            s.rows.map { r in
+                guard r.failure == nil else { return [r.name, r.layout, "-", "-", "-", "-", "dataset", "-", "-"] }
+                return [r.name, r.layout, "\(r.files)", "\(r.images)", "\(r.masks)", "\(r.mapped.count)/\(r.unmapped.count)",
+                        "\(r.rejected)", "\(r.unlabelled)", "\(r.structuresSkipped.values.reduce(0, +))"]
+            })
+        for r in s.rows { if let f = r.failure { out += "\n\(r.name) (\(r.folder)) not ingested: \(f)" } }
+        let unmapped = Set(s.rows.flatMap(\.unmapped)).sorted()
+        if !unmapped.isEmpty { out += "\nunmapped classes: \(unmapped.prefix(12).joined(separator: ", "))\(unmapped.count > 12 ? ", …" : "")" }
+        for r in s.rows where !r.structuresSkipped.isEmpty {
+            out += "\n\(r.name): not anatomy, not ingested: " + r.structuresSkipped.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         }
+        if !s.skippedFolders.isEmpty {
+            out += "\nfolders not taken:"
+            for f in s.skippedFolders.prefix(20) { out += "\n  \(f.path): \(f.reason)" }
+            if s.skippedFolders.count > 20 { out += "\n  … and \(s.skippedFolders.count - 20) more" }
+        }
+        for n in s.notes { out += "\nnote: \(n)" }
+        if let d = s.duplicates, d.sharedImages > 0 {
+            out += "\n\(d.sharedImages) stored image\(d.sharedImages == 1 ? " is" : "s are") shared by several cases; their \(d.groupedCases) cases are kept in one split per group"
+        }
+        var next: [String] = []
+        if s.failures > 0 { next.append("medcat catalog errors            # what was rejected, and why") }
+        if let u = unmapped.first { next.append("medcat catalog map-class \(u) --to CLASS   # map an unmapped class (see `medcat catalog stats`)") }
+        if !next.isEmpty { out += "\nnext:\n" + next.map { "  " + $0 }.joined(separator: "\n") }
+        return out
     }
 }
 

@@ -44,7 +44,8 @@ class BinaryTestCase: XCTestCase {
     }
 
     /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each. With
-    /// `visible`, the boxes stand out from a textured background (for models to segment).
+    /// `visible`, the boxes stand out from a textured background (for models to segment). Each case has
+    /// its own pixels: cases that share an image would be put in one split.
     static func kits(_ n: Int, at root: URL, size: Int = 64, visible: Bool = false) throws {
         for c in 0..<n {
             let d = root.appendingPathComponent(String(format: "case_%05d", c))
@@ -53,8 +54,8 @@ class BinaryTestCase: XCTestCase {
             for k in 0..<16 { for j in 0..<size { for i in 0..<size {
                 let p = (k * size + j) * size + i
                 img[p] = Float(visible ? -300 + (i * 37 + j * 11) % 60 : -1000 + (i * 37 + j * 11 + k * 5 + c * 13) % 1400)
-                if (10..<30).contains(i) && (10..<30).contains(j) && (2..<10).contains(k) { lab[p] = 1; if visible { img[p] = 250 } }
-                if (40..<56).contains(i) && (10..<26).contains(j) && (4..<9).contains(k) { lab[p] = 2; if visible { img[p] = 120 } }
+                if (10..<30).contains(i) && (10..<30).contains(j) && (2..<10).contains(k) { lab[p] = 1; if visible { img[p] = Float(200 - 8 * c) } }
+                if (40..<56).contains(i) && (10..<26).contains(j) && (4..<9).contains(k) { lab[p] = 2; if visible { img[p] = Float(120 + 8 * c) } }
             } } }
             try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: img), to: d.appendingPathComponent("imaging.nii.gz"), datatype: .int16, gzipLevel: 1)
             try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: lab), to: d.appendingPathComponent("segmentation.nii.gz"), datatype: .uint8, gzipLevel: 1)

@@ -78,7 +78,7 @@ final class CatalogDatabaseTests: XCTestCase {
         _ = try Catalog(path: path)
         let again = try Catalog(path: path)  // re-opening migrates nothing twice
         let applied = try again.db.read { try Schema.migrator.appliedIdentifiers($0) }
-        XCTAssertEqual(applied, ["v1_catalog", "v2_eval", "v3_blob_hashes_unindexed", "v4_mask_lists"])
+        XCTAssertEqual(applied, ["v1_catalog", "v2_eval", "v3_blob_hashes_unindexed", "v4_mask_lists", "v5_unmapped_classes_and_official_splits"])
         let mode = try again.db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         XCTAssertEqual(mode, "wal")
     }

@@ -47,7 +47,19 @@ enum DICOMScene {
         ]
     }
 
-    static func write(to root: URL) throws {
+    /// A coded concept: scheme, value, meaning.
+    typealias Code = (scheme: String, value: String, meaning: String)
+    typealias Segment = (label: String, type: Code?, modifier: Code?)
+    static let plainSegments: [Segment] = [("Liver", nil, nil), ("Kidney", nil, nil)]
+    /// As a public collection codes them: generic labels, the meaning in the property type.
+    static let codedSegments: [Segment] = [
+        ("Segment_1", ("SCT", "86049000", "Neoplasm, Primary"), nil),
+        ("Segment_2", ("SCT", "39607008", "Lung"), ("SCT", "7771000", "Left")),
+    ]
+
+    /// With `clinical`, the SEG is coded as `codedSegments` and the RTSTRUCT carries the names a
+    /// treatment-planning system writes (see `writeClinicalStructures`).
+    static func write(to root: URL, clinical: Bool = false) throws {
         let patient = root.appendingPathComponent(folder)
         // CT slices in shuffled order under opaque names.
         for (n, k) in [7, 2, 11, 0, 5, 9, 1, 4, 10, 3, 8, 6].enumerated() {
@@ -55,8 +67,10 @@ enum DICOMScene {
             try DICOMWriter.write(image(modality: "CT", series: ctSeriesUID, number: 2, uid: ctUID(k), position: position(k), pixels: pixels),
                                   sopClass: ctClass, sopInstance: ctUID(k), to: patient.appendingPathComponent("ct/IM\(String(format: "%04d", n * 37 % 1000))"))
         }
-        try writeSEG(to: patient.appendingPathComponent("seg/segmentation.dcm"))
-        try writeRTSTRUCT(to: patient.appendingPathComponent("rt/structures.dcm"))
+        try writeSEG(to: patient.appendingPathComponent("seg/segmentation.dcm"), segments: clinical ? codedSegments : plainSegments)
+        if clinical { try writeClinicalStructures(to: patient.appendingPathComponent("rt/structures.dcm")) } else {
+            try writeRTSTRUCT(to: patient.appendingPathComponent("rt/structures.dcm"))
+        }
 
         // An MR series with slice 3 of 6 missing, annotated, so the gap is found when it is read.
         let mrSeries = "1.2.826.0.1.3680043.10.1234.20"
@@ -81,7 +95,19 @@ enum DICOMScene {
 
     /// Binary (one bit per pixel) or fractional (one byte: 204 inside, 100 in a ring around, which
     /// is under half of the maximum 255 and must not count).
-    static func writeSEG(to url: URL, fractional: Bool = false) throws {
+    /// ROI name → its box, on slices 8…10: anatomy in clinical spellings, an RT target, structures
+    /// that are not anatomy, and names no vocabulary has.
+    static let clinicalROIs: [(name: String, box: (Int, Int, Int, Int))] = [
+        ("GTVp_1", (40, 40, 59, 59)), ("Lt Lung", (2, 2, 20, 20)), ("Nodes", (2, 40, 15, 55)), ("Tumor Bed", (22, 44, 35, 57)),
+        ("Body", (0, 0, 63, 63)), ("Couch Surface", (0, 60, 63, 63)), ("zPTV_opt", (38, 38, 61, 61)), ("SpinalCord_PRV05", (28, 2, 40, 14)),
+    ]
+
+    static func writeClinicalStructures(to url: URL) throws {
+        try writeStructureSet(to: url, series: ctSeriesUID, uid: "1.2.826.0.1.3680043.10.1234.41",
+                              rois: clinicalROIs.map { roi in (roi.name, (8...10).map { (ctUID($0), contour(roi.box, slice: $0)) }) })
+    }
+
+    static func writeSEG(to url: URL, fractional: Bool = false, segments definitions: [Segment] = plainSegments) throws {
         var frames: [(segment: Int, slice: Int, mask: [UInt8])] = []
         for k in liver.slices { frames.append((1, k, rectangle(liver.box))) }
         for k in kidney.slices { frames.append((2, k, rectangle(kidney.box))) }
@@ -114,8 +140,15 @@ enum DICOMScene {
             }
             return groups
         }
-        let segments: [[E]] = [(1, "Liver"), (2, "Kidney")].map { n, label in
-            [DICOMWriter.us(0x0062, 0x0004, n), DICOMWriter.text(0x0062, 0x0005, "LO", label), DICOMWriter.text(0x0062, 0x0008, "CS", "MANUAL")]
+        func code(_ c: Code) -> [E] {
+            [DICOMWriter.text(0x0008, 0x0100, "SH", c.value), DICOMWriter.text(0x0008, 0x0102, "SH", c.scheme), DICOMWriter.text(0x0008, 0x0104, "LO", c.meaning)]
+        }
+        let segments: [[E]] = definitions.enumerated().map { n, d in
+            var item = [DICOMWriter.us(0x0062, 0x0004, n + 1), DICOMWriter.text(0x0062, 0x0005, "LO", d.label), DICOMWriter.text(0x0062, 0x0008, "CS", "MANUAL")]
+            if let t = d.type {
+                item.append(DICOMWriter.seq(0x0062, 0x000F, [code(t) + (d.modifier.map { [DICOMWriter.seq(0x0062, 0x0011, [code($0)])] } ?? [])]))
+            }
+            return item
         }
         let uid = "1.2.826.0.1.3680043.10.1234.30"
         let elements = common(modality: "SEG", series: uid, number: 30) + [

@@ -6,6 +6,7 @@ import Logging
 import XCTest
 
 @testable import DICOMFixtures
+@testable import DatasetFixtures
 @testable import Ingest
 
 /// Collects log lines, to check what reaches the log.
@@ -59,7 +60,7 @@ final class DICOMIngestTests: XCTestCase {
         XCTAssertTrue(kidney.values.allSatisfy { $0.area == 144 && $0.bbox == [25, 25, 36, 36] })
         XCTAssertEqual(spleen.mapValues(\.area), [8: 400, 9: 375, 10: 400])
         XCTAssertEqual(spleen[8]?.bbox, [40, 40, 59, 59])
-        XCTAssertEqual(pairs.count, 4 + 7 + 3, "External is ignored, 'Mystery Blob' matches no class")
+        XCTAssertEqual(pairs.count, 4 + 7 + 3, "External is ignored; 'Mystery Blob' is kept, but its one contour is under the 3D minimum")
 
         // Pixels: the CT window (W400/L40) of HU = stored − 1024, at the source size.
         let image = try XCTUnwrap(liver[3])
@@ -80,7 +81,7 @@ final class DICOMIngestTests: XCTestCase {
         XCTAssertTrue(messages.contains { $0.contains("read series: missing slice: 1 image absent between -5.00 and 0.00 mm") }, "\(messages)")
         XCTAssertTrue(messages.contains { $0.contains("unreadable DICOM file") }, "\(messages)")
         XCTAssertTrue(messages.contains { $0.contains("not a DICOM file") }, "\(messages)")
-        XCTAssertTrue(log.lines.contains { $0.contains("structure 'Mystery Blob' matches no class; skipped") }, "\(log.lines)")
+        XCTAssertTrue(log.lines.contains { $0.contains("structure 'Mystery Blob' is not in classes.yaml; kept as unmapped class 'mystery_blob'") }, "\(log.lines)")
 
         // No patient identifier, name, UID or path in the catalog's bytes or the log.
         try catalog.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }

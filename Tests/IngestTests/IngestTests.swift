@@ -5,6 +5,7 @@ import Imaging
 import Logging
 import XCTest
 
+@testable import DatasetFixtures
 @testable import Ingest
 
 final class IngestTests: XCTestCase {
@@ -260,11 +261,21 @@ final class IngestTests: XCTestCase {
         }
     }
 
-    func testGenericPairsNeedAModality() throws {
+    func testGenericPairsWithoutAModalityAreADatasetErrorOfTheirOwn() throws {
         let raw = dir.appendingPathComponent("pairs")
         try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.photo(rgb: false)), raw.appendingPathComponent("imgs/x1.png"))
         try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.binaryMask(on: 1)), raw.appendingPathComponent("gt/x1.png"))
-        XCTAssertThrowsError(try ingest(raw)) { XCTAssertTrue("\($0)".contains("--modality"), "\($0)") }
+        let (failed, s0) = try ingest(raw)
+        XCTAssertEqual(s0.failures, 1)
+        XCTAssertEqual(s0.images, 0)
+        let error = try XCTUnwrap(try failed.errors().first)
+        XCTAssertEqual(error.stage, "dataset")
+        XCTAssertTrue(error.message.contains("--modality"), error.message)
+        var options = IngestOptions()
+        options.modality = "x_ray"
+        let (named, s1) = try ingest(raw, catalog: try Catalog(path: ":memory:"), options: options)
+        XCTAssertEqual(s1.images, 1)
+        XCTAssertEqual(try named.query(Selection()).first?.class, "pairs", "the foreground is named after the folder")
         let yaml = "name: my-us\nlayout: paired\nmodality: ultrasound\nlabels: {1: left_ventricle}\n"
         let m = try Manifest.parse(yaml, file: "my-us.yaml", vocabulary: library.vocabulary)
         let (c, s) = try ingest(raw, manifest: m)

@@ -224,6 +224,23 @@ final class TrainerTests: XCTestCase {
         }
     }
 
+    /// Grey and colour images in one batch: grey ones are repeated over three channels, each image
+    /// as PreparedImage makes it, whichever comes first.
+    func testBatchesMixGreyAndColourImages() throws {
+        let loader = try SampleLoader(catalog: catalog(), config: config())
+        var (samples, usesBoxes, _) = try loader.batch(at: LoaderPosition(epoch: 0, batch: 0))
+        samples[1].channels = 3
+        samples[1].pixels = samples[1].pixels.enumerated().flatMap { i, v in [v, Float((i * 7) % 256), 255 - v] }
+        let c = SamConfig.vitDebug(imageSize: 32)
+        let batch = try TrainingBatch(samples, usesBoxes: usesBoxes, config: c, device: .cpu)
+        XCTAssertEqual(batch.images.shape, [3, 3, 32, 32])
+        let each = try samples.map { try PreparedImage(pixels: $0.pixels, height: 32, width: 32, channels: $0.channels, config: c).tensor.floats() }
+        XCTAssertEqual(try batch.images.floats(), Array(each.joined()))
+        // Stored at another size than the encoder's: each image is prepared on its own.
+        let small = try TrainingBatch(samples, usesBoxes: usesBoxes, config: SamConfig.vitDebug(imageSize: 64), device: .cpu)
+        XCTAssertEqual(small.images.shape, [3, 3, 64, 64])
+    }
+
     func testACorruptRecordIsReportedAndReplacedDeterministically() throws {
         let cat = try catalog()
         let loader = try SampleLoader(catalog: cat, config: config())

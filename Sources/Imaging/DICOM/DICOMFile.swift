@@ -122,7 +122,8 @@ public struct DICOMItem {
 public extension Tag {
     static let sopClassUID = Tag(0x0008, 0x0016), sopInstanceUID = Tag(0x0008, 0x0018)
     static let modality = Tag(0x0008, 0x0060), seriesDescription = Tag(0x0008, 0x103E)
-    static let codeMeaning = Tag(0x0008, 0x0104)
+    static let codeValue = Tag(0x0008, 0x0100), codingSchemeDesignator = Tag(0x0008, 0x0102), codeMeaning = Tag(0x0008, 0x0104)
+    static let segmentedPropertyTypeModifierCodeSequence = Tag(0x0062, 0x0011)
     static let referencedSeriesSequence = Tag(0x0008, 0x1115), referencedSOPInstanceUID = Tag(0x0008, 0x1155)
     static let referencedFrameNumber = Tag(0x0008, 0x1160)
     static let sourceImageSequence = Tag(0x0008, 0x2112), derivationImageSequence = Tag(0x0008, 0x9124)

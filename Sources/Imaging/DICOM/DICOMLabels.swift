@@ -2,10 +2,22 @@ import Foundation
 
 /// One annotated structure (a SEG segment or an RTSTRUCT ROI) on a series' grid.
 public struct DICOMSegment: Sendable {
+    /// A coded concept: scheme designator (SCT, DCM, …), code value, meaning.
+    public struct Code: Sendable, Equatable {
+        public var scheme: String, value: String, meaning: String
+        public init(scheme: String, value: String, meaning: String) { self.scheme = scheme; self.value = value; self.meaning = meaning }
+    }
     /// Names to resolve to a class, most specific first (segment label, then its coded meaning).
     public var names: [String]
+    /// A SEG segment's Segmented Property Type, and its modifier (laterality) if any.
+    public var type: Code?
+    public var modifier: Code?
     /// Plane index in the series → columns×rows mask of 0/1.
     public var planes: [Int: [UInt8]]
+
+    public init(names: [String], type: Code? = nil, modifier: Code? = nil, planes: [Int: [UInt8]]) {
+        self.names = names; self.type = type; self.modifier = modifier; self.planes = planes
+    }
 }
 
 /// Masks from DICOM annotation objects, placed on the planes of the series they annotate.
@@ -23,8 +35,13 @@ public enum DICOMLabels {
         var segments: [Int: DICOMSegment] = [:]
         for s in d.items(.segmentSequence) {
             guard let number = s.int(.segmentNumber) else { continue }
-            let names = [s.string(.segmentLabel), s.item(.segmentedPropertyTypeCodeSequence)?.string(.codeMeaning)].compactMap { $0 }
-            segments[number] = DICOMSegment(names: names, planes: [:])
+            let type = s.item(.segmentedPropertyTypeCodeSequence)
+            let names = [s.string(.segmentLabel), type?.string(.codeMeaning)].compactMap { $0 }
+            func code(_ item: DICOMItem?) -> DICOMSegment.Code? {
+                guard let item, let scheme = item.string(.codingSchemeDesignator), let value = item.string(.codeValue) else { return nil }
+                return DICOMSegment.Code(scheme: scheme, value: value, meaning: item.string(.codeMeaning) ?? "")
+            }
+            segments[number] = DICOMSegment(names: names, type: code(type), modifier: code(type?.item(.segmentedPropertyTypeModifierCodeSequence)), planes: [:])
         }
         let fractional = d.string(.segmentationType)?.uppercased() == "FRACTIONAL"
         let threshold = Float(fractional ? (d.double(.maximumFractionalValue) ?? 255) / 2 : 0.5)

@@ -127,7 +127,7 @@ enum DatasetFactory {
         try write(labels(), n.appendingPathComponent("labelsTr/liver_001.nii.gz"), type: .uint8)
         try writeData(Data(#"{"channel_names": {"0": "CT", "1": "CT"}, "labels": {"background": 0, "liver": 1, "kidney": 2}, "file_ending": ".nii.gz"}"#.utf8),
                       n.appendingPathComponent("dataset.json"))
-        expected["nnunet"] = (2 * img, 2 * msk)
+        expected["dataset003_liver"] = (2 * img, 2 * msk)
         return expected
     }
 }
