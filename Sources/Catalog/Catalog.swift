@@ -89,7 +89,8 @@ public final class Catalog {
         if let target = classMap[name] { return try classID(target, mapped: mapped) }
         if let id = classIDs[name] { return id }
         let id = try db.write { db -> Int64 in
-            try db.execute(sql: "INSERT INTO classes(name, description, mapped) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+            // A name classes.yaml has learnt since it was first kept becomes mapped.
+            try db.execute(sql: "INSERT INTO classes(name, description, mapped) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET mapped = MAX(mapped, excluded.mapped)",
                            arguments: [name, description, mapped])
             return try Int64.fetchOne(db, sql: "SELECT id FROM classes WHERE name = ?", arguments: [name])!
         }

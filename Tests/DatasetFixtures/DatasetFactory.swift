@@ -97,6 +97,8 @@ enum DatasetFactory {
         var gt = binaryMask(on: 1)
         gt.voxels = gt.voxels.enumerated().map { $0.element > 0 && $0.offset % 64 >= 35 ? 2 : $0.element }
         try MetaImage.write(gt, to: cm.appendingPathComponent("patient0001_2CH_ED_gt.mhd"), compressed: true)
+        // The 2019 release keeps the whole unlabelled cycle beside ED/ES: not a pair, not ingested.
+        try MetaImage.write(photo(rgb: false), to: cm.appendingPathComponent("patient0001_2CH_sequence.mhd"), compressed: false)
         expected["camus"] = (1, 2)
         // ISIC 2018: JPEG + PNG segmentation in separate folders.
         for n in 0..<2 {
