@@ -16,7 +16,8 @@ slices=${BENCH_SLICES:-100}
 parts=${BENCH_PARTS:-ingest catalog sam eval train}
 want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
-if want ingest || want catalog; then
+# The ingest and catalog peers need nibabel and Pillow; the training loader peer reads its export with Pillow.
+if want ingest || want catalog || want train; then
 python3 -m pip install -q --no-deps --target .deps/py -r bench/requirements.txt >/dev/null 2>&1 \
     || [ -d .deps/py/nibabel ] || { echo "bench: cannot install nibabel/Pillow"; exit 1; }
 
