@@ -38,7 +38,7 @@ if [ ! -e "$TORCH/torch/lib/libtorch_cpu.so" ]; then
     rm -rf "$TORCH"
     python3 -m pip install -q --no-deps --target "$TORCH" torch==2.11.0 'nvidia-cuda-runtime==13.0.*' 'nvidia-cuda-cupti==13.0.*'
     # Kept: headers, libtorch_cpu, libc10, libgomp and the CUDA runtime they load. Dropped: Python
-    # bindings and the CUDA kernels (a GPU machine brings its own torch; see README).
+    # bindings and the CUDA kernels (a GPU machine brings its own torch; see docs/engine.md).
     rm -rf "$TORCH"/torch/lib/libtorch_cuda*.so "$TORCH"/torch/lib/libtorch_python.so "$TORCH"/torch/lib/libtorch_nvshmem.so \
         "$TORCH"/torch/lib/libcaffe2_nvrtc.so "$TORCH"/torch/lib/libc10_cuda.so "$TORCH"/torch/bin "$TORCH"/torch/testing \
         "$TORCH"/torch/_inductor "$TORCH"/torch/_dynamo "$TORCH"/functorch "$TORCH"/torchgen

@@ -235,7 +235,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
             "Body": .skipped("body outline"), "BODY_CONTOUR": .skipped("body outline"), "Couch Interior": .skipped("equipment"),
             "CouchSurface": .skipped("equipment"), "Head Rest": .unmapped("head_rest"), "zPTV_opt": .skipped("planning helper"),
             "PTVopt": .skipped("planning helper"), "SpinalCord_PRV05": .skipped("planning helper"), "Ring_3cm": .skipped("planning helper"),
-            "BB marker": .skipped("marker"), "Iso": .skipped("marker"), "_dose": .skipped("planning helper"), "Bolus 5mm": .skipped("equipment"),
+            "BB marker": .skipped("marker"), "Iso": .skipped("marker"), "Isocenter 1": .skipped("marker"), "patient": .skipped("body outline"), "_dose": .skipped("planning helper"), "Bolus 5mm": .skipped("equipment"),
         ]
         for (name, choice) in choices { XCTAssertEqual(roi(name), choice, name) }
         // SEG segments: the coded type first, with its laterality; the label when no code is known.
