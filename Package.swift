@@ -8,6 +8,7 @@ let libtorch = Context.environment["MEDCAT_LIBTORCH"] ?? "\(Context.packageDirec
 
 // Dependencies point down: medcat (CLI) → Eval, Trainer → SAM, Prompts; SAM → Torch → CTorch (libtorch);
 // Prompts → Imaging; medcat → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs), CDicom (GDCM).
+// Every module a target imports is listed in its dependencies, even where another one brings it.
 let package = Package(
     name: "medcat",
     products: [
@@ -53,8 +54,8 @@ let package = Package(
         .target(name: "Imaging", dependencies: ["CCodecs", "CDicom"]),
         // Box, point and click simulation from ground truth, shared by training and evaluation.
         .target(name: "Prompts", dependencies: ["Imaging"]),
-        .target(name: "Trainer", dependencies: ["SAM", "Prompts", "Catalog", .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "Eval", dependencies: ["SAM", "Prompts", "Catalog", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Trainer", dependencies: ["SAM", "Torch", "Prompts", "Catalog", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Eval", dependencies: ["SAM", "Torch", "Prompts", "Catalog", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Ingest",
@@ -62,23 +63,25 @@ let package = Package(
         ),
         .executableTarget(
             name: "medcat",
-            dependencies: ["Ingest", "Eval", "Trainer", "SAM", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Ingest", "Eval", "Trainer", "SAM", "Torch", "Prompts", "Catalog", "Imaging",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
-        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Trainer", "Catalog"], path: "bench/SamBench"),
+        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Torch", "Trainer", "Catalog"], path: "bench/SamBench"),
         .executableTarget(name: "medcat-eval-bench", dependencies: ["Eval"], path: "bench/EvalBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
-        .testTarget(name: "SAMTests", dependencies: ["SAM", "Imaging"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SAMTests", dependencies: ["SAM", "Torch", "Imaging"], resources: [.copy("Fixtures")]),
         // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
         .target(name: "DICOMFixtures", dependencies: ["Imaging"], path: "Tests/DICOMFixtures"),
         // Datasets in the public layouts, as downloaded (names and quirks of the real ones).
         .target(name: "DatasetFixtures", dependencies: ["Imaging"], path: "Tests/DatasetFixtures"),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Prompts", "Catalog", "Imaging"]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "DICOMFixtures", "DatasetFixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["medcat", "DICOMFixtures", "DatasetFixtures"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "DICOMFixtures", "DatasetFixtures",
+                                                    .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "CLITests", dependencies: ["medcat", "Imaging", "DICOMFixtures", "DatasetFixtures"]),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17
