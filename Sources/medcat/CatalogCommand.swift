@@ -27,15 +27,10 @@ struct CatalogCommand: ParsableCommand {
         var classes: [String] = []
         @Option(name: .customLong("dataset"), help: "Dataset name (repeatable).")
         var datasets: [String] = []
-        @Option(name: .customLong("split"), help: "train, val or test (repeatable).")
-        var splits: [String] = []
+        @Option(name: .customLong("split"), help: "Split (repeatable).")
+        var splits: [Split] = []
 
-        func validate() throws {
-            for s in splits where Split(name: s) == nil { throw ValidationError("--split must be train, val or test (got '\(s)')") }
-        }
-        var selection: Selection {
-            Selection(modalities: modalities, classes: classes, datasets: datasets, splits: splits.compactMap(Split.init(name:)))
-        }
+        var selection: Selection { Selection(modalities: modalities, classes: classes, datasets: datasets, splits: splits) }
     }
 
     struct Stats: ParsableCommand {

@@ -34,7 +34,7 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var filters: CatalogCommand.Filters
     @Option(help: "Model weights (.pth or .safetensors).") var checkpoint: String
     @Option(help: "Name of this evaluation in the catalog (default: the checkpoint's file name without extension).") var name: String?
-    @Option(name: .customLong("protocol"), help: "box, points1, points3, points5 or clicks (repeatable).") var protocols: [String] = []
+    @Option(name: .customLong("protocol"), help: "Prompt protocol (repeatable; default box, points1 and clicks).") var protocols: [EvalProtocol] = []
     @Option(help: "Clicks of the clicks protocol, the first included.") var clicks: Int = 5
     @Option(help: "NSD tolerance in mm.") var tolerance: Double = 2
     @Option(help: "Seed of jittered boxes.") var seed: UInt64 = 0
@@ -47,9 +47,6 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Replace an earlier evaluation of the same name.") var replace = false
 
     func validate() throws {
-        for p in protocols where EvalProtocol(rawValue: p) == nil {
-            throw ValidationError("--protocol must be one of \(EvalProtocol.allCases.map(\.rawValue).joined(separator: ", ")) (got '\(p)')")
-        }
         guard clicks >= 1 else { throw ValidationError("--clicks must be at least 1") }
         guard tolerance >= 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a distance in mm, at least 0") }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
@@ -62,7 +59,7 @@ struct EvalCommand: ParsableCommand {
         try Runtime.prepare(device)
         var selection = filters.selection
         if selection.splits.isEmpty { selection.splits = [.test] }
-        let settings = EvalSettings(selection: selection, protocols: protocols.isEmpty ? [.box, .points1, .clicks] : protocols.compactMap(EvalProtocol.init),
+        let settings = EvalSettings(selection: selection, protocols: protocols.isEmpty ? [.box, .points1, .clicks] : protocols,
                                     clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: self.device,
                                     limit: limit)
         let url = URL(fileURLWithPath: checkpoint)

@@ -15,18 +15,17 @@ struct ExportCommand: ParsableCommand {
 
     @OptionGroup var common: CatalogOptions
     @OptionGroup var filters: CatalogCommand.Filters
-    @Option(help: "sa-med2d or webdataset.") var format: String
+    @Option(help: "Layout to write.") var format: Exporter.Format
     @Option(help: "Output folder.") var out: String
     @Option(help: "Samples per WebDataset tar shard.") var samplesPerShard: Int = 1000
 
     func validate() throws {
-        guard Exporter.Format(rawValue: format) != nil else { throw ValidationError("--format must be sa-med2d or webdataset") }
         guard samplesPerShard > 0 else { throw ValidationError("--samples-per-shard must be positive") }
     }
 
     func run() throws {
         let exporter = Exporter(catalog: try Catalog(path: common.catalog))
-        let (images, masks) = try exporter.export(Exporter.Format(rawValue: format)!, selection: filters.selection,
+        let (images, masks) = try exporter.export(format, selection: filters.selection,
                                                   to: URL(fileURLWithPath: out), samplesPerShard: samplesPerShard)
         print("exported \(images) images and \(masks) masks to \(out)")
     }

@@ -42,7 +42,7 @@ struct IngestCommand: ParsableCommand {
     var size: Int = 256
 
     @Option(help: "Slicing axes of 3D volumes: z (axial) or xyz (axial, coronal, sagittal).")
-    var axes: String = "z"
+    var axes: SliceAxes = .z
 
     @Flag(help: "One mask per connected component instead of one per class.")
     var instances = false
@@ -80,7 +80,6 @@ struct IngestCommand: ParsableCommand {
     func validate() throws {
         guard size >= 16 && size <= 4096 else { throw ValidationError("--size must be between 16 and 4096") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
-        guard axes == "z" || axes == "xyz" else { throw ValidationError("--axes must be z or xyz") }
         if window != nil && percentile != nil { throw ValidationError("give --window or --percentile, not both") }
         if let w = window {
             guard let (width, level) = Self.pair(w) else { throw ValidationError("--window must be WIDTH/LEVEL, e.g. 400/40") }
@@ -105,7 +104,7 @@ struct IngestCommand: ParsableCommand {
         let log = common.logger("ingest")
         var options = IngestOptions()
         options.size = size
-        options.axes = axes == "z" ? [.axial] : [.axial, .coronal, .sagittal]
+        options.axes = axes.axes
         options.instances = instances
         options.keepEmpty = keepEmpty
         options.minMaskPixels = minMaskPixels

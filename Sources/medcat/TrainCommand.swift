@@ -42,11 +42,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay.") var weightDecay: Double = 0.01
     @Option(help: "Linear warm-up steps.") var warmup: Int = 10
     @Option(help: "Gradient norm clip (0: off).") var clip: Double = 1
-    @Option(help: ArgumentHelp("What trains: full, decoder, adapter or lora.", discussion: """
+    @Option(help: ArgumentHelp("What trains.", discussion: """
         full: everything. decoder: the mask decoder. adapter: SAM-Med2D's adapters in every ViT block (added when the \
         checkpoint has none), prompt encoder and mask decoder. lora: LoRA updates of the image encoder's attention \
         projections (merged into the saved weights), prompt encoder and mask decoder.
-        """)) var tune: String = "full"
+        """)) var tune: TuneMode = .full
     @Option(help: "Rank of the LoRA updates (--tune lora; default \(TrainConfig.defaultLoRARank)).") var loraRank: Int?
     @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
     @Option(help: "Points per mask on point steps: 1 foreground point, or for K > 1, K/2 foreground and the rest background (SAM-Med2D).")
@@ -54,7 +54,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
     @Option(help: "Rebalance: modality:NAME=W or dataset:NAME=W (repeatable); images are drawn in proportion to their weights.")
     var sampleWeight: [String] = []
-    @Option(help: "Validation split scored each epoch and at the end.") var valSplit: String = "val"
+    @Option(help: "Validation split scored each epoch and at the end.") var valSplit: Split = .val
     @Option(help: "Validation images (0: no validation).") var valImages: Int = 16
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
@@ -71,7 +71,7 @@ struct TrainCommand: ParsableCommand {
         if let preset, SamConfig.preset(preset, imageSize: imageSize) == nil {
             throw ValidationError("--preset must be one of \(SamConfig.presetNames.joined(separator: ", ")) (tiny_vit at 256 only; got '\(preset)')")
         }
-        guard let mode = TuneMode(rawValue: tune) else { throw ValidationError("--tune must be full, decoder, adapter or lora (got '\(tune)')") }
+        let mode = tune
         if mode == .adapter, preset == "tiny_vit" {
             throw ValidationError("--tune adapter needs a ViT image encoder; tiny_vit has none (use --tune lora or decoder)")
         }
@@ -80,7 +80,6 @@ struct TrainCommand: ParsableCommand {
             guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
         }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
-        guard Split(name: valSplit) != nil else { throw ValidationError("--val-split must be train, val or test (got '\(valSplit)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
                               ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--points", points)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
@@ -114,12 +113,12 @@ struct TrainCommand: ParsableCommand {
         c.sampleWeights = (try? weights()) ?? [:]
         c.selection = filters.selection
         if c.selection.splits.isEmpty { c.selection.splits = [.train] }
-        c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [Split(name: valSplit)!])
+        c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [valSplit])
         c.validationImages = valImages
         c.shards = shards
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
-        c.tune = TuneMode(rawValue: tune)!; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
+        c.tune = tune; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.points = points == 1 ? nil : points
         c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
         return c

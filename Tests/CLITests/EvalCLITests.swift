@@ -88,10 +88,10 @@ final class EvalCLITests: BinaryTestCase {
 
     func testBadArguments() throws {
         let cases: [([String], String)] = [
-            (["eval", "--checkpoint", "x.pth", "--protocol", "lasso"], "--protocol must be one of box, points1, points3, points5, clicks"),
+            (["eval", "--checkpoint", "x.pth", "--protocol", "lasso"], "The value 'lasso' is invalid for '--protocol <protocol>'"),
             (["eval", "--checkpoint", "x.pth", "--box-jitter", "lots"], "--box-jitter must be"),
             (["eval", "--checkpoint", "x.pth", "--clicks", "0"], "--clicks must be at least 1"),
-            (["eval", "--checkpoint", "x.pth", "--split", "holdout"], "--split must be train, val or test"),
+            (["eval", "--checkpoint", "x.pth", "--split", "holdout"], "The value 'holdout' is invalid for '--split <split>'"),
             (["leaderboard", "--bootstrap=-1"], "--bootstrap must be 0 or more"),
         ]
         for (args, message) in cases {

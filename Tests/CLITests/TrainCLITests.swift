@@ -171,14 +171,14 @@ final class TrainCLITests: BinaryTestCase {
         let cases: [([String], String)] = [
             (["train", "--out", "x"], "give --checkpoint FILE or --preset NAME"),
             (["train", "--out", "x", "--preset", "vit_q"], "--preset must be one of vit_b, vit_l, vit_h, tiny_vit, vit_debug"),
-            (["train", "--out", "x", "--preset", "vit_b", "--tune", "prefix"], "--tune must be full, decoder, adapter or lora"),
+            (["train", "--out", "x", "--preset", "vit_b", "--tune", "prefix"], "The value 'prefix' is invalid for '--tune <tune>'"),
             (["train", "--out", "x", "--preset", "tiny_vit", "--tune", "adapter"], "--tune adapter needs a ViT image encoder; tiny_vit has none"),
             (["train", "--out", "x", "--preset", "vit_b", "--tune", "lora", "--lora-rank", "0"], "--lora-rank must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--lora-rank", "8"], "--lora-rank applies to --tune lora only"),
             (["train", "--out", "x", "--preset", "vit_b", "--points", "0"], "--points must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
-            (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "--val-split must be train, val or test"),
+            (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "The value 'holdout' is invalid for '--val-split <val-split>'"),
             (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be a multiple of --nproc 2"),
             (["train", "--out", "x", "--preset", "vit_b", "--shards", "3", "--nproc", "2"], "--shards 3 must be a multiple of --nproc 2"),
         ]
