@@ -48,9 +48,13 @@ public final class Catalog {
     public let db: any DatabaseWriter
     var classIDs: [String: Int64] = [:]
     /// `catalog map-class` mappings, read once: ingest follows them.
-    lazy var classMap: [String: String] = (try? db.read { db in
-        Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, target FROM class_map").map { ($0[0] as String, $0[1] as String) })
-    }) ?? [:]
+    lazy var classMap: [String: String] = (try? readClassMap()) ?? [:]
+
+    func readClassMap() throws -> [String: String] {
+        try db.read { db in
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, target FROM class_map").map { ($0[0] as String, $0[1] as String) })
+        }
+    }
     private var modalityIDs: [String: Int64] = [:]
     private var shardIDs: [String: Int64] = [:]
     var blobs = BlobIndex()
@@ -85,9 +89,11 @@ public final class Catalog {
 
     /// `mapped`: whether the name is one of classes.yaml's; an unmapped name is kept as a class of
     /// its own and listed by `catalog stats`. A name mapped by `mapClass` gives its target's id.
-    public func classID(_ name: String, description: String? = nil, mapped: Bool = true) throws -> Int64 {
-        if let target = classMap[name] { return try classID(target, mapped: mapped) }
+    /// `mapped` is asked only the first time a name is seen (ingest calls this once per mask).
+    public func classID(_ name: String, description: String? = nil, mapped: @autoclosure () -> Bool = true) throws -> Int64 {
+        if let target = classMap[name] { return try classID(target, mapped: mapped()) }
         if let id = classIDs[name] { return id }
+        let mapped = mapped()
         let id = try db.write { db -> Int64 in
             // A name classes.yaml has learnt since it was first kept becomes mapped.
             try db.execute(sql: "INSERT INTO classes(name, description, mapped) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET mapped = MAX(mapped, excluded.mapped)",

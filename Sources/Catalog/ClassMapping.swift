@@ -60,9 +60,7 @@ extension Catalog {
             return .merged(masks: masks)
         }
         classIDs = [:]
-        classMap = Dictionary(uniqueKeysWithValues: try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, target FROM class_map").map { ($0[0] as String, $0[1] as String) }
-        })
+        classMap = try readClassMap()
         return outcome
     }
 
@@ -84,7 +82,7 @@ extension Catalog {
     /// for the same folder, so that a re-run adds no rows.
     public func record(_ failure: DatasetFailure, runID: Int64) throws {
         try db.write { db in
-            try db.execute(sql: "DELETE FROM errors WHERE stage = 'dataset' AND dataset = ? AND path = ?", arguments: [failure.dataset, failure.folder])
+            try Self.deleteFailure(db, dataset: failure.dataset, folder: failure.folder)
             try db.execute(sql: "INSERT INTO errors(run_id, dataset, path, stage, message, at) VALUES (?, ?, ?, 'dataset', ?, ?)",
                            arguments: [runID, failure.dataset, failure.folder, failure.message, Self.now()])
         }
@@ -92,9 +90,11 @@ extension Catalog {
 
     /// Clears a dataset-level failure once the folder ingests.
     public func clearFailure(dataset: String, folder: String) throws {
-        try db.write { db in
-            try db.execute(sql: "DELETE FROM errors WHERE stage = 'dataset' AND dataset = ? AND path = ?", arguments: [dataset, folder])
-        }
+        try db.write { db in try Self.deleteFailure(db, dataset: dataset, folder: folder) }
+    }
+
+    private static func deleteFailure(_ db: Database, dataset: String, folder: String) throws {
+        try db.execute(sql: "DELETE FROM errors WHERE stage = 'dataset' AND dataset = ? AND path = ?", arguments: [dataset, folder])
     }
 
     /// Rejected files of a dataset, for the run's summary.

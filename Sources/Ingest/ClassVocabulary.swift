@@ -74,7 +74,7 @@ public struct ClassVocabulary: Sendable {
         var previous: Character?
         for ch in name {
             if ch.isLetter || ch.isNumber {
-                // camelCase and letter/digit boundaries split words ("SpinalCord", "PTV5400" stays whole).
+                // camelCase splits words ("SpinalCord"); letters and digits stay together ("PTV5400").
                 if let p = previous, p.isLowercase && ch.isUppercase { out.append(word); word = "" }
                 word.append(contentsOf: ch.lowercased())
             } else if !word.isEmpty {

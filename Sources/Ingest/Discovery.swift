@@ -157,14 +157,16 @@ extension Layouts {
         FS.same(dir, root) ? root.lastPathComponent : FS.relative(dir, to: root)
     }
 
-    /// What a folder holds, said in a few words.
-    static func contents(_ dir: URL) -> String {
+    /// Why a folder was not taken: what it holds, in a few words.
+    static func contents(_ dir: URL) -> String { fileTypes(dir).map { "no known layout (\($0))" } ?? "no files" }
+
+    /// "3 .nii.gz, 1 .txt": the commonest file types three levels down; nil when there are no files.
+    static func fileTypes(_ dir: URL) -> String? {
         let files = FS.files(dir, depth: 3)
-        if files.isEmpty { return "no files" }
+        if files.isEmpty { return nil }
         var byExt: [String: Int] = [:]
         for f in files { byExt[f.lastPathComponent.lowercased().hasSuffix(".nii.gz") ? "nii.gz" : f.pathExtension.lowercased(), default: 0] += 1 }
-        let summary = byExt.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(4).map { "\($0.value) .\($0.key)" }.joined(separator: ", ")
-        return "no known layout (\(summary))"
+        return byExt.sorted { ($0.value, $1.key) > ($1.value, $0.key) }.prefix(4).map { "\($0.value) .\($0.key)" }.joined(separator: ", ")
     }
 }
 
@@ -173,7 +175,7 @@ extension Layouts {
     static func diagnose(_ root: URL) -> String {
         let dirs = FS.children(root).filter(FS.isDirectory).prefix(8).map(\.lastPathComponent)
         return """
-            no known dataset layout in '\(root.lastPathComponent)' (found \(contents(root).replacingOccurrences(of: "no known layout ", with: ""))\
+            no known dataset layout in '\(root.lastPathComponent)' (found \(fileTypes(root) ?? "no files")\
             \(dirs.isEmpty ? "" : "; folders: " + dirs.joined(separator: ", ")))
             Known layouts: MSD/nnU-Net (dataset.json + imagesTr/labelsTr), KiTS (case_*/imaging.nii.gz + segmentation.nii.gz),
             BraTS (case folders with *_seg.nii.gz), ACDC (*_frameNN.nii.gz + _gt), CAMUS (*.mhd + _gt.mhd),

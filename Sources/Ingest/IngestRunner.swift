@@ -89,18 +89,20 @@ public final class IngestRunner {
         var failures = discovery.failures
         var plans: [(plan: DatasetPlan, folder: String)] = []
         for found in discovery.datasets {
-            let m = found.manifest, folder = Layouts.relative(found.dir, root)
-            // DICOM folder names often name the patient: hashed unless asked otherwise.
-            let prefix = m.layout == .dicom && !found.prefix.isEmpty && !options.keepPaths
+            let m = found.manifest
+            // DICOM folder names often name the patient: hashed, and not shown, unless asked otherwise.
+            let hidden = m.layout == .dicom && !options.keepPaths
+            let folder = hidden ? m.name : Layouts.relative(found.dir, root)
+            let prefix = hidden && !found.prefix.isEmpty
                 ? DicomLayout.anonymous("folder", String(found.prefix.dropLast()), salt: salt) + "/" : found.prefix
             do {
                 let plan = try Layouts.plan(m, root: found.dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths)
                 if plan.items.isEmpty && plan.problems.isEmpty && plan.unlabelled == 0 {
                     throw LayoutError(description: "recognised as '\(m.layout.rawValue)' but no image–label pairs were found")
                 }
-                plans.append((plan, m.layout == .dicom && !options.keepPaths ? m.name : folder))
+                plans.append((plan, folder))
             } catch {
-                failures.append(DatasetFailure(dataset: m.name, folder: m.layout == .dicom && !options.keepPaths ? m.name : folder, message: "\(error)"))
+                failures.append(DatasetFailure(dataset: m.name, folder: folder, message: "\(error)"))
             }
         }
         ShardSet.recoverUnsealed(in: catalog.shardDirectory, log: log)

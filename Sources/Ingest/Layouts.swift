@@ -332,11 +332,19 @@ enum Paired {
         report(unpaired, pairedFolders: pairedFolders, plan: &plan) { _ in "no mask with the same name in \(maskDir.lastPathComponent)/" }
     }
 
-    /// Images without a label file: in a folder where no image has one (a test set shipped without
-    /// labels) they are counted as unlabelled; beside labelled images they are rejected.
+    /// Images without a label file: in a folder where no image has one, in a dataset that has labelled
+    /// images elsewhere or in a folder named for testing (a test set shipped without labels), they
+    /// are counted as unlabelled; beside labelled images, or where nothing pairs at all (names that
+    /// do not match), they are rejected.
     static func report(_ unpaired: [URL], pairedFolders: Set<String>, plan: inout DatasetPlan, reason: (URL) -> String) {
         for f in unpaired {
-            if pairedFolders.contains(f.deletingLastPathComponent().path) { plan.problems.append((FS.relative(f, to: plan.root), reason(f))) } else { plan.unlabelled += 1 }
+            let folders = (plan.prefix + FS.relative(f, to: plan.root)).split(separator: "/").dropLast().map(String.init)
+            let testSet = !plan.items.isEmpty || OfficialSplit.of(folders: folders) != nil
+            if !testSet || pairedFolders.contains(f.deletingLastPathComponent().path) {
+                plan.problems.append((FS.relative(f, to: plan.root), reason(f)))
+            } else {
+                plan.unlabelled += 1
+            }
         }
     }
 }

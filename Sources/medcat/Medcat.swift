@@ -13,6 +13,7 @@ struct Medcat: ParsableCommand {
               medcat catalog stats
               medcat catalog query --modality ct --class liver --split train --limit 5
               medcat catalog errors
+              medcat catalog map-class lesion --to liver_tumor
               medcat export --format sa-med2d --out ./sa-med2d
               medcat manifests kits19
               medcat predict --checkpoint lite_medsam.pth --image slice.png --box 40,50,140,160 --out mask.png

@@ -261,6 +261,18 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         XCTAssertEqual(Decathlon.labelValues(regions).map { "\($0.0)=\($0.1)" }, ["1=whole tumor", "2=tumor core", "3=enhancing tumor"])
     }
 
+    /// A folder where nothing pairs is named wrongly, not a test set: its images are rejected.
+    func testImagesWhoseMasksAreNamedOtherwiseAreRejectedNotCountedAsUnlabelled() throws {
+        let root = dir.appendingPathComponent("scans")
+        try DatasetFactory.writeData(try Raster.encodePNG(DownloadedLayouts.photo(rgb: false, seed: 3)), root.appendingPathComponent("images/a.png"))
+        try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.binaryMask()), root.appendingPathComponent("masks/a_mask.png"))
+        var options = IngestOptions()
+        options.modality = "x_ray"
+        let s = try ingest(root, catalog: try Catalog(path: ":memory:"), options: options)
+        XCTAssertEqual(s.rows.first?.unlabelled, 0)
+        XCTAssertEqual(s.filesRejected, 1)
+    }
+
     func testMasksOfADatasetNoManifestDescribesKeepTheirValues() throws {
         let root = dir.appendingPathComponent("organs_us")
         var multi = DatasetFactory.binaryMask(on: 1)
