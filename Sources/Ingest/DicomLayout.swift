@@ -118,7 +118,7 @@ enum DicomLayout {
             }
             let first = members[0]
             let patient = first.patientID.isEmpty ? first.studyInstanceUID : first.patientID
-            let modality = plan.manifest.modality ?? modality(tag: first.modality) ?? "unknown"
+            let modality = plan.manifest.modality ?? modality(tag: first.modality) ?? plan.fallbackModality ?? "unknown"
             let planes = members.flatMap(\.planes)
             let segs = notes.filter(\.isSegmentation).map(\.url), structs = notes.filter(\.isStructureSet).map(\.url)
             // Pictures without a position (radiographs, ultrasound loops) are separate 2D images.

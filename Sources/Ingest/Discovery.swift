@@ -132,7 +132,6 @@ extension Layouts {
             // Labels the files keep as they are: a generic folder of masks names its one class itself.
             if m.labels.isEmpty && ![.msd, .nnunet].contains(layout) { m.foreground = options.className ?? ClassVocabulary.normalise(name) }
         }
-        if m.modality == nil, m.channels.isEmpty, let mod = options.modality { m.modality = mod }
         return FoundDataset(manifest: m, dir: dir, namingDir: namer)
     }
 

@@ -76,8 +76,7 @@ public final class IngestRunner {
         var summary = IngestSummary()
         guard FS.isDirectory(root) else { throw LayoutError(description: "'\(root.lastPathComponent)' is not a folder") }
         var discovery = Discovery()
-        if var m = explicit {
-            if let mod = options.modality, m.modality == nil { m.modality = mod }
+        if let m = explicit {
             discovery.datasets = [FoundDataset(manifest: m, dir: root, namingDir: root)]
         } else {
             discovery = try Layouts.discover(root, library: library, options: options)
@@ -96,7 +95,8 @@ public final class IngestRunner {
             let prefix = hidden && !found.prefix.isEmpty
                 ? DicomLayout.anonymous("folder", String(found.prefix.dropLast()), salt: salt) + "/" : found.prefix
             do {
-                let plan = try Layouts.plan(m, root: found.dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths)
+                let plan = try Layouts.plan(m, root: found.dir, vocabulary: library.vocabulary, prefix: prefix, salt: salt, keepPaths: options.keepPaths,
+                                            modality: options.modality)
                 if plan.items.isEmpty && plan.problems.isEmpty && plan.unlabelled == 0 {
                     throw LayoutError(description: "recognised as '\(m.layout.rawValue)' but no image–label pairs were found")
                 }

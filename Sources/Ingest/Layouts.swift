@@ -35,6 +35,8 @@ public struct DatasetPlan: Sendable {
     public var unlabelled = 0
     /// Folders inside the dataset that are not read, with the reason (DRIVE's field-of-view masks).
     public var skipped: [SkippedFolder] = []
+    /// The modality of images that nothing else gives one (`--modality`).
+    public var fallbackModality: String?
 }
 
 /// A folder that ingest looked at and did not take, with the reason.
@@ -73,8 +75,13 @@ enum Layouts {
 
     // MARK: Pairing
 
-    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary, prefix: String = "", salt: String = "", keepPaths: Bool = false) throws -> DatasetPlan {
-        var plan = DatasetPlan(manifest: manifest, root: root, items: [], problems: [], prefix: prefix)
+    /// `modality`: for images whose modality nothing else gives (the manifest, dataset.json's channel
+    /// names, a DICOM series' Modality tag).
+    static func plan(_ manifest: Manifest, root: URL, vocabulary: ClassVocabulary, prefix: String = "", salt: String = "", keepPaths: Bool = false,
+                     modality: String? = nil) throws -> DatasetPlan {
+        var plan = DatasetPlan(manifest: manifest, root: root, items: [], problems: [], prefix: prefix, fallbackModality: modality)
+        let fromFiles: Set<Manifest.Layout> = [.msd, .nnunet, .dicom]
+        if plan.manifest.modality == nil && manifest.channels.isEmpty && !fromFiles.contains(manifest.layout) { plan.manifest.modality = modality }
         switch manifest.layout {
         case .msd, .nnunet: try Decathlon.pair(&plan, vocabulary: vocabulary)
         case .kits: Kits.pair(&plan)
@@ -87,7 +94,7 @@ enum Layouts {
         case .dicom: DicomLayout.pair(&plan, salt: salt, keepPaths: keepPaths)
         }
         if !prefix.isEmpty { plan.problems = plan.problems.map { (prefix + $0.path, $0.message) } }
-        if manifest.modality == nil && manifest.channels.isEmpty && ![.msd, .nnunet, .dicom].contains(manifest.layout) {
+        if plan.manifest.modality == nil && manifest.channels.isEmpty && !fromFiles.contains(manifest.layout) {
             throw LayoutError(description: "\(root.lastPathComponent): the '\(manifest.name)' manifest does not say the modality; pass --modality (e.g. ct, mr_t1, ultrasound) or --manifest FILE")
         }
         plan.items.sort { $0.key < $1.key }
@@ -123,7 +130,7 @@ enum Decathlon {
         let channels = channelNames.keys.compactMap { Int($0) }.sorted()
         func modality(_ c: Int) -> String {
             if let m = plan.manifest.channels.first(where: { $0.key == String(c) }) { return m.modality }
-            return Decathlon.modality(fromChannelName: "\(channelNames[String(c)] ?? "")") ?? plan.manifest.modality ?? "unknown"
+            return Decathlon.modality(fromChannelName: "\(channelNames[String(c)] ?? "")") ?? plan.manifest.modality ?? plan.fallbackModality ?? "unknown"
         }
         let ending = (json["file_ending"] as? String).map { $0.hasPrefix(".") ? $0 : "." + $0 }
         for (images, labels) in [("imagesTr", "labelsTr"), ("imagesTs", "labelsTs")] {

@@ -121,6 +121,10 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         // --modality is for datasets that do not say theirs: Kvasir-SEG stays endoscopy.
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["kvasir-seg"])).map(\.modality)), ["endoscopy"])
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["thyroid_us"])).map(\.modality)), ["ultrasound"])
+        XCTAssertEqual(Set(try c.query(Selection(datasets: ["dataset501_liverlesions"])).map(\.modality)), ["ct"])
+        let recorded = try c.db.read { try Row.fetchAll($0, sql: "SELECT name, modality FROM datasets") }
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: recorded.map { ($0[0] as String, $0[1] as String?) })["dataset501_liverlesions"], .some(nil),
+                       "dataset.json's channels say CT: --modality is not the dataset's")
         // Binary masks, 0/255 and 0/1 alike, are one class named after the folder.
         XCTAssertEqual(got["thyroid_us"]?.masks, 2)
         XCTAssertEqual(try classes(c, "thyroid_us"), ["thyroid_us"])
