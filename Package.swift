@@ -6,9 +6,11 @@ import PackageDescription
 // set here because SwiftPM drops it from pkg-config files.
 let libtorch = Context.environment["MEDCAT_LIBTORCH"] ?? "\(Context.packageDirectory)/.deps/torch/torch"
 
-// Dependencies point down: medcat (CLI) → Eval, Trainer → SAM, Prompts; SAM → Torch → CTorch (libtorch);
-// Prompts → Imaging; medcat → Ingest → Imaging, Catalog → CCodecs (Debian's C codecs), CDicom (GDCM).
-// Every module a target imports is listed in its dependencies, even where another one brings it.
+// Dependencies point down (the README draws them): medcat (CLI) → Trainer → Eval → SAM → Torch →
+// CTorch (libtorch); SAM → Prompts → Imaging → CCodecs (Debian's codecs), CDicom (GDCM); medcat →
+// Ingest → Imaging, Catalog. Catalog is the store ingest writes and training and eval read.
+// Geometry (boxes), Hashing and CProcess sit at the bottom. Every module a target imports is listed
+// in its dependencies, even where another one brings it.
 let package = Package(
     name: "medcat",
     products: [
@@ -21,15 +23,20 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
+        // Debian's image and compression codecs behind a C header (libpng and libjpeg longjmp).
         .target(
             name: "CCodecs",
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [
                 .linkedLibrary("png"), .linkedLibrary("z"), .linkedLibrary("jpeg"),
                 .linkedLibrary("tiff"), .linkedLibrary("gif"), .linkedLibrary("deflate"), .linkedLibrary("isal"),
-                .linkedLibrary("xxhash"), .linkedLibrary("sqlite3"),
             ]
         ),
+        .target(name: "CHash", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("xxhash")]),
+        // Binds values to the catalog's prepared statements without boxing them (its insert hot path).
+        .target(name: "CSQLiteBind", linkerSettings: [.linkedLibrary("sqlite3")]),
+        // Allocator settings and the crash note of the batch commands.
+        .target(name: "CProcess"),
         // GDCM (Debian's libgdcm-dev) behind a C header: DICOM parsing and every compressed transfer syntax.
         .target(
             name: "CDicom",
@@ -50,27 +57,30 @@ let package = Package(
             ]
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
-        .target(name: "SAM", dependencies: ["Torch"]),
-        .target(name: "Imaging", dependencies: ["CCodecs", "CDicom"]),
+        .target(name: "SAM", dependencies: ["Torch", "Prompts", "Geometry"]),
+        // Content hashes (XXH3) and stable keys (FNV-1a); boxes on images and in volumes.
+        .target(name: "Hashing", dependencies: ["CHash"]),
+        .target(name: "Geometry"),
+        .target(name: "Imaging", dependencies: ["CCodecs", "CDicom", "Geometry"]),
         // Box, point and click simulation from ground truth, shared by training and evaluation.
-        .target(name: "Prompts", dependencies: ["Imaging"]),
-        .target(name: "Trainer", dependencies: ["SAM", "Torch", "Prompts", "Catalog", .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "Eval", dependencies: ["SAM", "Torch", "Prompts", "Catalog", "Imaging", .product(name: "GRDB", package: "GRDB.swift")]),
-        .target(name: "Catalog", dependencies: ["CCodecs", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Prompts", dependencies: ["Imaging", "Geometry"]),
+        .target(name: "Trainer", dependencies: ["SAM", "Torch", "Prompts", "Eval", "Catalog", "Geometry", "Hashing"]),
+        .target(name: "Eval", dependencies: ["SAM", "Torch", "Prompts", "Catalog", "Imaging", "Geometry", "Hashing", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "Catalog", dependencies: ["CCodecs", "CSQLiteBind", "Hashing", "Geometry", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Ingest",
-            dependencies: ["CCodecs", "Imaging", "Catalog", "Yams", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CProcess", "Imaging", "Catalog", "Hashing", "Geometry", "Yams", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "medcat",
-            dependencies: ["Ingest", "Eval", "Trainer", "SAM", "Torch", "Prompts", "Catalog", "Imaging",
+            dependencies: ["Ingest", "Eval", "Trainer", "SAM", "Torch", "Prompts", "Catalog", "Imaging", "CProcess", "Hashing", "Geometry",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
-        .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog"], path: "bench/CatalogBench"),
-        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Torch", "Trainer", "Catalog"], path: "bench/SamBench"),
+        .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog", "Geometry"], path: "bench/CatalogBench"),
+        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Torch", "Trainer", "Catalog", "CProcess"], path: "bench/SamBench"),
         .executableTarget(name: "medcat-eval-bench", dependencies: ["Eval"], path: "bench/EvalBench"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Geometry", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Torch", "Imaging"], resources: [.copy("Fixtures")]),
         // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
@@ -78,8 +88,8 @@ let package = Package(
         // Datasets in the public layouts, as downloaded (names and quirks of the real ones).
         .target(name: "DatasetFixtures", dependencies: ["Imaging"], path: "Tests/DatasetFixtures"),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "DICOMFixtures", "DatasetFixtures",
+        .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "Hashing", "DICOMFixtures", "DatasetFixtures",
                                                     .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["medcat", "Imaging", "DICOMFixtures", "DatasetFixtures"]),
     ],

@@ -10,15 +10,10 @@
 #include <isa-l/igzip_lib.h>
 #include <jpeglib.h>
 #include <libdeflate.h>
-#include <malloc.h>
 #include <png.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <tiffio.h>
 #include <zlib.h>
-// Debian's libxxhash picks SSE2, AVX2 or AVX-512 at its first call; this header routes XXH3_128bits
-// there (same hash on every path).
-#include <xxh_x86dispatch.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
@@ -757,36 +752,3 @@ int mc_zlib_compress(const uint8_t *buf, size_t len, int level, uint8_t **out, s
 }
 
 uint32_t mc_crc32(uint32_t crc, const void *buf, size_t len) { return libdeflate_crc32(crc, buf, len); }
-
-void mc_xxh128(const void *buf, size_t len, uint64_t out[2]) {
-    XXH128_hash_t h = XXH3_128bits(buf, len);
-    out[0] = h.low64;
-    out[1] = h.high64;
-}
-
-void mc_sqlite_bind_ints(void *stmt, int first, const int64_t *values, int n) {
-    for (int i = 0; i < n; i++) sqlite3_bind_int64(stmt, first + i, values[i]);
-}
-
-void mc_sqlite_bind_doubles(void *stmt, int first, const double *values, int n) {
-    for (int i = 0; i < n; i++) sqlite3_bind_double(stmt, first + i, values[i]);
-}
-
-void mc_sqlite_bind_text(void *stmt, int index, const char *text) {
-    sqlite3_bind_text(stmt, index, text, -1, SQLITE_TRANSIENT);
-}
-
-int mc_sqlite_step(void *stmt) {
-    int rc = sqlite3_step(stmt);
-    sqlite3_reset(stmt);
-    return rc;
-}
-
-void mc_keep_freed_memory(void) {
-#ifdef M_MMAP_MAX
-    // One arena: threads' own arenas grow by mmap only, which M_MMAP_MAX = 0 forbids.
-    mallopt(M_ARENA_MAX, 1);
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, 0x7fffffff);
-#endif
-}

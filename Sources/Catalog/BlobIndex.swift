@@ -1,5 +1,5 @@
-import CCodecs
 import GRDB
+import Hashing
 
 /// Content hash → id of every stored image, so that identical images are stored once.
 ///
@@ -13,11 +13,7 @@ struct BlobIndex {
     private var ids: [UInt64: Int64] = [:]
     private var lastID: Int64 = 0
 
-    private static func key(_ text: UnsafeRawBufferPointer) -> UInt64 {
-        var out: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &out) { mc_xxh128(text.baseAddress, text.count, $0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
-        return out.0
-    }
+    private static func key(_ text: UnsafeRawBufferPointer) -> UInt64 { ContentHash.words(text).low }
 
     private static func key(_ hash: String) -> UInt64 {
         var hash = hash
@@ -34,8 +30,8 @@ struct BlobIndex {
         let rows = try Row.fetchCursor(db, sql: "SELECT id, hash FROM blobs WHERE id > ?", arguments: [lastID])
         while let row = try rows.next() {
             // The text's bytes as SQLite holds them: no String per row (millions of rows).
-            let k = try row.withUnsafeData(atIndex: 1) { $0.map { $0.withUnsafeBytes { Self.key($0) } } ?? 0 }
-            add(key: k, id: row[0])
+            let k = try row.withUnsafeData(named: "hash") { $0.map { $0.withUnsafeBytes { Self.key($0) } } ?? 0 }
+            add(key: k, id: row["id"])
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Hashing
 
 public enum Split: Int, CaseIterable, Codable, Sendable {
     case train = 0, val = 1, test = 2
@@ -25,9 +26,8 @@ public struct SplitPolicy: Codable, Equatable, Sendable {
     public func split(dataset: String, case name: String, official: Split? = nil) -> Split {
         if let fixed = datasets?[dataset] { return fixed }
         if let official { return official }
-        // FNV-1a, then a 64-bit finaliser so nearby names spread evenly over [0, 1).
-        var h: UInt64 = 0xcbf29ce484222325 ^ seed
-        for b in "\(dataset)\u{1F}\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
+        // Seeded FNV-1a, then a 64-bit finaliser so nearby names spread evenly over [0, 1).
+        var h = StableHash.fnv1a("\(dataset)\u{1F}\(name)", basis: StableHash.offsetBasis ^ seed)
         h ^= h >> 33; h = h &* 0xff51afd7ed558ccd; h ^= h >> 33; h = h &* 0xc4ceb9fe1a85ec53; h ^= h >> 33
         let u = Double(h >> 11) / Double(1 << 53) * (train + val + test)
         return u < train ? .train : u < train + val ? .val : .test
@@ -45,14 +45,14 @@ public struct CatalogError: Error, CustomStringConvertible {
 public final class Catalog {
     public let path: String
     public let shardDirectory: URL
-    public let db: any DatabaseWriter
-    var classIDs: [String: Int64] = [:]
+    let db: any DatabaseWriter
+    var classIDCache: [String: Int64] = [:]
     /// `catalog map-class` mappings, read once: ingest follows them.
     lazy var classMap: [String: String] = (try? readClassMap()) ?? [:]
 
     func readClassMap() throws -> [String: String] {
         try db.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, target FROM class_map").map { ($0[0] as String, $0[1] as String) })
+            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, target FROM class_map").map { ($0["name"] as String, $0["target"] as String) })
         }
     }
     private var modalityIDs: [String: Int64] = [:]
@@ -92,7 +92,7 @@ public final class Catalog {
     /// `mapped` is asked only the first time a name is seen (ingest calls this once per mask).
     public func classID(_ name: String, description: String? = nil, mapped: @autoclosure () -> Bool = true) throws -> Int64 {
         if let target = classMap[name] { return try classID(target, mapped: mapped()) }
-        if let id = classIDs[name] { return id }
+        if let id = classIDCache[name] { return id }
         let mapped = mapped()
         let id = try db.write { db -> Int64 in
             // A name classes.yaml has learnt since it was first kept becomes mapped.
@@ -100,7 +100,7 @@ public final class Catalog {
                            arguments: [name, description, mapped])
             return try Int64.fetchOne(db, sql: "SELECT id FROM classes WHERE name = ?", arguments: [name])!
         }
-        classIDs[name] = id
+        classIDCache[name] = id
         return id
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import GRDB
 
 /// Selections over image–mask pairs. Every field is optional; names are the catalog's vocabulary.
@@ -16,7 +17,7 @@ public struct PairRecord: Codable, Equatable, Sendable {
     public var id: Int64, imageID: Int64
     public var dataset: String, `case`: String, modality: String, `class`: String, split: String
     public var instance: Int, axis: String, slice: Int
-    public var area: Int, bbox: [Int]
+    public var area: Int, bbox: Box2D
     public var width: Int, height: Int
 
     enum CodingKeys: String, CodingKey {
@@ -50,7 +51,7 @@ extension Catalog {
         let unmapped = try unmappedClasses(), duplicates = try duplicates()
         return try db.read { db in
             func rows(_ sql: String) throws -> [CatalogStats.Row] {
-                try Row.fetchAll(db, sql: sql).map { CatalogStats.Row(name: $0[0], images: $0[1], masks: $0[2], cases: $0[3]) }
+                try Row.fetchAll(db, sql: sql).map { CatalogStats.Row(name: $0["name"], images: $0["images"], masks: $0["masks"], cases: $0["cases"]) }
             }
             let scalar = { (sql: String) in try Int.fetchOne(db, sql: sql) ?? 0 }
             return CatalogStats(
@@ -63,22 +64,22 @@ extension Catalog {
                 rejectedFiles: try scalar("SELECT COUNT(*) FROM source_files WHERE status = 'rejected'"),
                 errors: try scalar("SELECT COUNT(*) FROM errors"),
                 byModality: try rows("""
-                    SELECT m.name, SUM(c.images), SUM(c.masks), NULL FROM counts c JOIN modalities m ON m.id = c.modality_id
+                    SELECT m.name, SUM(c.images) AS images, SUM(c.masks) AS masks, NULL AS cases FROM counts c JOIN modalities m ON m.id = c.modality_id
                     GROUP BY m.name HAVING SUM(c.images) + SUM(c.masks) > 0 ORDER BY SUM(c.images) DESC, m.name
                     """),
                 byClass: try rows("""
-                    SELECT k.name, 0, SUM(c.masks), NULL FROM counts c JOIN classes k ON k.id = c.class_id
+                    SELECT k.name, 0 AS images, SUM(c.masks) AS masks, NULL AS cases FROM counts c JOIN classes k ON k.id = c.class_id
                     GROUP BY k.name HAVING SUM(c.masks) > 0 ORDER BY SUM(c.masks) DESC, k.name
                     """),
                 byDataset: try rows("""
-                    SELECT d.name, COALESCE(SUM(c.images), 0), COALESCE(SUM(c.masks), 0),
-                        (SELECT COUNT(*) FROM cases WHERE dataset_id = d.id)
+                    SELECT d.name, COALESCE(SUM(c.images), 0) AS images, COALESCE(SUM(c.masks), 0) AS masks,
+                        (SELECT COUNT(*) FROM cases WHERE dataset_id = d.id) AS cases
                     FROM datasets d LEFT JOIN counts c ON c.dataset_id = d.id GROUP BY d.id ORDER BY d.name
                     """),
                 bySplit: try Split.allCases.map { s in
-                    let r = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(images), 0), COALESCE(SUM(masks), 0) FROM counts WHERE split = ?", arguments: [s.rawValue])!
+                    let r = try Row.fetchOne(db, sql: "SELECT COALESCE(SUM(images), 0) AS images, COALESCE(SUM(masks), 0) AS masks FROM counts WHERE split = ?", arguments: [s.rawValue])!
                     let cases = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cases WHERE split = ?", arguments: [s.rawValue]) ?? 0
-                    return CatalogStats.Row(name: s.name, images: r[0], masks: r[1], cases: cases)
+                    return CatalogStats.Row(name: s.name, images: r["images"], masks: r["masks"], cases: cases)
                 },
                 unmapped: unmapped, duplicates: duplicates)
         }
@@ -119,17 +120,17 @@ extension Catalog {
     public func query(_ selection: Selection, limit: Int? = nil, afterID: Int64 = 0) throws -> [PairRecord] {
         try db.read { db in
             let sql = """
-                SELECT m.id, m.image_id, d.name, c.name, mo.name, k.name, m.split, m.instance, i.axis, i.slice,
-                       m.area, m.x0, m.y0, m.x1, m.y1, i.width, i.height
+                SELECT m.id, m.image_id, d.name AS dataset, c.name AS "case", mo.name AS modality, k.name AS class, m.split, m.instance,
+                       i.axis, i.slice, m.area, m.x0, m.y0, m.x1, m.y1, i.width, i.height
                 FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id
                 JOIN datasets d ON d.id = m.dataset_id JOIN modalities mo ON mo.id = m.modality_id JOIN classes k ON k.id = m.class_id
                 WHERE \(Self.idIn) ORDER BY m.id
                 """
             let ids = try maskIDs(db, selection, after: afterID, limit: limit)
             return try Row.fetchAll(db, sql: sql, arguments: [Self.idList(ids)]).map { r in
-                PairRecord(id: r[0], imageID: r[1], dataset: r[2], case: r[3], modality: r[4], class: r[5],
-                           split: Split(rawValue: r[6])?.name ?? "?", instance: r[7], axis: r[8], slice: r[9],
-                           area: r[10], bbox: [r[11], r[12], r[13], r[14]], width: r[15], height: r[16])
+                PairRecord(id: r["id"], imageID: r["image_id"], dataset: r["dataset"], case: r["case"], modality: r["modality"], class: r["class"],
+                           split: Split(rawValue: r["split"])?.name ?? "?", instance: r["instance"], axis: r["axis"], slice: r["slice"],
+                           area: r["area"], bbox: Box2D(x0: r["x0"], y0: r["y0"], x1: r["x1"], y1: r["y1"]), width: r["width"], height: r["height"])
             }
         }
     }
@@ -151,31 +152,32 @@ extension Catalog {
                 SELECT id, run_id, dataset, path, stage, message, at FROM errors
                 \(dataset == nil ? "" : "WHERE dataset = ?") ORDER BY id \(limit.map { "LIMIT \($0)" } ?? "")
                 """, arguments: dataset.map { [$0] } ?? [])
-            return rows.map { ErrorRecord(id: $0[0], runID: $0[1], dataset: $0[2], path: $0[3], stage: $0[4], message: $0[5], at: $0[6]) }
+            return rows.map { ErrorRecord(id: $0["id"], runID: $0["run_id"], dataset: $0["dataset"], path: $0["path"], stage: $0["stage"],
+                                          message: $0["message"], at: $0["at"]) }
         }
     }
 
     /// Where an image's pixels and a mask's bits are stored.
     public struct Locations: Sendable {
         public var image: ShardLocation
-        public var masks: [(id: Int64, className: String, instance: Int, box: [Int], location: ShardLocation)]
+        public var masks: [(id: Int64, className: String, instance: Int, box: Box2D, location: ShardLocation)]
     }
 
     public func locations(imageID: Int64) throws -> Locations {
         try db.read { db in
             guard let r = try Row.fetchOne(db, sql: """
-                SELECT s.name, b.offset, b.length, i.first_mask_id, i.mask_count FROM images i JOIN blobs b ON b.id = i.blob_id
+                SELECT s.name AS shard, b.offset, b.length, i.first_mask_id, i.mask_count FROM images i JOIN blobs b ON b.id = i.blob_id
                 JOIN shards s ON s.id = b.shard_id WHERE i.id = ?
                 """, arguments: [imageID]) else { throw CatalogError("no image with id \(imageID)") }
-            let first: Int64 = r[3], count: Int64 = r[4]
+            let first: Int64 = r["first_mask_id"], count: Int64 = r["mask_count"]
             let masks = try Row.fetchAll(db, sql: """
-                SELECT m.id, k.name, m.instance, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length
+                SELECT m.id, k.name AS class, m.instance, m.x0, m.y0, m.x1, m.y1, s.name AS shard, m.offset, m.length
                 FROM masks m JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id WHERE m.id BETWEEN ? AND ? ORDER BY m.id
                 """, arguments: [first, first + count - 1]).map { m in
-                (id: m[0] as Int64, className: m[1] as String, instance: m[2] as Int, box: [m[3], m[4], m[5], m[6]] as [Int],
-                 location: ShardLocation(shard: m[7], offset: m[8], length: m[9]))
+                (id: m["id"] as Int64, className: m["class"] as String, instance: m["instance"] as Int,
+                 box: Box2D(x0: m["x0"], y0: m["y0"], x1: m["x1"], y1: m["y1"]), location: ShardLocation(shard: m["shard"], offset: m["offset"], length: m["length"]))
             }
-            return Locations(image: ShardLocation(shard: r[0], offset: r[1], length: r[2]), masks: masks)
+            return Locations(image: ShardLocation(shard: r["shard"], offset: r["offset"], length: r["length"]), masks: masks)
         }
     }
 }

@@ -1,5 +1,5 @@
-import CCodecs
 import Foundation
+import Geometry
 import GRDB
 
 /// What the ingest writer hands the catalog for one source file: its images with their masks, or
@@ -32,11 +32,11 @@ public struct NewImage: Sendable {
     public var axis: String, slice: Int
     public var width: Int, height: Int, channels: Int, origWidth: Int, origHeight: Int
     public var spacing: [Double]
-    public var transform: String
+    public var transform: SliceTransform
     public var blob: BlobRef
     public var masks: [NewMask]
     public init(caseName: String, modalityID: Int64, axis: String, slice: Int, width: Int, height: Int, channels: Int,
-                origWidth: Int, origHeight: Int, spacing: [Double], transform: String, blob: BlobRef, masks: [NewMask]) {
+                origWidth: Int, origHeight: Int, spacing: [Double], transform: SliceTransform, blob: BlobRef, masks: [NewMask]) {
         self.caseName = caseName; self.modalityID = modalityID; self.axis = axis; self.slice = slice
         self.width = width; self.height = height; self.channels = channels; self.origWidth = origWidth
         self.origHeight = origHeight; self.spacing = spacing; self.transform = transform; self.blob = blob; self.masks = masks
@@ -45,12 +45,26 @@ public struct NewImage: Sendable {
 
 public struct NewMask: Sendable {
     public var classID: Int64, instance: Int, area: Int
-    public var box: (x0: Int, y0: Int, x1: Int, y1: Int)
+    public var box: Box2D
     public var shardID: Int64, offset: Int64, length: Int32
-    public init(classID: Int64, instance: Int, area: Int, box: (x0: Int, y0: Int, x1: Int, y1: Int), shardID: Int64, offset: Int64, length: Int32) {
+    public init(classID: Int64, instance: Int, area: Int, box: Box2D, shardID: Int64, offset: Int64, length: Int32) {
         self.classID = classID; self.instance = instance; self.area = area; self.box = box
         self.shardID = shardID; self.offset = offset; self.length = length
     }
+}
+
+/// The columns of the rows ingest inserts by the million, as Schema.swift names them.
+private enum ImageColumns: Int32, InsertColumns {
+    case id = 1, dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
+         orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id, first_mask_id, mask_count
+}
+
+private enum MaskColumns: Int32, InsertColumns {
+    case id = 1, image_id, class_id, instance, area, x0, y0, x1, y1, shard_id, offset, length, modality_id, split, dataset_id
+}
+
+private enum BlobColumns: Int32, InsertColumns {
+    case hash = 1, shard_id, offset, length
 }
 
 extension Catalog {
@@ -74,19 +88,12 @@ extension Catalog {
                 try lists.write(db)
                 lists = MaskLists.Builder()
             }
-            let insertImage = try db.cachedStatement(sql: """
-                INSERT INTO images(id, dataset_id, case_id, source_id, modality_id, split, axis, slice, width, height, channels,
-                    orig_width, orig_height, spacing_x, spacing_y, spacing_z, transform, blob_id, first_mask_id, mask_count)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                """)
-            let insertMask = try db.cachedStatement(sql: """
-                INSERT INTO masks(id, image_id, class_id, instance, area, x0, y0, x1, y1, shard_id, offset, length, modality_id, split, dataset_id)
-                VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                """)
+            let insertImage = try FastInsert<ImageColumns>(db, into: "images")
+            let insertMask = try FastInsert<MaskColumns>(db, into: "masks")
+            let insertBlob = try FastInsert<BlobColumns>(db, into: "blobs")
             // Explicit ids make the contiguous ranges the schema relies on (see Schema.swift).
             var nextImageID = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM images")!
             var nextMaskID = try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM masks")!
-            let insertBlob = try db.cachedStatement(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES (?,?,?,?)")
             for r in results {
                 if let old = try Int64.fetchOne(db, sql: "SELECT id FROM source_files WHERE dataset_id = ? AND path = ?", arguments: [r.datasetID, r.path]) {
                     try writeLists()  // the file may be earlier in this batch: its masks' lists must be stored to be fixed
@@ -119,7 +126,7 @@ extension Catalog {
                         try db.execute(sql: "INSERT INTO cases(dataset_id, name, split, fixed_split) VALUES (?,?,?,?) ON CONFLICT DO NOTHING",
                                        arguments: [r.datasetID, im.caseName, s, r.officialSplit?.rawValue])
                         let row = try Row.fetchOne(db, sql: "SELECT id, split FROM cases WHERE dataset_id = ? AND name = ?", arguments: [r.datasetID, im.caseName])!
-                        (caseID, split) = (row[0], row[1])
+                        (caseID, split) = (row["id"], row["split"])
                         lastCase = (r.datasetID, im.caseName, caseID, split)
                     }
                     let blobID: Int64
@@ -128,31 +135,32 @@ extension Catalog {
                     case let .new(hash, shard, offset, length):
                         // A duplicate of an image earlier in this batch is already there.
                         if let id = try blobs.find(db, hash: hash) { blobID = id; break }
-                        let s = UnsafeMutableRawPointer(insertBlob.sqliteStatement)
-                        mc_sqlite_bind_text(s, 1, hash)
-                        bindInts(s, 2, (shard, offset, Int64(length)))
-                        try check(mc_sqlite_step(s), "inserting a blob row")
+                        insertBlob.set(.hash, hash)
+                        insertBlob.set(.shard_id, shard)
+                        insertBlob.set(.offset, offset)
+                        insertBlob.set(.length, Int(length))
+                        try insertBlob.insert()
                         blobID = db.lastInsertedRowID
                         blobs.add(hash: hash, id: blobID)
                     }
                     let imageID = nextImageID
                     nextImageID += 1
-                    let s = UnsafeMutableRawPointer(insertImage.sqliteStatement)
-                    bindInts(s, 1, (imageID, r.datasetID, caseID, sourceID, im.modalityID, Int64(split)))
-                    mc_sqlite_bind_text(s, 7, im.axis)
-                    bindInts(s, 8, (Int64(im.slice), Int64(im.width), Int64(im.height), Int64(im.channels), Int64(im.origWidth), Int64(im.origHeight)))
-                    im.spacing.withUnsafeBufferPointer { mc_sqlite_bind_doubles(s, 14, $0.baseAddress, 3) }
-                    mc_sqlite_bind_text(s, 17, im.transform)
-                    bindInts(s, 18, (blobID, nextMaskID, Int64(im.masks.count)))
-                    try check(mc_sqlite_step(s), "inserting an image row")
+                    let i = insertImage
+                    i.set(.id, imageID); i.set(.dataset_id, r.datasetID); i.set(.case_id, caseID); i.set(.source_id, sourceID)
+                    i.set(.modality_id, im.modalityID); i.set(.split, split); i.set(.axis, im.axis); i.set(.slice, im.slice)
+                    i.set(.width, im.width); i.set(.height, im.height); i.set(.channels, im.channels)
+                    i.set(.orig_width, im.origWidth); i.set(.orig_height, im.origHeight)
+                    i.set(.spacing_x, im.spacing[0]); i.set(.spacing_y, im.spacing[1]); i.set(.spacing_z, im.spacing[2])
+                    i.set(.transform, im.transform.json); i.set(.blob_id, blobID); i.set(.first_mask_id, nextMaskID); i.set(.mask_count, im.masks.count)
+                    try i.insert()
                     counts[CountKey(dataset: r.datasetID, modality: im.modalityID, cls: 0, split: split), default: (0, 0)].images += 1
                     for m in im.masks {
-                        // The hot path: millions of rows, bound directly (GRDB's arguments box each value).
-                        let s = UnsafeMutableRawPointer(insertMask.sqliteStatement)
-                        bindInts(s, 1, (nextMaskID, imageID, m.classID, Int64(m.instance), Int64(m.area), Int64(m.box.x0), Int64(m.box.y0),
-                                        Int64(m.box.x1), Int64(m.box.y1), m.shardID, m.offset, Int64(m.length), im.modalityID,
-                                        Int64(split), r.datasetID))
-                        try check(mc_sqlite_step(s), "inserting a mask row")
+                        let k = insertMask
+                        k.set(.id, nextMaskID); k.set(.image_id, imageID); k.set(.class_id, m.classID); k.set(.instance, m.instance)
+                        k.set(.area, m.area); k.set(.x0, m.box.x0); k.set(.y0, m.box.y0); k.set(.x1, m.box.x1); k.set(.y1, m.box.y1)
+                        k.set(.shard_id, m.shardID); k.set(.offset, m.offset); k.set(.length, Int(m.length))
+                        k.set(.modality_id, im.modalityID); k.set(.split, split); k.set(.dataset_id, r.datasetID)
+                        try k.insert()
                         lists.add(.init(cls: m.classID, modality: im.modalityID, split: Int64(split), dataset: r.datasetID), id: nextMaskID)
                         nextMaskID += 1
                     }
@@ -168,28 +176,16 @@ extension Catalog {
         committed = true
     }
 
-    private func check(_ rc: Int32, _ what: String) throws {
-        guard rc == 101 /* SQLITE_DONE */ else { throw DatabaseError(resultCode: ResultCode(rawValue: rc), message: what) }
-    }
-
-    /// Binds parameters `first`, `first` + 1, … from a tuple of Int64s, which lies in memory as an
-    /// array would, without allocating an array per row.
-    private func bindInts<Values>(_ statement: UnsafeMutableRawPointer, _ first: Int32, _ values: Values) {
-        withUnsafeBytes(of: values) {
-            mc_sqlite_bind_ints(statement, first, $0.baseAddress!.assumingMemoryBound(to: Int64.self), Int32($0.count / MemoryLayout<Int64>.stride))
-        }
-    }
-
     /// Removes a source file's images and masks (the file changed since it was ingested), keeping
     /// the running counts right. Shard bytes stay: shards are append-only.
     static func removeImages(_ db: Database, sourceID: Int64) throws {
         guard let src = try Row.fetchOne(db, sql: "SELECT first_image_id, images FROM source_files WHERE id = ?", arguments: [sourceID]),
-              let first = src[0] as Int64?, let n = src[1] as Int64?, n > 0 else { return }
+              let first = src["first_image_id"] as Int64?, let n = src["images"] as Int64?, n > 0 else { return }
         let last = first + n - 1
         let range = try Row.fetchOne(db, sql: """
-            SELECT MIN(first_mask_id), MAX(first_mask_id + mask_count) - 1 FROM images WHERE id BETWEEN ? AND ?
+            SELECT MIN(first_mask_id) AS first, MAX(first_mask_id + mask_count) - 1 AS last FROM images WHERE id BETWEEN ? AND ?
             """, arguments: [first, last])!
-        let (m0, m1): (Int64, Int64) = (range[0] ?? 0, range[1] ?? -1)
+        let (m0, m1): (Int64, Int64) = (range["first"] ?? 0, range["last"] ?? -1)
         try db.execute(sql: """
             UPDATE counts SET images = images - (SELECT COUNT(*) FROM images i WHERE i.id BETWEEN ? AND ? AND i.dataset_id = counts.dataset_id
                 AND i.modality_id = counts.modality_id AND i.split = counts.split) WHERE class_id = 0

@@ -27,11 +27,11 @@ extension Catalog {
     public func unmappedClasses() throws -> [UnmappedClass] {
         try db.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT k.name, SUM(c.masks), GROUP_CONCAT(DISTINCT d.name) FROM classes k
+                SELECT k.name, SUM(c.masks) AS masks, GROUP_CONCAT(DISTINCT d.name) AS datasets FROM classes k
                 JOIN counts c ON c.class_id = k.id JOIN datasets d ON d.id = c.dataset_id
                 WHERE k.mapped = 0 GROUP BY k.id HAVING SUM(c.masks) > 0 ORDER BY SUM(c.masks) DESC, k.name
                 """).map { r in
-                UnmappedClass(name: r[0], masks: r[1], datasets: ((r[2] as String?) ?? "").split(separator: ",").map(String.init).sorted())
+                UnmappedClass(name: r["name"], masks: r["masks"], datasets: ((r["datasets"] as String?) ?? "").split(separator: ",").map(String.init).sorted())
             }
         }
     }
@@ -59,7 +59,7 @@ extension Catalog {
             try MaskLists.rebuild(db)
             return .merged(masks: masks)
         }
-        classIDs = [:]
+        classIDCache = [:]
         classMap = try readClassMap()
         return outcome
     }

@@ -1,20 +1,15 @@
 import Foundation
+import Geometry
 
 /// Binary masks stored compactly: only the pixels inside the mask's bounding box, one bit each,
 /// row-major with rows packed back to back (no per-row padding), most significant bit first.
 /// A box of w×h pixels packs into ceil(w*h/8) bytes, stored as a `.mask` shard record whose width
 /// and height are the image's (the box itself lives in the catalog).
 public enum MaskBits {
-    /// Inclusive pixel coordinates.
-    public typealias Box = (x0: Int, y0: Int, x1: Int, y1: Int)
-
-    public static func packedByteCount(box: Box) -> Int {
-        let n = (box.x1 - box.x0 + 1) * (box.y1 - box.y0 + 1)
-        return (n + 7) / 8
-    }
+    public static func packedByteCount(box: Box2D) -> Int { (box.area + 7) / 8 }
 
     /// Packs the pixels of `mask` (width×height, row-major, nonzero = 1) inside `box`.
-    public static func pack(_ mask: UnsafeBufferPointer<UInt8>, width: Int, height: Int, box: Box) -> [UInt8] {
+    public static func pack(_ mask: UnsafeBufferPointer<UInt8>, width: Int, height: Int, box: Box2D) -> [UInt8] {
         check(box, width: width, height: height)
         precondition(mask.count >= width * height, "mask smaller than \(width)×\(height)")
         let boxWidth = box.x1 - box.x0 + 1
@@ -45,7 +40,7 @@ public enum MaskBits {
     }
 
     /// The full width×height mask (0 or 1 per pixel) from bits packed by `pack` for `box`; zero outside.
-    public static func unpack(_ bits: some ContiguousBytes, width: Int, height: Int, box: Box) -> [UInt8] {
+    public static func unpack(_ bits: some ContiguousBytes, width: Int, height: Int, box: Box2D) -> [UInt8] {
         check(box, width: width, height: height)
         let boxWidth = box.x1 - box.x0 + 1
         var out = [UInt8](repeating: 0, count: width * height)
@@ -76,7 +71,7 @@ public enum MaskBits {
 
     /// The inclusive bounding box of the nonzero pixels and their count; nil for an empty mask.
     public static func boundingBox(_ mask: UnsafeBufferPointer<UInt8>, width: Int, height: Int)
-        -> (x0: Int, y0: Int, x1: Int, y1: Int, area: Int)? {
+        -> (box: Box2D, area: Int)? {
         precondition(width >= 0 && height >= 0 && mask.count >= width * height, "mask smaller than \(width)×\(height)")
         var x0 = width, y0 = -1, x1 = -1, y1 = -1, area = 0
         for y in 0..<height {
@@ -89,12 +84,12 @@ public enum MaskBits {
             x1 = max(x1, last - row.startIndex)
             area += countNonzero(UnsafeBufferPointer(rebasing: row[first...last]))
         }
-        return y0 < 0 ? nil : (x0, y0, x1, y1, area)
+        return y0 < 0 ? nil : (Box2D(x0: x0, y0: y0, x1: x1, y1: y1), area)
     }
 
     // MARK: - Internals
 
-    private static func check(_ box: Box, width: Int, height: Int) {
+    private static func check(_ box: Box2D, width: Int, height: Int) {
         precondition(box.x0 >= 0 && box.y0 >= 0 && box.x0 <= box.x1 && box.y0 <= box.y1 && box.x1 < width && box.y1 < height,
                      "box \(box) outside a \(width)×\(height) mask")
     }

@@ -55,9 +55,9 @@ enum MaskLists {
         var builder = Builder(), chunk: Int64 = -1
         let rows = try Row.fetchCursor(db, sql: "SELECT id, class_id, modality_id, split, dataset_id FROM masks ORDER BY id")
         while let r = try rows.next() {
-            let id: Int64 = r[0]
+            let id: Int64 = r["id"]
             if id >> 16 != chunk { try builder.write(db); builder = Builder(); chunk = id >> 16 }
-            builder.add(Key(cls: r[1], modality: r[2], split: r[3], dataset: r[4]), id: id)
+            builder.add(Key(cls: r["class_id"], modality: r["modality_id"], split: r["split"], dataset: r["dataset_id"]), id: id)
         }
         try builder.write(db)
     }
@@ -73,14 +73,15 @@ enum MaskLists {
             """, arguments: [range.lowerBound, range.upperBound])
         for r in rows {
             var ids: [Int64] = []
-            decode(r[5], first: r[4], into: &ids)
+            let group: [DatabaseValue] = ["class_id", "modality_id", "split", "dataset_id"].map { r[$0] }
+            decode(r["ids"], first: r["first_id"], into: &ids)
             ids.removeAll { range.contains($0) }
             try db.execute(sql: "DELETE FROM mask_lists WHERE class_id = ? AND modality_id = ? AND split = ? AND dataset_id = ? AND first_id = ?",
-                           arguments: [r[0], r[1], r[2], r[3], r[4]])
+                           arguments: StatementArguments(group + [r["first_id"]]))
             guard !ids.isEmpty else { continue }
             try db.execute(sql: """
                 INSERT INTO mask_lists(class_id, modality_id, split, dataset_id, first_id, last_id, count, ids) VALUES (?,?,?,?,?,?,?,?)
-                """, arguments: [r[0], r[1], r[2], r[3], ids.first!, ids.last!, ids.count, encode(ids)])
+                """, arguments: StatementArguments(group) + [ids.first!, ids.last!, ids.count, encode(ids)])
         }
     }
 
@@ -93,7 +94,7 @@ enum MaskLists {
             """, arguments: arguments + [after])
         var ids: [Int64] = [], list: [Int64] = [], sorted = true
         while let r = try rows.next() {
-            let first: Int64 = r[0]
+            let first: Int64 = r["first_id"]
             // Lists come in first-id order: once `limit` ids lie below the next list's first id,
             // no later list holds a smaller one. Only the smallest `limit` ids can be returned, so
             // the rest are dropped as lists come in.
@@ -102,7 +103,7 @@ enum MaskLists {
                 if ids[limit - 1] < first { break }
             }
             list.removeAll(keepingCapacity: true)
-            decode(r[1], first: first, into: &list)
+            decode(r["ids"], first: first, into: &list)
             for id in list where id > after {
                 if let last = ids.last, last > id { sorted = false }
                 ids.append(id)

@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import GRDB
 
 /// Reads the catalog's image–mask pairs back: the images having at least one mask in a
@@ -6,7 +7,7 @@ import GRDB
 public final class SampleReader: @unchecked Sendable {
     public struct Mask: Codable, Sendable {
         public var id: Int64, className: String, instance: Int, area: Int
-        public var box: [Int]  // x0, y0, x1, y1, inclusive
+        public var box: Box2D
         public var location: ShardLocation
     }
 
@@ -48,13 +49,13 @@ public final class SampleReader: @unchecked Sendable {
             }
             if rows.isEmpty { break }
             for r in rows {
-                if pending?.id != r[0] {
+                if pending?.id != r[SampleColumns.imageID] {
                     if let done = pending, try !deliver(done) { return }
                     pending = Self.image(r)
                 }
                 pending!.masks.append(Self.mask(r))
             }
-            after = rows.last![23]
+            after = rows.last![SampleColumns.maskID]
         }
         if let done = pending { _ = try deliver(done) }
     }
@@ -69,11 +70,53 @@ public final class SampleReader: @unchecked Sendable {
         return (image, image.masks[0])
     }
 
+    /// The columns a sample is read from, in SELECT order.
+    enum SampleColumns: Int, QueryColumns {
+        case imageID, dataset, caseName, modality, split, axis, slice, width, height, channels
+        case imageShard, imageOffset, imageLength
+        case className, instance, area, x0, y0, x1, y1, maskShard, maskOffset, maskLength, maskID
+        case sourceID, origWidth, origHeight, spacingX, spacingY, spacingZ, transform
+
+        var expression: String {
+            switch self {
+            case .imageID: "m.image_id"
+            case .dataset: "d.name"
+            case .caseName: "c.name"
+            case .modality: "mo.name"
+            case .split: "i.split"
+            case .axis: "i.axis"
+            case .slice: "i.slice"
+            case .width: "i.width"
+            case .height: "i.height"
+            case .channels: "i.channels"
+            case .imageShard: "sb.name"
+            case .imageOffset: "b.offset"
+            case .imageLength: "b.length"
+            case .className: "k.name"
+            case .instance: "m.instance"
+            case .area: "m.area"
+            case .x0: "m.x0"
+            case .y0: "m.y0"
+            case .x1: "m.x1"
+            case .y1: "m.y1"
+            case .maskShard: "s.name"
+            case .maskOffset: "m.offset"
+            case .maskLength: "m.length"
+            case .maskID: "m.id"
+            case .sourceID: "i.source_id"
+            case .origWidth: "i.orig_width"
+            case .origHeight: "i.orig_height"
+            case .spacingX: "i.spacing_x"
+            case .spacingY: "i.spacing_y"
+            case .spacingZ: "i.spacing_z"
+            case .transform: "i.transform"
+            }
+        }
+    }
+
     static func query(_ condition: String) -> String {
         """
-        SELECT m.image_id, d.name, c.name, mo.name, i.split, i.axis, i.slice, i.width, i.height, i.channels,
-               sb.name, b.offset, b.length, k.name, m.instance, m.area, m.x0, m.y0, m.x1, m.y1, s.name, m.offset, m.length, m.id,
-               i.source_id, i.orig_width, i.orig_height, i.spacing_x, i.spacing_y, i.spacing_z, i.transform
+        SELECT \(SampleColumns.selectList)
         FROM masks m JOIN images i ON i.id = m.image_id JOIN cases c ON c.id = i.case_id JOIN datasets d ON d.id = i.dataset_id
         JOIN modalities mo ON mo.id = i.modality_id JOIN classes k ON k.id = m.class_id JOIN shards s ON s.id = m.shard_id
         JOIN blobs b ON b.id = i.blob_id JOIN shards sb ON sb.id = b.shard_id
@@ -82,24 +125,24 @@ public final class SampleReader: @unchecked Sendable {
     }
 
     static func image(_ r: Row) -> Image {
-        let (cw, ch) = content(transform: r[30], width: r[7], height: r[8])
-        let (ow, oh): (Int, Int) = (r[25], r[26])
-        return Image(id: r[0], sourceID: r[24], dataset: r[1], caseName: r[2], modality: r[3], split: Split(rawValue: r[4])?.name ?? "train",
-                     axis: r[5], slice: r[6], width: r[7], height: r[8], channels: r[9], contentWidth: cw, contentHeight: ch,
-                     spacing: [r[27] * Double(ow) / Double(cw), r[28] * Double(oh) / Double(ch), r[29]], masks: [],
-                     location: ShardLocation(shard: r[10], offset: r[11], length: r[12]))
+        typealias C = SampleColumns
+        let (w, h): (Int, Int) = (r[C.width], r[C.height])
+        let content = SliceTransform(json: r[C.transform])?.content
+        let (cw, ch) = content.map { ($0[0], $0[1]) } ?? (w, h)  // rows from before transforms recorded it: the whole grid
+        let (ow, oh): (Int, Int) = (r[C.origWidth], r[C.origHeight])
+        let (sx, sy): (Double, Double) = (r[C.spacingX], r[C.spacingY])
+        return Image(id: r[C.imageID], sourceID: r[C.sourceID], dataset: r[C.dataset], caseName: r[C.caseName], modality: r[C.modality],
+                     split: Split(rawValue: r[C.split])?.name ?? "train", axis: r[C.axis], slice: r[C.slice],
+                     width: w, height: h, channels: r[C.channels], contentWidth: cw, contentHeight: ch,
+                     spacing: [sx * Double(ow) / Double(cw), sy * Double(oh) / Double(ch), r[C.spacingZ]], masks: [],
+                     location: ShardLocation(shard: r[C.imageShard], offset: r[C.imageOffset], length: r[C.imageLength]))
     }
 
     static func mask(_ r: Row) -> Mask {
-        Mask(id: r[23], className: r[13], instance: r[14], area: r[15], box: [r[16], r[17], r[18], r[19]],
-             location: ShardLocation(shard: r[20], offset: r[21], length: r[22]))
-    }
-
-    /// The stored size of the image content, from the ingest transform (older rows: the whole grid).
-    static func content(transform: String, width: Int, height: Int) -> (Int, Int) {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(transform.utf8)) as? [String: Any],
-              let c = object["content"] as? [Int], c.count == 2, c[0] > 0, c[1] > 0 else { return (width, height) }
-        return (c[0], c[1])
+        typealias C = SampleColumns
+        return Mask(id: r[C.maskID], className: r[C.className], instance: r[C.instance], area: r[C.area],
+                    box: Box2D(x0: r[C.x0], y0: r[C.y0], x1: r[C.x1], y1: r[C.y1]),
+                    location: ShardLocation(shard: r[C.maskShard], offset: r[C.maskOffset], length: r[C.maskLength]))
     }
 
     private func reader(_ shard: String) throws -> ShardReader {
@@ -142,7 +185,6 @@ public final class SampleReader: @unchecked Sendable {
     /// 0/1 pixels of the whole stored grid.
     public func mask(_ mask: Mask) throws -> [UInt8] {
         let rec = try reader(mask.location.shard).record(at: mask.location.offset)
-        let b = mask.box
-        return rec.bytes.withUnsafeBytes { MaskBits.unpack($0, width: rec.width, height: rec.height, box: (b[0], b[1], b[2], b[3])) }
+        return rec.bytes.withUnsafeBytes { MaskBits.unpack($0, width: rec.width, height: rec.height, box: mask.box) }
     }
 }

@@ -536,14 +536,6 @@ public final class ShardReader: Sendable {
 
 // MARK: - Repair
 
-/// glibc maps every large buffer (voxels, slices, sample tensors) fresh and unmaps it on free, so
-/// each one paid for its page faults again (a third of ingest's time in profiles, the loader's
-/// warm-up). Served from the heap and kept there, the next buffer reuses pages already mapped. The
-/// process's RSS stays at its peak, which a batch command (ingest, train) can afford; call it from one.
-public enum ProcessMemory {
-    public static func keepFreed() { mc_keep_freed_memory() }
-}
-
 public enum ShardRepair {
     /// Seals an unsealed shard (left by a killed writer) after cutting its torn tail; a sealed shard is
     /// left alone. Throws `damagedMidShard` rather than cut away valid records behind damage.

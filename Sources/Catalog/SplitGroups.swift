@@ -65,7 +65,7 @@ enum SplitGroups {
             var info: [Int64: (split: Int, fixed: Int?)] = [:]
             for r in try Row.fetchAll(db, sql: "SELECT id, split, fixed_split FROM cases WHERE id IN (SELECT value FROM json_each(?))",
                                       arguments: ["[" + parent.keys.map(String.init).joined(separator: ",") + "]"]) {
-                info[r[0]] = (r[1], r[2])
+                info[r["id"]] = (r["split"], r["fixed_split"])
             }
             var groups: [Int64: [Int64]] = [:]
             for c in parent.keys { groups[find(c), default: []].append(c) }
@@ -89,7 +89,7 @@ enum SplitGroups {
                 try MaskLists.rebuild(db)
             }
         }
-        let names = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, name FROM datasets").map { ($0[0] as Int64, $0[1] as String) })
+        let names = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, name FROM datasets").map { ($0["id"] as Int64, $0["name"] as String) })
         report.crossDataset = pairs.map { DuplicateReport.Pair(datasets: $0.key.map { names[$0] ?? "?" }, images: $0.value) }
             .sorted { ($0.images, $1.datasets.joined()) > ($1.images, $0.datasets.joined()) }
         let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)

@@ -1,3 +1,4 @@
+import Hashing
 import Prompts
 
 /// A metric's mean over the defined values with its 95 % percentile-bootstrap interval.
@@ -36,7 +37,7 @@ public enum Aggregation {
             default: { _ in "all" }
             }
             for (name, members) in Dictionary(grouping: items, by: key).sorted(by: { $0.key < $1.key }) {
-                let seed = PromptRNG.key(kind + "/" + name)
+                let seed = StableHash.fnv1a(kind + "/" + name)
                 let byClass = Dictionary(grouping: members, by: \.className).sorted { $0.key < $1.key }.map(\.value)
                 out.append(GroupResult(
                     kind: kind, name: name, count: members.count, classes: byClass.count,

@@ -21,7 +21,7 @@ public final class EvalRunner {
 
     public init(sam: Sam, catalog: Catalog, settings: EvalSettings, replay: [PromptFile] = []) throws {
         self.sam = sam; self.settings = settings
-        store = EvalStore(catalog: catalog)
+        store = try EvalStore(catalog: catalog)
         reader = SampleReader(catalog: catalog)
         var files: [EvalProtocol: PromptFile] = [:]
         for f in replay {
@@ -41,7 +41,7 @@ public final class EvalRunner {
     public func run(name: String, model: String, checkpointHash: String, replace: Bool = false,
                     progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
         let start = Date()
-        classIDs = try store.classIDs()
+        classIDs = try store.catalog.classIDs()
         let runID = try store.begin(name: name, model: model, checkpointHash: checkpointHash, settings: settings, replace: replace)
         var images = 0, masks = 0
         var examples = ExampleKeeper()
@@ -153,7 +153,7 @@ public final class EvalRunner {
                     func out(_ j: Int) -> [UInt8] { Array(outputs[((k * 4 + j) * plane)..<((k * 4 + j + 1) * plane)]) }
                     let first = out(0)
                     let multi = (1...3).map(out)
-                    let dices = multi.map { BinaryMask(width: w, height: h, pixels: $0).dice(truths[k]) }
+                    let dices = multi.map { SegmentationMetrics.overlap(prediction: $0, truth: truths[k].pixels)?.dice ?? 0 }
                     let best = dices.indices.max { dices[$0] < dices[$1] }!
                     current[k] = BinaryMask(width: w, height: h, pixels: first)
                     for (output, mask, j) in [("first", first, 0), ("oracle", multi[best], best + 1)] {
@@ -176,23 +176,8 @@ public final class EvalRunner {
     /// Decodes a batch of prompts (one per mask) against one image: all four outputs, as low-res
     /// logits B×4×4G×4G and upsampled to the image B×4×H×W, with their IoU predictions B×4.
     func decode(_ prompts: [Prompt], prepared: PreparedImage, embedding: Tensor, maskInput: Tensor?) throws -> ((lowRes: Tensor, full: Tensor), Tensor) {
-        let b = prompts.count, device = sam.device
-        var points: (Tensor, Tensor)?
-        let n = prompts.map(\.points.count).max() ?? 0
-        if n > 0 {
-            var xy = [Float](), labels = [Float]()
-            for p in prompts {
-                for q in p.points { xy += prepared.modelCoordinates([Float(q.x), Float(q.y)]); labels.append(Float(q.label)) }
-                for _ in p.points.count..<n { xy += [0, 0]; labels.append(-1) }  // SAM's "not a point"
-            }
-            points = (try Tensor(xy, shape: [b, n, 2]).to(device), try Tensor(labels, shape: [b, n]).to(device))
-        }
-        var boxes: Tensor?
-        if prompts.contains(where: { $0.box != nil }) {
-            let flat = prompts.flatMap { p in prepared.modelCoordinates((p.box ?? [0, 0, prepared.originalWidth - 1, prepared.originalHeight - 1]).map(Float.init)) }
-            boxes = try Tensor(flat, shape: [b, 4]).to(device)
-        }
-        let out = try sam.decodeAll(embeddings: embedding, points: points, boxes: boxes, masks: maskInput)
+        let input = try PromptTensors(prompts, frame: prepared, device: sam.device)
+        let out = try sam.decodeAll(embeddings: embedding, points: input.points, boxes: input.boxes, masks: maskInput)
         return ((out.masks, try prepared.upsample(out.masks, inputSize: sam.config.imageSize)), out.iou)
     }
 }

@@ -1,12 +1,18 @@
 import Catalog
 import Foundation
+import Geometry
 import GRDB
 
-/// Evaluation runs and their per-mask and per-case scores, kept in the catalog so that any number
-/// of models and runs can be compared later (`medcat leaderboard`).
+/// Evaluation runs and their per-mask and per-case scores, kept beside the catalog (EvalSchema.swift)
+/// so that any number of models and runs can be compared later (`medcat leaderboard`).
 public struct EvalStore {
     public let catalog: Catalog
-    public init(catalog: Catalog) { self.catalog = catalog }
+    private let db: any DatabaseWriter
+
+    public init(catalog: Catalog) throws {
+        self.catalog = catalog
+        db = try catalog.companionDatabase(migrations: EvalSchema.migrator)
+    }
 
     /// Which protocol step and model output a score belongs to.
     public struct Variant: Hashable, Codable, Comparable, Sendable {
@@ -41,9 +47,9 @@ public struct EvalStore {
     /// Starts a run; a finished run of that name is an error unless `replace`, which deletes it first.
     public func begin(name: String, model: String, checkpointHash: String, settings: EvalSettings, replace: Bool) throws -> Int64 {
         let json = String(decoding: try JSONEncoder().encode(settings), as: UTF8.self)
-        return try catalog.db.write { db in
+        return try db.write { db in
             if let old = try Int64.fetchOne(db, sql: "SELECT id FROM eval_runs WHERE name = ?", arguments: [name]) {
-                guard replace else { throw CatalogError("an evaluation named '\(name)' exists; choose another --name or pass --replace") }
+                guard replace else { throw EvalError("an evaluation named '\(name)' exists; choose another name or replace it") }
                 for table in ["eval_masks", "eval_cases", "eval_examples"] { try db.execute(sql: "DELETE FROM \(table) WHERE run_id = ?", arguments: [old]) }
                 try db.execute(sql: "DELETE FROM eval_runs WHERE id = ?", arguments: [old])
             }
@@ -55,53 +61,56 @@ public struct EvalStore {
 
     /// One transaction per image (its masks) or per finished volume (its cases).
     public func record(run: Int64, masks: [MaskScore], cases: [CaseScore] = []) throws {
-        try catalog.db.write { db in
-            let m = try db.cachedStatement(sql: "INSERT INTO eval_masks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+        try db.write { db in
+            let m = try db.cachedStatement(sql: """
+                INSERT INTO eval_masks(run_id, protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou)
+                VALUES (:run, :protocol, :step, :output, :mask, :dice, :iou, :nsd, :hd95, :predicted)
+                """)
             for r in masks {
-                try m.execute(arguments: [run, r.variant.proto, r.variant.step, r.variant.output, r.maskID,
-                                          r.scores.dice, r.scores.iou, r.scores.nsd, r.scores.hd95, r.predictedIoU])
+                try m.execute(arguments: ["run": run, "protocol": r.variant.proto, "step": r.variant.step, "output": r.variant.output,
+                                          "mask": r.maskID, "dice": r.scores.dice, "iou": r.scores.iou, "nsd": r.scores.nsd,
+                                          "hd95": r.scores.hd95, "predicted": r.predictedIoU])
             }
-            let c = try db.cachedStatement(sql: "INSERT INTO eval_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            let c = try db.cachedStatement(sql: """
+                INSERT INTO eval_cases(run_id, protocol, step, output, source_id, axis, class_id, instance, slices, dice, iou, nsd, hd95)
+                VALUES (:run, :protocol, :step, :output, :source, :axis, :class, :instance, :slices, :dice, :iou, :nsd, :hd95)
+                """)
             for r in cases {
-                try c.execute(arguments: [run, r.variant.proto, r.variant.step, r.variant.output, r.sourceID, r.axis, r.classID, r.instance,
-                                          r.slices, r.scores.dice, r.scores.iou, r.scores.nsd, r.scores.hd95])
+                try c.execute(arguments: ["run": run, "protocol": r.variant.proto, "step": r.variant.step, "output": r.variant.output,
+                                          "source": r.sourceID, "axis": r.axis, "class": r.classID, "instance": r.instance, "slices": r.slices,
+                                          "dice": r.scores.dice, "iou": r.scores.iou, "nsd": r.scores.nsd, "hd95": r.scores.hd95])
             }
         }
     }
 
     public func finish(run: Int64, images: Int, masks: Int, seconds: Double, examples: [Example]) throws {
-        try catalog.db.write { db in
+        try db.write { db in
             for e in examples {
-                let bits = e.prediction.withUnsafeBufferPointer { MaskBits.pack($0, width: e.width, height: e.height, box: (0, 0, e.width - 1, e.height - 1)) }
-                try db.execute(sql: "INSERT INTO eval_examples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [run, e.variant.proto, e.variant.step, e.variant.output, e.maskID, e.kind, e.dice, e.width, e.height, Data(bits)])
+                let bits = e.prediction.withUnsafeBufferPointer { MaskBits.pack($0, width: e.width, height: e.height, box: Box2D(width: e.width, height: e.height)) }
+                try db.execute(sql: """
+                    INSERT INTO eval_examples(run_id, protocol, step, output, mask_id, kind, dice, width, height, prediction)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [run, e.variant.proto, e.variant.step, e.variant.output, e.maskID, e.kind, e.dice, e.width, e.height, Data(bits)])
             }
             try db.execute(sql: "UPDATE eval_runs SET status = 'finished', finished_at = ?, images = ?, masks = ?, seconds = ? WHERE id = ?",
                            arguments: [Self.now(), images, masks, seconds, run])
         }
     }
 
-    public func classIDs() throws -> [String: Int64] {
-        try catalog.db.read { db in
-            Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT name, id FROM classes").map { ($0[0] as String, $0[1] as Int64) })
-        }
-    }
-
     // MARK: reading back
 
     public func runs(names: [String] = []) throws -> [Run] {
-        let all: [Run] = try catalog.db.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT id, name, model, checkpoint_hash, status, started_at, finished_at, images, masks, seconds, settings FROM eval_runs ORDER BY id
-                """).map { r in
-                Run(id: r[0], name: r[1], model: r[2], checkpointHash: r[3], status: r[4], startedAt: r[5], finishedAt: r[6],
-                    images: r[7], masks: r[8], seconds: r[9], settings: try JSONDecoder().decode(EvalSettings.self, from: Data((r[10] as String).utf8)))
+        let all: [Run] = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM eval_runs ORDER BY id").map { r in
+                Run(id: r["id"], name: r["name"], model: r["model"], checkpointHash: r["checkpoint_hash"], status: r["status"],
+                    startedAt: r["started_at"], finishedAt: r["finished_at"], images: r["images"], masks: r["masks"], seconds: r["seconds"],
+                    settings: try JSONDecoder().decode(EvalSettings.self, from: Data((r["settings"] as String).utf8)))
             }
         }
         guard !names.isEmpty else { return all }
         return try names.map { name in
             guard let run = all.first(where: { $0.name == name }) else {
-                throw CatalogError("no evaluation named '\(name)'; the catalog has: \(all.isEmpty ? "none" : all.map(\.name).joined(separator: ", "))")
+                throw EvalError("no evaluation named '\(name)'; the catalog has: \(all.isEmpty ? "none" : all.map(\.name).joined(separator: ", "))")
             }
             return run
         }
@@ -113,40 +122,35 @@ public struct EvalStore {
     }
 
     public func maskScores(run: Int64) throws -> [Scored] {
-        try scored(sql: """
-            SELECT e.protocol, e.step, e.output, e.mask_id, mo.name, k.name, d.name, e.dice, e.iou, e.nsd, e.hd95
-            FROM eval_masks e JOIN masks m ON m.id = e.mask_id JOIN modalities mo ON mo.id = m.modality_id
-            JOIN classes k ON k.id = m.class_id JOIN datasets d ON d.id = m.dataset_id WHERE e.run_id = ?
-            """, run)
+        let rows = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT protocol, step, output, mask_id, dice, iou, nsd, hd95 FROM eval_masks WHERE run_id = ?", arguments: [run])
+        }
+        let groups = try catalog.reportGroups(maskIDs: rows.map { $0["mask_id"] })
+        return rows.compactMap { r in groups[r["mask_id"]].map { Self.scored(r, id: r["mask_id"], $0) } }
     }
 
     public func caseScores(run: Int64) throws -> [Scored] {
-        try scored(sql: """
-            SELECT e.protocol, e.step, e.output, e.source_id, mo.name, k.name, d.name, e.dice, e.iou, e.nsd, e.hd95
-            FROM eval_cases e JOIN source_files s ON s.id = e.source_id JOIN images i ON i.id = s.first_image_id
-            JOIN modalities mo ON mo.id = i.modality_id JOIN classes k ON k.id = e.class_id JOIN datasets d ON d.id = s.dataset_id
-            WHERE e.run_id = ?
-            """, run)
+        let rows = try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT protocol, step, output, source_id, class_id, dice, iou, nsd, hd95 FROM eval_cases WHERE run_id = ?",
+                             arguments: [run])
+        }
+        let groups = try catalog.reportGroups(sources: rows.map { (sourceID: $0["source_id"], classID: $0["class_id"]) })
+        return rows.compactMap { r in groups[r["source_id"]]?[r["class_id"]].map { Self.scored(r, id: r["source_id"], $0) } }
     }
 
-    private func scored(sql: String, _ run: Int64) throws -> [Scored] {
-        try catalog.db.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: [run]).map { r in
-                Scored(variant: Variant(proto: r[0], step: r[1], output: r[2]), id: r[3], modality: r[4], className: r[5], dataset: r[6],
-                       scores: SegmentationScores(dice: r[7], iou: r[8], nsd: r[9], hd95: r[10]))
-            }
-        }
+    private static func scored(_ r: Row, id: Int64, _ g: ReportGroups) -> Scored {
+        Scored(variant: Variant(proto: r["protocol"], step: r["step"], output: r["output"]), id: id, modality: g.modality, className: g.className,
+               dataset: g.dataset, scores: SegmentationScores(dice: r["dice"], iou: r["iou"], nsd: r["nsd"], hd95: r["hd95"]))
     }
 
     public func examples(run: Int64) throws -> [Example] {
-        try catalog.db.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT protocol, step, output, mask_id, kind, dice, width, height, prediction FROM eval_examples WHERE run_id = ? ORDER BY kind, dice DESC
-                """, arguments: [run]).map { r in
-                let (w, h): (Int, Int) = (r[6], r[7])
-                let bits: Data = r[8]
-                return Example(variant: Variant(proto: r[0], step: r[1], output: r[2]), maskID: r[3], kind: r[4], dice: r[5], width: w, height: h,
-                               prediction: bits.withUnsafeBytes { MaskBits.unpack($0, width: w, height: h, box: (0, 0, w - 1, h - 1)) })
+        try db.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM eval_examples WHERE run_id = ? ORDER BY kind, dice DESC", arguments: [run]).map { r in
+                let (w, h): (Int, Int) = (r["width"], r["height"])
+                let bits: Data = r["prediction"]
+                return Example(variant: Variant(proto: r["protocol"], step: r["step"], output: r["output"]), maskID: r["mask_id"], kind: r["kind"],
+                               dice: r["dice"], width: w, height: h,
+                               prediction: bits.withUnsafeBytes { MaskBits.unpack($0, width: w, height: h, box: Box2D(width: w, height: h)) })
             }
         }
     }

@@ -24,9 +24,9 @@ public struct LeaderboardReport: Codable {
     enum CodingKeys: String, CodingKey { case runs, entries, clicks }
 
     public static func build(catalog: Catalog, runs names: [String] = [], resamples: Int = 1000, thumbnails: Bool = true) throws -> LeaderboardReport {
-        let store = EvalStore(catalog: catalog)
+        let store = try EvalStore(catalog: catalog)
         let runs = try store.runs(names: names).filter { names.isEmpty ? $0.status == "finished" : true }
-        guard !runs.isEmpty else { throw CatalogError("no finished evaluation in the catalog: run medcat eval first") }
+        guard !runs.isEmpty else { throw EvalError("no finished evaluation in the catalog: run medcat eval first") }
         var entries: [Entry] = [], curves: [ClickCurve] = [], thumbs: [Thumbnail] = []
         let reader = SampleReader(catalog: catalog)
         for run in runs {

@@ -1,8 +1,10 @@
+import Prompts
+
 /// An image with a predicted mask tinted red, the ground truth outlined in yellow, and the prompt
 /// drawn (box in green, points green for foreground, blue for background): RGB, row-major.
 public enum Overlay {
     public static func draw(pixels: [Float], channels: Int, width: Int, height: Int, mask: [UInt8], truth: [UInt8]? = nil,
-                            box: [Float]? = nil, points: [(Float, Float, Float)] = []) -> [UInt8] {
+                            prompt: Prompt? = nil) -> [UInt8] {
         let lo = pixels.min() ?? 0, hi = pixels.max() ?? 1
         let scale = hi > lo ? 255 / (hi - lo) : 0
         var rgb = [UInt8](repeating: 0, count: width * height * 3)
@@ -24,14 +26,14 @@ public enum Overlay {
                 if !inside(x - 1, y) || !inside(x + 1, y) || !inside(x, y - 1) || !inside(x, y + 1) { paint(x, y, (255, 220, 0)) }
             } }
         }
-        if let b = box {
-            let (x0, y0, x1, y1) = (Int(b[0]), Int(b[1]), Int(b[2]), Int(b[3]))
+        if let b = prompt?.box {
+            let (x0, y0, x1, y1) = (b.x0, b.y0, b.x1, b.y1)
             for x in x0...x1 { paint(x, y0, (0, 255, 0)); paint(x, y1, (0, 255, 0)) }
             for y in y0...y1 { paint(x0, y, (0, 255, 0)); paint(x1, y, (0, 255, 0)) }
         }
-        for (x, y, label) in points {
-            let color: (UInt8, UInt8, UInt8) = label == 1 ? (0, 255, 0) : (0, 128, 255)
-            for d in -2...2 { paint(Int(x) + d, Int(y), color); paint(Int(x), Int(y) + d, color) }
+        for p in prompt?.points ?? [] {
+            let color: (UInt8, UInt8, UInt8) = p.label == 1 ? (0, 255, 0) : (0, 128, 255)
+            for d in -2...2 { paint(p.x + d, p.y, color); paint(p.x, p.y + d, color) }
         }
         return rgb
     }

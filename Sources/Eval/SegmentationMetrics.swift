@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import Imaging
 
 /// Overlap and surface scores of one predicted mask against its ground truth, on a 2D or 3D grid.
@@ -32,16 +33,9 @@ public struct SegmentationScores: Codable, Equatable, Sendable {
 public enum SegmentationMetrics {
     /// Masks are x-fastest over size = [nx, ny, nz] (nz = 1 for 2D); spacing in mm per axis.
     public static func score(prediction: [UInt8], truth: [UInt8], size: [Int], spacing: [Double], tolerance: Double = 2) -> SegmentationScores {
-        precondition(prediction.count == truth.count && truth.count == size.reduce(1, *), "masks must cover the grid")
-        var p = 0, t = 0, both = 0
-        for i in truth.indices {
-            let a = prediction[i] != 0, b = truth[i] != 0
-            if a { p += 1 }
-            if b { t += 1 }
-            if a && b { both += 1 }
-        }
-        if p == 0 && t == 0 { return SegmentationScores(dice: nil, iou: nil, nsd: nil, hd95: nil) }
-        let dice = 2 * Double(both) / Double(p + t), iou = Double(both) / Double(p + t - both)
+        precondition(truth.count == size.reduce(1, *), "masks must cover the grid")
+        guard let counts = counted(prediction: prediction, truth: truth) else { return SegmentationScores(dice: nil, iou: nil, nsd: nil, hd95: nil) }
+        let (dice, iou, p, t) = counts
         if p == 0 || t == 0 {
             let diagonal = zip(size, spacing).filter { $0.0 > 1 }.reduce(0.0) { $0 + pow(Double($1.0) * $1.1, 2) }.squareRoot()
             return SegmentationScores(dice: dice, iou: iou, nsd: 0, hd95: diagonal)
@@ -87,12 +81,31 @@ public enum SegmentationMetrics {
         return out
     }
 
-    static func boundingBox(size: [Int], _ inside: (Int) -> Bool) -> (lo: [Int], hi: [Int]) {
+    /// Dice and IoU alone, without the surface scores; nil when both masks are empty.
+    public static func overlap(prediction: [UInt8], truth: [UInt8]) -> (dice: Double, iou: Double)? {
+        counted(prediction: prediction, truth: truth).map { ($0.dice, $0.iou) }
+    }
+
+    /// Dice, IoU and the foreground counts of each mask; nil when both are empty.
+    private static func counted(prediction: [UInt8], truth: [UInt8]) -> (dice: Double, iou: Double, predicted: Int, truth: Int)? {
+        precondition(prediction.count == truth.count, "masks must cover the same grid")
+        var p = 0, t = 0, both = 0
+        for i in truth.indices {
+            let a = prediction[i] != 0, b = truth[i] != 0
+            if a { p += 1 }
+            if b { t += 1 }
+            if a && b { both += 1 }
+        }
+        if p == 0 && t == 0 { return nil }
+        return (2 * Double(both) / Double(p + t), Double(both) / Double(p + t - both), p, t)
+    }
+
+    static func boundingBox(size: [Int], _ inside: (Int) -> Bool) -> Box3D {
         var (x0, y0, z0, x1, y1, z1) = (size[0], size[1], size[2], -1, -1, -1)
         for z in 0..<size[2] { for y in 0..<size[1] { for x in 0..<size[0] where inside((z * size[1] + y) * size[0] + x) {
             x0 = min(x0, x); y0 = min(y0, y); z0 = min(z0, z); x1 = max(x1, x); y1 = max(y1, y); z1 = max(z1, z)
         } } }
-        return ([x0, y0, z0], [x1, y1, z1])
+        return Box3D(lo: SIMD3(x0, y0, z0), hi: SIMD3(x1, y1, z1))
     }
 
     /// numpy's default ("linear") percentile.

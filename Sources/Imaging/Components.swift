@@ -1,3 +1,4 @@
+import Geometry
 import Foundation
 
 /// Connected components of label maps, for dropping specks (MedSAM removes 3D components under
@@ -153,8 +154,8 @@ public enum Components {
     }
 
     /// Inclusive bounding box of the nonzero voxels, or nil when there are none.
-    public static func boundingBox(_ labels: [Int32], size: [Int]) -> (lo: [Int], hi: [Int])? {
-        var lo = [Int.max, Int.max, Int.max], hi = [-1, -1, -1]
+    public static func boundingBox(_ labels: [Int32], size: [Int]) -> Box3D? {
+        var lo = SIMD3(Int.max, Int.max, Int.max), hi = SIMD3(-1, -1, -1)
         let nx = size[0]
         labels.withUnsafeBufferPointer { l in
             guard let base = l.baseAddress else { return }
@@ -173,6 +174,6 @@ public enum Components {
                 lo[2] = min(lo[2], z); hi[2] = max(hi[2], z)
             } }
         }
-        return hi[0] < 0 ? nil : (lo, hi)
+        return hi[0] < 0 ? nil : Box3D(lo: lo, hi: hi)
     }
 }

@@ -61,12 +61,4 @@ final class GzipStream {
 public enum Checksum {
     public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 { mc_crc32(0, bytes.baseAddress, bytes.count) }
     public static func crc32(_ data: Data) -> UInt32 { data.withUnsafeBytes { crc32($0) } }
-
-    /// 128-bit XXH3 as 32 hex digits: content identity for deduplication, not security.
-    public static func xxh128(_ bytes: UnsafeRawBufferPointer) -> String {
-        var h: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &h) { mc_xxh128(bytes.baseAddress, bytes.count, $0.bindMemory(to: UInt64.self).baseAddress) }
-        return String(format: "%016llx%016llx", h.1, h.0)
-    }
-    public static func xxh128(_ data: Data) -> String { data.withUnsafeBytes { xxh128($0) } }
 }

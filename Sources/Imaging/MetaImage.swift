@@ -129,7 +129,7 @@ public enum MetaImage {
 
     private static func size3(_ dims: [Int], _ n: Int) -> [Int] { n == 3 ? Array(dims[0..<3]) : [dims[0], dims[1], 1] }
 
-    static func elementType(_ name: String) throws -> NIfTI.DataType {
+    static func elementType(_ name: String) throws -> VoxelType {
         var s = name.uppercased()
         if s.hasSuffix("_ARRAY") { s.removeLast(6) }
         switch s {
@@ -147,7 +147,7 @@ public enum MetaImage {
         }
     }
 
-    static func elementTypeName(_ t: NIfTI.DataType) -> String {
+    static func elementTypeName(_ t: VoxelType) -> String {
         switch t {
         case .uint8, .rgb24: "MET_UCHAR"
         case .int8: "MET_CHAR"
@@ -164,7 +164,7 @@ public enum MetaImage {
 
     /// Writes a 3D MetaImage. A `.mhd` URL gets its data beside it (`<name>.raw` or `<name>.zraw`);
     /// anything else gets the data appended (LOCAL). `type` defaults to the smallest exact type.
-    public static func write(_ v: Volume, to url: URL, compressed: Bool = true, type: NIfTI.DataType? = nil) throws {
+    public static func write(_ v: Volume, to url: URL, compressed: Bool = true, type: VoxelType? = nil) throws {
         let t = type == .rgb24 ? .uint8 : type ?? HeaderedRaw.bestType(for: v)
         let num = { (a: [Double]) in a.map(HeaderedRaw.number).joined(separator: " ") }
         var data = Voxels.encode(v.voxels, type: t)

@@ -6,20 +6,21 @@ import Foundation
 /// qform_code > 0, else the bare pixdim scaling ("method 1"). NIfTI world space is RAS; it is
 /// converted to LPS here so every format shares one convention (DICOM's and ITK's).
 public enum NIfTI {
-    public enum DataType: Int16, CaseIterable, Sendable {
-        case uint8 = 2, int16 = 4, int32 = 8, float32 = 16, float64 = 64, rgb24 = 128
-        case int8 = 256, uint16 = 512, uint32 = 768, int64 = 1024, uint64 = 1280
-
-        var bytes: Int {
-            switch self {
-            case .uint8, .int8: 1
-            case .int16, .uint16: 2
-            case .int32, .uint32, .float32: 4
-            case .float64, .int64, .uint64: 8
-            case .rgb24: 3
-            }
+    /// NIfTI's datatype codes.
+    static func code(_ t: VoxelType) -> Int16 {
+        switch t {
+        case .uint8: 2
+        case .int16: 4
+        case .int32: 8
+        case .float32: 16
+        case .float64: 64
+        case .rgb24: 128
+        case .int8: 256
+        case .uint16: 512
+        case .uint32: 768
+        case .int64: 1024
+        case .uint64: 1280
         }
-        var isIntegral: Bool { self != .float32 && self != .float64 }
     }
 
     /// The first frame of the file (3D, or 2D as nz = 1).
@@ -40,7 +41,7 @@ public enum NIfTI {
 
     struct Header {
         var dims: [Int] = []
-        var datatype: DataType = .uint8
+        var datatype: VoxelType = .uint8
         var pixdim: [Double] = []
         var voxOffset = 0
         var slope = 0.0, inter = 0.0
@@ -223,7 +224,7 @@ public enum NIfTI {
             h.srow = (0..<12).map { f64(400 + 8 * $0) }
             h.units = Int(i32(500, swap))
         }
-        guard let dt = DataType(rawValue: Int16(truncatingIfNeeded: dtype)) else {
+        guard let dt = VoxelType.allCases.first(where: { code($0) == Int16(truncatingIfNeeded: dtype) }) else {
             throw ImagingError("NIfTI: datatype \(dtype) is not supported")
         }
         h.datatype = dt
@@ -278,13 +279,13 @@ public enum NIfTI {
     // MARK: Writing (tests, benchmarks, exports)
 
     /// Writes a NIfTI file with both sform and qform set from the volume's geometry.
-    public static func write(_ v: Volume, to url: URL, datatype: DataType, version: Int = 1, gzipLevel: Int32 = 6) throws {
+    public static func write(_ v: Volume, to url: URL, datatype: VoxelType, version: Int = 1, gzipLevel: Int32 = 6) throws {
         var data = encode(v, datatype: datatype, version: version)
         if url.lastPathComponent.lowercased().hasSuffix(".gz") { data = Compression.gzip(data, level: gzipLevel) }
         try data.write(to: url)
     }
 
-    public static func encode(_ v: Volume, datatype: DataType, version: Int = 1) -> Data {
+    public static func encode(_ v: Volume, datatype: VoxelType, version: Int = 1) -> Data {
         let headerSize = version == 1 ? 348 : 540, offset = version == 1 ? 352 : 544
         var h = Data(count: offset)
         // LPS geometry → RAS affine.
@@ -304,7 +305,7 @@ public enum NIfTI {
             put(0, Int32(headerSize))
             if version == 1 {
                 for (i, d) in dims.enumerated() { put(40 + 2 * i, Int16(d)) }
-                put(70, datatype.rawValue)
+                put(70, code(datatype))
                 put(72, Int16(datatype.bytes * 8))
                 for (i, d) in pix.enumerated() { put(76 + 4 * i, Float(d)) }
                 put(108, Float(offset))
@@ -316,7 +317,7 @@ public enum NIfTI {
                 for (i, c) in "n+1".utf8.enumerated() { p[344 + i] = c }
             } else {
                 for (i, c) in "n+2\0\r\n\u{1A}\n".utf8.enumerated() { p[4 + i] = c }
-                put(12, datatype.rawValue)
+                put(12, code(datatype))
                 put(14, Int16(datatype.bytes * 8))
                 for (i, d) in dims.enumerated() { put(16 + 8 * i, Int64(d)) }
                 for (i, d) in pix.enumerated() { put(104 + 8 * i, d) }

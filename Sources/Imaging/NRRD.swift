@@ -171,7 +171,7 @@ public enum NRRD {
                       voxels: voxels, isIntegral: type.isIntegral)
     }
 
-    static func dataType(_ name: String) throws -> NIfTI.DataType {
+    static func dataType(_ name: String) throws -> VoxelType {
         switch name.lowercased().split(separator: " ").joined(separator: " ") {
         case "signed char", "int8", "int8_t": return .int8
         case "uchar", "unsigned char", "uint8", "uint8_t": return .uint8
@@ -187,7 +187,7 @@ public enum NRRD {
         }
     }
 
-    static func typeName(_ t: NIfTI.DataType) -> String {
+    static func typeName(_ t: VoxelType) -> String {
         switch t {
         case .uint8, .rgb24: "unsigned char"
         case .int8: "signed char"
@@ -246,7 +246,7 @@ public enum NRRD {
     /// Detached: the header goes to `url` (conventionally .nhdr), the data beside it as
     /// `<name>.raw` or `<name>.raw.gz`, referenced by a relative path.
     public static func write(_ v: Volume, to url: URL, encoding: Encoding = .gzip, detached: Bool = false,
-                             type: NIfTI.DataType? = nil) throws {
+                             type: VoxelType? = nil) throws {
         let t = type == .rgb24 ? .uint8 : type ?? HeaderedRaw.bestType(for: v)
         let rgb = v.components == 3
         let n = HeaderedRaw.number
@@ -338,7 +338,7 @@ enum HeaderedRaw {
     }
 
     /// The smallest type that stores every voxel exactly.
-    static func bestType(for v: Volume) -> NIfTI.DataType {
+    static func bestType(for v: Volume) -> VoxelType {
         guard v.isIntegral, let lo = v.voxels.min(), let hi = v.voxels.max(), v.voxels.allSatisfy({ $0.rounded() == $0 }) else { return .float32 }
         if lo >= 0 && hi <= 255 { return .uint8 }
         if lo >= -32768 && hi <= 32767 { return .int16 }

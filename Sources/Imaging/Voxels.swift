@@ -1,8 +1,29 @@
 import Foundation
 
+/// How a file stores its voxels, whatever the format (NIfTI, NRRD, MetaImage, DICOM): each
+/// reader maps its own type names onto these.
+public enum VoxelType: CaseIterable, Sendable {
+    case uint8, int8, int16, uint16, int32, uint32, int64, uint64, float32, float64
+    /// Interleaved 8-bit RGB.
+    case rgb24
+
+    /// Bytes per voxel (all three components for rgb24).
+    public var bytes: Int {
+        switch self {
+        case .uint8, .int8: 1
+        case .int16, .uint16: 2
+        case .int32, .uint32, .float32: 4
+        case .float64, .int64, .uint64: 8
+        case .rgb24: 3
+        }
+    }
+
+    public var isIntegral: Bool { self != .float32 && self != .float64 }
+}
+
 /// Conversions between raw voxel bytes and `Float`, shared by the volumetric codecs.
 enum Voxels {
-    static func convert(_ raw: UnsafeRawBufferPointer, offset: Int, count: Int, type: NIfTI.DataType, bigEndian: Bool) -> [Float] {
+    static func convert(_ raw: UnsafeRawBufferPointer, offset: Int, count: Int, type: VoxelType, bigEndian: Bool) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { out, initialized in
             convert(raw.baseAddress! + offset, count: count, type: type, bigEndian: bigEndian, into: out.baseAddress!)
             initialized = count
@@ -10,7 +31,7 @@ enum Voxels {
     }
 
     /// `count` values (colour components counted singly), `stride` values apart from `base` on, into `out`.
-    static func convert(_ base: UnsafeRawPointer, count: Int, stride: Int = 1, type: NIfTI.DataType, bigEndian: Bool,
+    static func convert(_ base: UnsafeRawPointer, count: Int, stride: Int = 1, type: VoxelType, bigEndian: Bool,
                         into out: UnsafeMutablePointer<Float>) {
         let swap = bigEndian != (1.bigEndian == 1)
         // Byte order and stride are decided outside the loops, so that the common case vectorises.
@@ -37,7 +58,7 @@ enum Voxels {
     }
 
     /// Little-endian bytes of `values` in `type` (rounded and clamped for integer types).
-    static func encode(_ values: [Float], type: NIfTI.DataType) -> Data {
+    static func encode(_ values: [Float], type: VoxelType) -> Data {
         var d = Data(count: values.count * (type == .rgb24 ? 1 : type.bytes))
         d.withUnsafeMutableBytes { p in
             func each<T: FixedWidthInteger>(_: T.Type) {

@@ -1,4 +1,5 @@
 import Foundation
+import Hashing
 import Imaging
 
 /// One DICOM unit: the planes of a series (or one plane of a series without geometry) and the
@@ -44,7 +45,7 @@ enum DicomLayout {
 
     /// "prefix-" and 16 hex digits of XXH3-128 over salt and value.
     static func anonymous(_ prefix: String, _ value: String, salt: String) -> String {
-        "\(prefix)-\(Checksum.xxh128(Data((salt + "\u{0}" + value).utf8)).prefix(16))"
+        "\(prefix)-\(ContentHash.hex(Data((salt + "\u{0}" + value).utf8)).prefix(16))"
     }
 
     static func modality(tag: String) -> String? {

@@ -1,6 +1,5 @@
 import Catalog
 import Foundation
-import GRDB
 import Imaging
 
 /// Writes a selection of the catalog in layouts that Python tools read:
@@ -58,7 +57,7 @@ public final class Exporter {
                 var meta: [[String: Any]] = []
                 for (k, m) in row.masks.enumerated() {
                     try tar.add(String(format: "%@.mask_%03d.png", key, k), try png(try mask(row, m)))
-                    meta.append(["class": m.className, "instance": m.instance, "area": m.area, "bbox": m.box])
+                    meta.append(["class": m.className, "instance": m.instance, "area": m.area, "bbox": m.box.corners])
                 }
                 let info: [String: Any] = ["id": row.id, "dataset": row.dataset, "case": row.caseName, "modality": row.modality,
                                            "split": row.split, "axis": row.axis, "slice": row.slice, "masks": meta]

@@ -1,6 +1,7 @@
-import CCodecs
+import CProcess
 import Catalog
 import Foundation
+import Hashing
 import Imaging
 import Logging
 
@@ -142,7 +143,7 @@ public final class IngestRunner {
                                                                licence: m.licence, citation: m.citation, manifest: m.source))
             let known = try catalog.sourceStates(datasetID: datasetID)
             // Output settings and the manifest join each unit's stamp: changing either re-ingests.
-            let settings = Checksum.xxh128(Data((options.outputSettings + m.source).utf8)).prefix(16)
+            let settings = ContentHash.hex(Data((options.outputSettings + m.source).utf8)).prefix(16)
             var pending: [(WorkItem, Int64, Double, String)] = []
             var problems: [SourceResult] = []
             for p in plan.problems {
@@ -161,7 +162,7 @@ public final class IngestRunner {
                 if let files = item.dicom?.files {
                     let stats = files.map(FS.stat)
                     (size, mtime) = (stats.reduce(0) { $0 + $1.0 }, stats.map(\.1).max() ?? 0)
-                    stamp = "\(files.count) files:" + Checksum.xxh128(Data(stats.map { "\($0.0):\($0.1)" }.joined(separator: ";").utf8)) + ";\(settings)"
+                    stamp = "\(files.count) files:" + ContentHash.hex(Data(stats.map { "\($0.0):\($0.1)" }.joined(separator: ";").utf8)) + ";\(settings)"
                 } else {
                     let (msize, mmtime) = item.mask.map(FS.stat) ?? (0, 0)
                     stamp = "\(size):\(mtime);\(msize):\(mmtime);\(settings)"

@@ -1,13 +1,6 @@
 import Foundation
+import Geometry
 import Imaging
-
-/// Inclusive voxel bounds along x, y, z.
-typealias Box = (lo: [Int], hi: [Int])
-
-/// The smallest box holding `b` and, when there is one, `a`.
-func union(_ a: Box?, _ b: Box) -> Box {
-    a.map { (zip($0.lo, b.lo).map(min), zip($0.hi, b.hi).map(max)) } ?? b
-}
 
 /// A label map's values as a reader hands them over: the stored bytes of an 8-bit file, else `Float`.
 protocol LabelValue {
@@ -57,7 +50,7 @@ extension UInt8: LabelValue {
 /// Label maps read into class indices over the box of their labels.
 extension SampleBuilder {
     /// Label values → 1-based indices into the dataset's class list (labels of one class merge).
-    func classes(_ mask: Volume, threshold: Float?) throws -> (map: [Int32], names: [String], box: Box?) {
+    func classes(_ mask: Volume, threshold: Float?) throws -> (map: [Int32], names: [String], box: Box3D?) {
         var values = mask.voxels
         if mask.components == 3 {
             // Grey masks saved as RGB: take the brightest channel.
@@ -69,7 +62,7 @@ extension SampleBuilder {
     /// The label map of a volume whose values `runs` hands over, a run at a time with the index of
     /// its first voxel, over the box that holds every voxel with a label (nil: none). `runs` returns
     /// false when it could not read them all (nil then).
-    func classes<V: LabelValue>(size: [Int], threshold: Float?, _ runs: ((UnsafeBufferPointer<V>, Int) -> Void) -> Bool) throws -> (map: [Int32], names: [String], box: Box?)? {
+    func classes<V: LabelValue>(size: [Int], threshold: Float?, _ runs: ((UnsafeBufferPointer<V>, Int) -> Void) -> Bool) throws -> (map: [Int32], names: [String], box: Box3D?)? {
         let (nx, nxy) = (size[0], size[0] * size[1])
         var lo = (x: Int.max, y: Int.max, z: Int.max), hi = (x: -1, y: -1, z: -1)
         var present = Set<Int32>()
@@ -120,7 +113,7 @@ extension SampleBuilder {
         }
         guard complete else { return nil }
         if let b = bad { throw IngestFailure(stage: "labels", message: "label map has a non-integer or negative value (\(b)); is it a probability map?") }
-        let box: Box? = hi.x < 0 ? nil : ([lo.x, lo.y, lo.z], [hi.x, hi.y, hi.z])
+        let box: Box3D? = hi.x < 0 ? nil : Box3D(lo: SIMD3(lo.x, lo.y, lo.z), hi: SIMD3(hi.x, hi.y, hi.z))
         // The stashed blocks, row piece by row piece, into a map of the box.
         var map: [Int32] = []
         if let box {

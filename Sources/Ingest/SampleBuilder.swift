@@ -1,4 +1,7 @@
+import Catalog
 import Foundation
+import Geometry
+import Hashing
 import Imaging
 
 /// A normalised 2D slice ready for the shards: `size`×`size` pixels (content at the top left,
@@ -9,14 +12,14 @@ struct PreparedImage {
     var contentWidth: Int, contentHeight: Int
     var origWidth: Int, origHeight: Int
     var spacing: [Double]
-    var transform: String
+    var transform: SliceTransform
     var hash: String
     var masks: [PreparedMask]
 }
 
 struct PreparedMask {
     var className: String, instance: Int, area: Int
-    var box: (x0: Int, y0: Int, x1: Int, y1: Int)
+    var box: Box2D
     /// Full-size 0/1 mask (size×size).
     var pixels: [UInt8]
 }
@@ -50,7 +53,7 @@ enum ImageSource {
 struct LabelledVolume {
     var image: ImageSource
     var layers: [[Int32]]
-    var box: Box?
+    var box: Box3D?
     var classNames: [String]
     var notes: [String] = []
     var structuresSkipped: [String: Int] = [:]
@@ -58,7 +61,7 @@ struct LabelledVolume {
 
 extension LabelledVolume {
     /// An image and the one label map `SampleBuilder.classes` made of its label file.
-    init(image: ImageSource, labels: (map: [Int32], names: [String], box: Box?)) {
+    init(image: ImageSource, labels: (map: [Int32], names: [String], box: Box3D?)) {
         self.init(image: image, layers: labels.box == nil ? [] : [labels.map], box: labels.box, classNames: labels.names)
     }
 }
@@ -76,9 +79,9 @@ struct SampleBuilder {
 
     func build(_ item: WorkItem) throws -> BuiltUnit {
         // Mapped, a file is read once more from the page cache: cheap next to decoding it.
-        func hash(_ url: URL) -> String { (try? Data(contentsOf: url, options: .alwaysMapped)).map(Checksum.xxh128) ?? "" }
+        func hash(_ url: URL) -> String { (try? Data(contentsOf: url, options: .alwaysMapped)).map(ContentHash.hex) ?? "" }
         let input = try item.dicom.map(dicomInput) ?? fileInput(item)
-        let contentHash = item.dicom.map { Checksum.xxh128(Data($0.files.map(hash).joined().utf8)) } ?? hash(item.image)
+        let contentHash = item.dicom.map { ContentHash.hex(Data($0.files.map(hash).joined().utf8)) } ?? hash(item.image)
         let (notes, skipped) = (input.notes, input.structuresSkipped)
         return BuiltUnit(images: try slices(input, item: item), contentHash: contentHash, notes: notes, structuresSkipped: skipped)
     }
@@ -171,11 +174,11 @@ struct SampleBuilder {
     }
 
     /// Layers cut down to the box that holds all of their labels (none when they hold none).
-    static func cropped(_ layers: [[Int32]], size: [Int]) -> (layers: [[Int32]], box: Box?) {
-        var box: Box?
+    static func cropped(_ layers: [[Int32]], size: [Int]) -> (layers: [[Int32]], box: Box3D?) {
+        var box: Box3D?
         for layer in layers {
             guard let b = Components.boundingBox(layer, size: size) else { continue }
-            box = union(box, b)
+            box = box.map { $0.union(b) } ?? b
         }
         guard let box else { return ([], nil) }
         let (bx, by, bz) = (box.hi[0] - box.lo[0] + 1, box.hi[1] - box.lo[1] + 1, box.hi[2] - box.lo[2] + 1)
@@ -196,27 +199,11 @@ struct SampleBuilder {
         if case let .volume(v) = input.image, v.components == 3 && !v.is2D { throw IngestFailure(stage: "read", message: "colour volumes are not supported") }
         // Connectivity does not depend on orientation: clean on the source grid, and read slices
         // through a canonical (LPS) view instead of copying both volumes into a new orientation.
-        // `box`: what is left of the labels after cleaning, in source voxels.
-        var box: Box?
         let stored = input.box
-        if let stored {
-            let size = (0..<3).map { stored.hi[$0] - stored.lo[$0] + 1 }
-            for l in layers.indices {
-                if !grid.is2D { Components.removeSmall(&layers[l], size: size, minSize: options.minComponentVoxels) }
-                guard let b = Components.boundingBox(layers[l], size: size) else { continue }
-                box = union(box, (zip(b.lo, stored.lo).map(+), zip(b.hi, stored.lo).map(+)))
-            }
-        }
+        let box = cleaned(&layers, over: stored, is2D: grid.is2D)
         if box == nil && !options.keepEmpty { return [] }
         let view = CanonicalView(grid)
-        // The labels' bounding box along each canonical axis (all of it when there are none).
-        let extent: [Range<Int>] = (0..<3).map { k in
-            let count = view.size[k]
-            guard let box else { return 0..<count }
-            let j = view.reorientation.permutation[k]
-            let (lo, hi) = view.reorientation.flipped[k] ? (count - 1 - box.hi[j], count - 1 - box.lo[j]) : (box.lo[j], box.hi[j])
-            return lo..<(hi + 1)
-        }
+        let extent = SlicePlane.extent(of: box, in: view)
         // Slices outside the bounding box hold no mask: skipped without reading.
         let wanted = { (k: Int) in options.keepEmpty ? 0..<view.size[k] : extent[k] }
         let cut = { (axis: SliceAxis, index: Int, channels: Int, pixels: PlanePixels) in
@@ -273,6 +260,21 @@ struct SampleBuilder {
             }
         }
         return out
+    }
+
+    /// Removes 3D components under `minComponentVoxels` from layers that hold `stored` of the grid;
+    /// returns the box of what is left, in source voxels (nil: nothing).
+    private func cleaned(_ layers: inout [[Int32]], over stored: Box3D?, is2D: Bool) -> Box3D? {
+        guard let stored else { return nil }
+        var box: Box3D?
+        let size = (0..<3).map { stored.hi[$0] - stored.lo[$0] + 1 }
+        for l in layers.indices {
+            if !is2D { Components.removeSmall(&layers[l], size: size, minSize: options.minComponentVoxels) }
+            guard let b = Components.boundingBox(layers[l], size: size) else { continue }
+            let source = Box3D(lo: b.lo &+ stored.lo, hi: b.hi &+ stored.lo)
+            box = box.map { $0.union(source) } ?? source
+        }
+        return box
     }
 
     private func fmt(_ v: [Double]) -> String { v.map { String(format: "%.3g", $0) }.joined(separator: "×") }

@@ -1,17 +1,18 @@
 import Foundation
+import Geometry
 
 /// A SAM prompt in pixel coordinates of the image it was made for (x = column, y = row, from
-/// the top left): an optional box x0,y0,x1,y1 (inclusive pixel indices of the mask's extent, as
-/// SAM-Med2D and MedSAM compute it) and points with labels (1 foreground, 0 background).
+/// the top left): an optional box (the mask's extent, as SAM-Med2D and MedSAM compute it) and points
+/// with labels (1 foreground, 0 background, −1 none: SAM's padding).
 public struct Prompt: Codable, Equatable, Sendable {
     public struct Point: Codable, Equatable, Sendable {
         public var x: Int, y: Int, label: Int
         public init(x: Int, y: Int, label: Int) { self.x = x; self.y = y; self.label = label }
     }
-    public var box: [Int]?
+    public var box: Box2D?
     public var points: [Point]
 
-    public init(box: [Int]? = nil, points: [Point] = []) { self.box = box; self.points = points }
+    public init(box: Box2D? = nil, points: [Point] = []) { self.box = box; self.points = points }
 }
 
 /// A protocol's prompts for every mask of an evaluation, so that another model (or the same model

@@ -31,10 +31,4 @@ extension PromptRNG {
     public mutating func permute<T>(_ list: inout [T]) {
         for i in stride(from: list.count - 1, to: 0, by: -1) { list.swapAt(i, Int(next() % UInt64(i + 1))) }
     }
-
-    /// FNV-1a of a string: a key that is the same in every run and on every platform (unlike
-    /// Swift's Hasher), for seeding by name.
-    public static func key(_ s: String) -> UInt64 {
-        s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01B3 }
-    }
 }

@@ -1,3 +1,4 @@
+import Geometry
 import Imaging
 
 /// A binary mask on a W×H grid, row-major, nonzero = foreground.
@@ -13,26 +14,13 @@ public struct BinaryMask: Sendable, Equatable {
     public var isEmpty: Bool { !pixels.contains { $0 != 0 } }
     public var area: Int { pixels.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } }
 
-    /// 2|A∩B| / (|A| + |B|), 0 when both are empty (a quick overlap score; Eval's metrics define
-    /// the reported Dice and its empty cases).
-    public func dice(_ other: BinaryMask) -> Double {
-        var both = 0, sum = 0
-        for i in pixels.indices {
-            let a = pixels[i] != 0, b = other.pixels[i] != 0
-            if a { sum += 1 }
-            if b { sum += 1 }
-            if a && b { both += 1 }
-        }
-        return sum == 0 ? 0 : 2 * Double(both) / Double(sum)
-    }
-
-    /// Inclusive pixel extent x0, y0, x1, y1, or nil for an empty mask.
-    public var extent: [Int]? {
+    /// The box of the foreground pixels, or nil for an empty mask.
+    public var extent: Box2D? {
         var x0 = width, y0 = height, x1 = -1, y1 = -1
         for y in 0..<height { for x in 0..<width where pixels[y * width + x] != 0 {
             x0 = min(x0, x); x1 = max(x1, x); y0 = min(y0, y); y1 = max(y1, y)
         } }
-        return x1 < 0 ? nil : [x0, y0, x1, y1]
+        return x1 < 0 ? nil : Box2D(x0: x0, y0: y0, x1: x1, y1: y1)
     }
 }
 
@@ -47,24 +35,24 @@ public enum BoxJitter: Equatable, Sendable {
 
 /// Prompts simulated from ground truth. Everything is a pure function of the masks and the RNG.
 public enum PromptSimulator {
-    public static func box(_ mask: BinaryMask, jitter: BoxJitter = .none, rng: inout PromptRNG) -> [Int]? {
+    public static func box(_ mask: BinaryMask, jitter: BoxJitter = .none, rng: inout PromptRNG) -> Box2D? {
         guard var b = mask.extent else { return nil }
         switch jitter {
         case .none: break
         case let .samMed2D(maxPixels, fraction):
-            let m = min(maxPixels, Int(fraction * Double(min(b[2] - b[0] + 1, b[3] - b[1] + 1))))
+            let m = min(maxPixels, Int(fraction * Double(min(b.width, b.height))))
             if m > 0 {
                 let dx = Int.random(in: -m...m, using: &rng), dy = Int.random(in: -m...m, using: &rng)
-                b = [b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy]
+                b = Box2D(x0: b.x0 + dx, y0: b.y0 + dy, x1: b.x1 + dx, y1: b.y1 + dy)
             }
         case let .medSAM(maxShift):
             if maxShift > 0 {
-                b = [b[0] - Int.random(in: 0...maxShift, using: &rng), b[1] - Int.random(in: 0...maxShift, using: &rng),
-                     b[2] + Int.random(in: 0...maxShift, using: &rng), b[3] + Int.random(in: 0...maxShift, using: &rng)]
+                b = Box2D(x0: b.x0 - Int.random(in: 0...maxShift, using: &rng), y0: b.y0 - Int.random(in: 0...maxShift, using: &rng),
+                          x1: b.x1 + Int.random(in: 0...maxShift, using: &rng), y1: b.y1 + Int.random(in: 0...maxShift, using: &rng))
             }
         }
-        let x0 = min(max(b[0], 0), mask.width - 1), y0 = min(max(b[1], 0), mask.height - 1)
-        return [x0, y0, min(max(b[2], x0), mask.width - 1), min(max(b[3], y0), mask.height - 1)]
+        let x0 = min(max(b.x0, 0), mask.width - 1), y0 = min(max(b.y0, 0), mask.height - 1)
+        return Box2D(x0: x0, y0: y0, x1: min(max(b.x1, x0), mask.width - 1), y1: min(max(b.y1, y0), mask.height - 1))
     }
 
     /// `count` foreground points, deterministic (Mazurowski et al.'s rule, extended): the first is the

@@ -1,6 +1,6 @@
 import Catalog
 import Foundation
-import GRDB
+import Hashing
 import Prompts
 
 /// A training selection packed into N shard files of its own: every selected image with its
@@ -21,14 +21,11 @@ public struct Pack: Codable, Sendable {
     /// The pack for this selection, made now or found from an earlier run (`reused`).
     public static func open(catalog: Catalog, selection: Selection, shards: Int) throws -> (pack: Pack, reused: Bool) {
         precondition(shards > 0)
-        let state: [Int64] = try catalog.db.read { db in
-            try ["SELECT COALESCE(MAX(id), 0) FROM images", "SELECT COUNT(*) FROM images", "SELECT COALESCE(MAX(id), 0) FROM masks",
-                 "SELECT COUNT(*) FROM masks", "SELECT COALESCE(MAX(id), 0) FROM ingest_runs"].map { try Int64.fetchOne(db, sql: $0) ?? 0 }
-        }
+        let state = try catalog.contentState()
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let selectionJSON = String(decoding: try encoder.encode(selection), as: UTF8.self)
-        let key = String(format: "%016llx", PromptRNG.key("\(selectionJSON)|\(state)|\(shards)"))
+        let key = StableHash.hex("\(selectionJSON)|\(state)|\(shards)")
         let root = catalog.shardDirectory.deletingLastPathComponent()
             .appendingPathComponent(catalog.shardDirectory.deletingPathExtension().lastPathComponent + ".packs")
         let dir = root.appendingPathComponent(key)

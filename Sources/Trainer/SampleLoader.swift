@@ -1,6 +1,7 @@
 import Catalog
 import Dispatch
 import Foundation
+import Geometry
 import Prompts
 import SAM
 import Torch
@@ -14,9 +15,8 @@ public struct TrainingSample: Sendable {
     public var size: Int, channels: Int
     public var pixels: [Float]
     public var masks: [BinaryMask]
-    public var boxes: [[Int]]
-    /// Point steps: each mask's points (`TrainConfig.points` of them).
-    public var points: [[Prompt.Point]]
+    /// One per mask: a box (box steps) or `TrainConfig.points` points (point steps).
+    public var prompts: [Prompt]
 }
 
 /// Where a run stands in its data: epoch and batches already consumed in it. With the seed this
@@ -43,10 +43,10 @@ public final class SampleLoader {
         var list: [SampleReader.Image] = pack?.images ?? []
         if pack == nil { try reader.forEach(config.selection) { list.append($0) } }
         guard list.count >= config.batchSize else {
-            throw CatalogError("the training selection has \(list.count) images, fewer than one batch of \(config.batchSize)")
+            throw TrainingError("the training selection has \(list.count) images, fewer than one batch of \(config.batchSize)")
         }
         guard let sizes = Set(list.map(\.width)).first, Set(list.map(\.width)).count == 1, Set(list.map(\.height)) == [sizes] else {
-            throw CatalogError("training images must share one stored size (ingest them with the same --size)")
+            throw TrainingError("training images must share one stored size (ingest them at one size)")
         }
         images = list
         packShards = pack?.shards
@@ -64,14 +64,14 @@ public final class SampleLoader {
         for (key, w) in spec {
             let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
             guard parts.count == 2, ["modality", "dataset"].contains(parts[0]), w >= 0, w.isFinite else {
-                throw CatalogError("sampling weight '\(key)=\(w)': expected modality:NAME or dataset:NAME with a weight ≥ 0")
+                throw TrainingError("sampling weight '\(key)=\(w)': expected modality:NAME or dataset:NAME with a weight ≥ 0")
             }
             guard images.contains(where: { (parts[0] == "modality" ? $0.modality : $0.dataset) == parts[1] }) else {
-                throw CatalogError("sampling weight '\(key)': no selected image has \(parts[0]) '\(parts[1])'")
+                throw TrainingError("sampling weight '\(key)': no selected image has \(parts[0]) '\(parts[1])'")
             }
         }
         let w = images.map { (spec["modality:" + $0.modality] ?? 1) * (spec["dataset:" + $0.dataset] ?? 1) }
-        guard w.contains(where: { $0 > 0 }) else { throw CatalogError("the sampling weights leave no image to draw") }
+        guard w.contains(where: { $0 > 0 }) else { throw TrainingError("the sampling weights leave no image to draw") }
         return w
     }
 
@@ -183,32 +183,25 @@ public final class SampleLoader {
             let gain = Float(0.9 + 0.2 * rng.unit()), shift = Float(Int(rng.next() % 21) - 10)
             for i in pixels.indices { pixels[i] = min(255, max(0, pixels[i] * gain + shift)) }
         }
-        var boxList: [[Int]] = [], points: [[Prompt.Point]] = []
-        for m in masks {
-            if boxes {
-                boxList.append(PromptSimulator.box(m, jitter: jitter, rng: &rng) ?? [0, 0, n - 1, n - 1])
-            } else {
-                // A mask left empty gets a padding point, which SAM ignores.
-                points.append(PromptSimulator.trainingPoints(m, count: config.points ?? 1, rng: &rng)
-                              ?? Array(repeating: Prompt.Point(x: 0, y: 0, label: -1), count: config.points ?? 1))
-            }
+        let prompts = masks.map { m in
+            if boxes { return Prompt(box: PromptSimulator.box(m, jitter: jitter, rng: &rng) ?? Box2D(width: n, height: n)) }
+            // A mask left empty gets padding points, which SAM ignores.
+            return Prompt(points: PromptSimulator.trainingPoints(m, count: config.points ?? 1, rng: &rng)
+                          ?? Array(repeating: Prompt.Point(x: 0, y: 0, label: -1), count: config.points ?? 1))
         }
-        return TrainingSample(imageID: image.id, maskIDs: chosen.map(\.id), size: n, channels: c, pixels: pixels, masks: masks,
-                              boxes: boxList, points: points)
+        return TrainingSample(imageID: image.id, maskIDs: chosen.map(\.id), size: n, channels: c, pixels: pixels, masks: masks, prompts: prompts)
     }
 }
 
 /// A batch as the model consumes it: normalised images B×3×S×S, the image index of each of the
-/// B·M masks, targets B·M×1×S×S, boxes B·M×4 in the encoder frame (box steps) or one point per
-/// mask (point steps).
+/// B·M masks, targets B·M×1×S×S, and each mask's prompt.
 public struct TrainingBatch {
     public let frame: PreparedImage
     public let images: Tensor, index: Tensor, targets: Tensor
-    public let boxes: Tensor?
     public let truths: [BinaryMask]
-    public let points: [[Prompt.Point]]
+    public let prompts: [Prompt]
 
-    public init(_ batch: [TrainingSample], usesBoxes: Bool, config: SamConfig, device: Device) throws {
+    public init(_ batch: [TrainingSample], config: SamConfig, device: Device) throws {
         // A selection may mix grey (CT, MR) and colour (dermoscopy, endoscopy, fundus) images: grey ones
         // are repeated over three channels when the batch holds a colour one, as the encoder sees them anyway.
         let n = batch[0].size, m = batch[0].masks.count, c = batch.contains { $0.channels == 3 } ? 3 : 1
@@ -230,10 +223,7 @@ public struct TrainingBatch {
         var flat = [Float](repeating: 0, count: truths.count * n * n)
         for (k, t) in truths.enumerated() { for i in 0..<(n * n) where t.pixels[i] != 0 { flat[k * n * n + i] = 1 } }
         targets = try Tensor(flat, shape: [truths.count, 1, n, n]).to(device)
-        let frame = frame
-        boxes = usesBoxes ? try Tensor(batch.flatMap { $0.boxes.flatMap { frame.modelCoordinates($0.map(Float.init)) } },
-                                       shape: [truths.count, 4]).to(device) : nil
-        points = usesBoxes ? truths.map { _ in [] } : batch.flatMap(\.points)
+        prompts = batch.flatMap(\.prompts)
     }
 
     /// B×S×S×C pixels → B×3×S×S normalised as the model expects.
@@ -251,19 +241,18 @@ enum Augment {
     /// A square window to scale up to the full grid, or nil: with probability one half, a side of
     /// 75–100 % of the grid, placed at random but always holding the boxes of the masks drawn, so
     /// that no mask is cut.
-    static func crop(size n: Int, keeping boxes: [[Int]], rng: inout PromptRNG) -> (x: Int, y: Int, side: Int)? {
+    static func crop(size n: Int, keeping boxes: [Box2D], rng: inout PromptRNG) -> (x: Int, y: Int, side: Int)? {
         guard rng.next() & 1 == 1, let first = boxes.first else { return nil }
-        var union = first
-        for b in boxes.dropFirst() { union = [min(union[0], b[0]), min(union[1], b[1]), max(union[2], b[2]), max(union[3], b[3])] }
+        let union = boxes.dropFirst().reduce(first) { $0.union($1) }
         let wanted = Int((0.75 + 0.25 * rng.unit()) * Double(n))
-        let side = min(n, max(wanted, union[2] - union[0] + 1, union[3] - union[1] + 1))
+        let side = min(n, max(wanted, union.width, union.height))
         if side == n { return nil }
         // The window's corner ranges over positions that keep [union] inside it and itself inside the grid.
         func corner(_ lo: Int, _ hi: Int) -> Int {
             let from = max(0, hi - side + 1), to = min(lo, n - side)
             return from + Int(rng.next() % UInt64(to - from + 1))
         }
-        return (corner(union[0], union[2]), corner(union[1], union[3]), side)
+        return (corner(union.x0, union.x1), corner(union.y0, union.y1), side)
     }
 
     static func sourceIndex(size n: Int, flipX: Bool, flipY: Bool, turns: Int, crop: (x: Int, y: Int, side: Int)? = nil) -> [Int32]? {

@@ -1,5 +1,8 @@
 import Catalog
+import Eval
 import Foundation
+import Geometry
+import Hashing
 import Prompts
 import SAM
 import Torch
@@ -34,7 +37,7 @@ public final class Trainer {
     public init(sam: Sam, catalog: Catalog, config: TrainConfig, group: ProcessGroup? = nil) throws {
         self.sam = sam; self.config = config; self.catalog = catalog; self.group = group
         if let group, config.batchSize % group.worldSize != 0 {
-            throw CatalogError("--batch-size \(config.batchSize) must be a multiple of the \(group.worldSize) processes")
+            throw TrainingError("a batch of \(config.batchSize) samples cannot be split evenly over \(group.worldSize) processes")
         }
         var pack: Pack?
         if config.shards > 0 {
@@ -46,7 +49,7 @@ public final class Trainer {
         loader = try SampleLoader(catalog: catalog, config: config, pack: pack)
         let entries = sam.parameters.entries.filter(\.trainable)
         if config.tune == .adapter && !entries.contains(where: { $0.name.contains(".Adapter.") }) {
-            throw CatalogError("--tune adapter needs a model with adapters (a ViT SAM opened with them, or a SAM-Med2D checkpoint)")
+            throw TrainingError("adapter tuning needs a model with adapters (a ViT SAM opened with them, or a SAM-Med2D checkpoint)")
         }
         for e in entries where !config.tune.trains(e.name) { try e.tensor.requiresGrad(false) }
         lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? TrainConfig.defaultLoRARank, seed: config.seed ^ 0x4C6F_5241) : []
@@ -68,7 +71,7 @@ public final class Trainer {
         for _ in 0..<config.accumulate {
             let (batch, usesBoxes, next) = try loader.batch(at: position, part: part, of: parts)
             position = next
-            let t = try microStep(batch, usesBoxes: usesBoxes, firstSample: part, sampleStride: parts)
+            let t = try microStep(batch, firstSample: part, sampleStride: parts)
             terms.loss += t.loss; terms.focal += t.focal; terms.dice += t.dice; terms.iou += t.iou
             samples += batch.count * parts
         }
@@ -93,25 +96,16 @@ public final class Trainer {
 
     /// One micro-batch: this process's samples, which are samples firstSample, firstSample +
     /// sampleStride, … of the global batch. Returns the loss terms weighted by this share.
-    func microStep(_ batch: [TrainingSample], usesBoxes: Bool, firstSample: Int = 0, sampleStride: Int = 1) throws
+    func microStep(_ batch: [TrainingSample], firstSample: Int = 0, sampleStride: Int = 1) throws
         -> (loss: Double, focal: Double, dice: Double, iou: Double) {
         let device = sam.device, n = batch[0].size, m = config.masksPerImage
-        let t = try TrainingBatch(batch, usesBoxes: usesBoxes, config: sam.config, device: device)
-        let (frame, truths, targets, boxes) = (t.frame, t.truths, t.targets, t.boxes)
-        var points = t.points
+        let t = try TrainingBatch(batch, config: sam.config, device: device)
+        let (frame, truths, targets) = (t.frame, t.truths, t.targets)
+        var prompts = t.prompts
 
         func decode(_ embeddings: Tensor, masks: Tensor?) throws -> (low: Tensor, logits: Tensor, iou: Tensor) {
-            var pts: (Tensor, Tensor)?
-            let count = points.map(\.count).max() ?? 0
-            if count > 0 {
-                var xy = [Float](), labels = [Float]()
-                for list in points {
-                    for p in list { xy += frame.modelCoordinates([Float(p.x), Float(p.y)]); labels.append(Float(p.label)) }
-                    for _ in list.count..<count { xy += [0, 0]; labels.append(-1) }
-                }
-                pts = (try Tensor(xy, shape: [points.count, count, 2]).to(device), try Tensor(labels, shape: [points.count, count]).to(device))
-            }
-            let out = try sam.decode(embeddings: embeddings, points: pts, boxes: boxes, masks: masks, multimask: false)
+            let input = try PromptTensors(prompts, frame: frame, device: device)
+            let out = try sam.decode(embeddings: embeddings, points: input.points, boxes: input.boxes, masks: masks, multimask: false)
             return (out.masks, try frame.upsample(out.masks, inputSize: sam.config.imageSize), out.iou)
         }
         let autocast = device != .cpu
@@ -138,7 +132,7 @@ public final class Trainer {
                     let hard = try out.logits.gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
                     for k in truths.indices {
                         let prediction = BinaryMask(width: n, height: n, pixels: Array(hard[(k * n * n)..<((k + 1) * n * n)]))
-                        points[k].append(PromptSimulator.randomClick(prediction: prediction, truth: truths[k], rng: &rngs[k])
+                        prompts[k].points.append(PromptSimulator.randomClick(prediction: prediction, truth: truths[k], rng: &rngs[k])
                                          ?? Prompt.Point(x: 0, y: 0, label: -1))
                     }
                 }
@@ -155,8 +149,8 @@ public final class Trainer {
         return (try loss.item() * Double(config.accumulate), weight * sums.focal / passes, weight * sums.dice / passes, weight * sums.iou / passes)
     }
 
-    /// Mean Dice of the first output for tight-box prompts over the first `validationImages`
-    /// images of the validation selection, at the stored resolution.
+    /// Mean Dice (Eval's) of the first output for tight-box prompts over the first
+    /// `validationImages` images of the validation selection, at the stored resolution.
     public func validate() throws -> Double? {
         guard config.validationImages > 0 else { return nil }
         let reader = SampleReader(catalog: catalog)
@@ -167,14 +161,15 @@ public final class Trainer {
             let prepared = try PreparedImage(pixels: reader.pixels(image).map(Float.init), height: n, width: n, channels: image.channels,
                                              config: sam.config, device: sam.device)
             let truths = try image.masks.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
-            let boxes = truths.flatMap { prepared.modelCoordinates((PromptSimulator.box($0, rng: &rng) ?? [0, 0, n - 1, n - 1]).map(Float.init)) }
+            let prompts = truths.map { Prompt(box: PromptSimulator.box($0, rng: &rng) ?? Box2D(width: n, height: n)) }
             let hard = try withoutGrad { () -> [UInt8] in
                 let emb = try sam.embed(prepared.tensor)
-                let out = try sam.decode(embeddings: emb, boxes: Tensor(boxes, shape: [truths.count, 4]).to(sam.device), multimask: false)
+                let input = try PromptTensors(prompts, frame: prepared, device: sam.device)
+                let out = try sam.decode(embeddings: emb, boxes: input.boxes, multimask: false)
                 return try prepared.upsample(out.masks, inputSize: sam.config.imageSize).gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
             }
             for (k, t) in truths.enumerated() {
-                total += BinaryMask(width: n, height: n, pixels: Array(hard[(k * n * n)..<((k + 1) * n * n)])).dice(t)
+                total += SegmentationMetrics.overlap(prediction: Array(hard[(k * n * n)..<((k + 1) * n * n)]), truth: t.pixels)?.dice ?? 0
                 count += 1
             }
         }
@@ -273,6 +268,6 @@ public final class Trainer {
     /// Identifies the training data: the selection and how many images it had.
     var selectionHash: String {
         let text = (try? String(decoding: JSONEncoder().encode(config.selection), as: UTF8.self)) ?? ""
-        return String(format: "%016llx", PromptRNG.key(text + "/\(loader.imageCount)"))
+        return StableHash.hex(text + "/\(loader.imageCount)")
     }
 }

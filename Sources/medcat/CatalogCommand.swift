@@ -170,7 +170,7 @@ struct CatalogCommand: ParsableCommand {
             let fixed = try fixed()
             let known = Set(try catalog.stats().byDataset.map(\.name))
             for name in fixed.keys where !known.contains(name) {
-                throw CatalogError("unknown dataset '\(name)'; the catalog has: \(known.sorted().joined(separator: ", "))")
+                throw ValidationError("--dataset: unknown dataset '\(name)'; the catalog has: \(known.sorted().joined(separator: ", "))")
             }
             try catalog.resplit(SplitPolicy(train: r[0], val: r[1], test: r[2], seed: seed, datasets: fixed.isEmpty ? nil : fixed))
             for row in try catalog.stats().bySplit { print("\(row.name): \(row.cases ?? 0) cases, \(row.images) images, \(row.masks) masks") }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Catalog
 import Eval
 import Foundation
+import Hashing
 import Imaging
 import Prompts
 import SAM
@@ -43,24 +44,22 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write the prompts used to this file.") var savePrompts: String?
     @Option(help: "Evaluate at most this many images.") var limit: Int?
     @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
-    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Option(help: "cpu, cuda or cuda:N.") var device: Device = .cpu
     @Flag(help: "Replace an earlier evaluation of the same name.") var replace = false
 
     func validate() throws {
         guard clicks >= 1 else { throw ValidationError("--clicks must be at least 1") }
         guard tolerance >= 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a distance in mm, at least 0") }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
     func run() throws {
-        let device = Device(device)!
         try Runtime.prepare(device)
         var selection = filters.selection
         if selection.splits.isEmpty { selection.splits = [.test] }
         let settings = EvalSettings(selection: selection, protocols: protocols.isEmpty ? [.box, .points1, .clicks] : protocols,
-                                    clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: self.device,
+                                    clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: device.description,
                                     limit: limit)
         let url = URL(fileURLWithPath: checkpoint)
         let catalog = try Catalog(path: common.catalog)
@@ -68,10 +67,13 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("no masks match the selection (split \(selection.splits.map(\.name).joined(separator: ", "))); see medcat catalog stats")
         }
         let (sam, _) = try SamCheckpoint.open(url, imageSize: imageSize, device: device)
-        let hash = try Checksum.xxh128(Data(contentsOf: url, options: .alwaysMapped))
+        let hash = try ContentHash.hex(Data(contentsOf: url, options: .alwaysMapped))
         let replay = try prompts.map { try PromptFile.read(URL(fileURLWithPath: $0)) } ?? []
         let runner = try EvalRunner(sam: sam, catalog: catalog, settings: settings, replay: replay)
         let runName = name ?? url.deletingPathExtension().lastPathComponent
+        if !replace, try EvalStore(catalog: catalog).runs().contains(where: { $0.name == runName }) {
+            throw EvalError("an evaluation named '\(runName)' exists; choose another --name or pass --replace")
+        }
         let log = common.logger("eval")
         var lastReport = Date()
         let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace) { images, masks in

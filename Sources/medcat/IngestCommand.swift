@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcess
 import Catalog
 import Foundation
 import Imaging
@@ -100,7 +101,7 @@ struct IngestCommand: ParsableCommand {
     }
 
     func run() throws {
-        ProcessMemory.keepFreed()
+        mc_keep_freed_memory()
         let log = common.logger("ingest")
         var options = IngestOptions()
         options.size = size

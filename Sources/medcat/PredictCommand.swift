@@ -1,7 +1,9 @@
 import ArgumentParser
 import Eval
 import Foundation
+import Geometry
 import Imaging
+import Prompts
 import SAM
 import Torch
 
@@ -30,19 +32,16 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Point prompt x,y,label (label 1 foreground, 0 background); repeatable.") var point: [String] = []
     @Option(help: "Output mask PNG.") var out: String
     @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
-    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Option(help: "cpu, cuda or cuda:N.") var device: Device = .cpu
 
-    struct Prompt {
-        var box: [Float]?
-        var points: [(Float, Float, Float)] = []
-    }
-
-    static func parseNumbers(_ text: String, count: Int, what: String) throws -> [Float] {
-        let parts = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.count == count, parts.allSatisfy({ $0 != nil && $0!.isFinite }) else {
-            throw ValidationError("\(what) takes \(count) comma-separated numbers, got \"\(text)\"")
+    /// Pixel coordinates are whole pixels; "40.0" is read as 40.
+    static func parseNumbers(_ text: String, count: Int, what: String) throws -> [Int] {
+        let fields = text.split(separator: ",", omittingEmptySubsequences: false)
+        let values = fields.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }.filter { $0.rounded() == $0 && abs($0) < 1e9 }
+        guard fields.count == count, values.count == count else {
+            throw ValidationError("\(what) takes \(count) comma-separated numbers (whole pixels), got \"\(text)\"")
         }
-        return parts.map { $0! }
+        return values.map { Int($0) }
     }
 
     func prompt() throws -> Prompt {
@@ -50,12 +49,12 @@ struct PredictCommand: ParsableCommand {
         if let box {
             let b = try Self.parseNumbers(box, count: 4, what: "--box")
             guard b[0] < b[2], b[1] < b[3] else { throw ValidationError("--box needs x0 < x1 and y0 < y1, got \(box)") }
-            p.box = b
+            p.box = Box2D(x0: b[0], y0: b[1], x1: b[2], y1: b[3])
         }
         for text in point {
             let v = try Self.parseNumbers(text, count: 3, what: "--point")
             guard v[2] == 0 || v[2] == 1 else { throw ValidationError("--point label must be 1 (foreground) or 0 (background), got \(text)") }
-            p.points.append((v[0], v[1], v[2]))
+            p.points.append(Prompt.Point(x: v[0], y: v[1], label: v[2]))
         }
         return p
     }
@@ -63,12 +62,10 @@ struct PredictCommand: ParsableCommand {
     func validate() throws {
         let p = try prompt()
         guard p.box != nil || !p.points.isEmpty else { throw ValidationError("give a --box or at least one --point") }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
         if let imageSize, imageSize < 64 || imageSize % 16 != 0 { throw ValidationError("--image-size must be a multiple of 16, at least 64") }
     }
 
     func run() throws {
-        let device = Device(device)!
         try Runtime.prepare(device)
         let (pixels, height, width, channels) = try loadImage()
         let prompt = try prompt()
@@ -77,16 +74,10 @@ struct PredictCommand: ParsableCommand {
         let (sam, _) = try SamCheckpoint.open(URL(fileURLWithPath: checkpoint), imageSize: imageSize, device: device)
         let prepared = try PreparedImage(pixels: pixels, height: height, width: width, channels: channels, config: sam.config, device: device)
         let (logits, iou) = try withoutGrad { () -> (Tensor, Float) in
-            var points: (Tensor, Tensor)?
-            if !prompt.points.isEmpty {
-                let xy = prepared.modelCoordinates(prompt.points.flatMap { [$0.0, $0.1] })
-                points = (try Tensor(xy, shape: [1, prompt.points.count, 2]).to(device),
-                          try Tensor(prompt.points.map(\.2), shape: [1, prompt.points.count]).to(device))
-            }
-            let boxes = try prompt.box.map { try Tensor(prepared.modelCoordinates($0), shape: [1, 4]).to(device) }
+            let input = try PromptTensors([prompt], frame: prepared, device: device)
             // One point alone is ambiguous: take the best of SAM's three masks by predicted IoU.
             let multimask = prompt.box == nil && prompt.points.count == 1
-            let out = try sam.decode(embeddings: sam.embed(prepared.tensor), points: points, boxes: boxes, multimask: multimask)
+            let out = try sam.decode(embeddings: sam.embed(prepared.tensor), points: input.points, boxes: input.boxes, multimask: multimask)
             let scores = try out.iou.floats()
             let best = scores.indices.max { scores[$0] < scores[$1] } ?? 0
             return (try prepared.upsample(out.masks.narrow(1, best, 1), inputSize: sam.config.imageSize), scores[best])
@@ -95,8 +86,8 @@ struct PredictCommand: ParsableCommand {
         let outURL = URL(fileURLWithPath: out)
         try Raster.encodePNG(gray8: mask, width: width, height: height).write(to: outURL)
         let overlayURL = outURL.deletingLastPathComponent().appendingPathComponent(outURL.deletingPathExtension().lastPathComponent + "_overlay.png")
-        try Raster.encodePNG(rgb8: Overlay.draw(pixels: pixels, channels: channels, width: width, height: height, mask: mask, box: prompt.box,
-                                                points: prompt.points), width: width, height: height).write(to: overlayURL)
+        try Raster.encodePNG(rgb8: Overlay.draw(pixels: pixels, channels: channels, width: width, height: height, mask: mask, prompt: prompt),
+                             width: width, height: height).write(to: overlayURL)
         let area = mask.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
         print("mask: \(width)x\(height), \(area) px foreground, predicted IoU \(String(format: "%.3f", iou)) → \(out) (overlay \(overlayURL.lastPathComponent))")
     }
@@ -120,12 +111,12 @@ struct PredictCommand: ParsableCommand {
     }
 
     func checkInside(_ p: Prompt, width: Int, height: Int) throws {
-        let w = Float(width), h = Float(height)
-        if let b = p.box, b[0] < 0 || b[1] < 0 || b[2] > w || b[3] > h {
-            throw ValidationError("--box \(box!) lies outside the \(width)x\(height) image")
+        let (w, h) = (width, height)
+        if let b = p.box, b.x0 < 0 || b.y0 < 0 || b.x1 > w || b.y1 > h {
+            throw ValidationError("--box \(b) lies outside the \(width)x\(height) image")
         }
-        for (x, y, _) in p.points where x < 0 || y < 0 || x >= w || y >= h {
-            throw ValidationError("--point \(x),\(y) lies outside the \(width)x\(height) image")
+        for q in p.points where q.x < 0 || q.y < 0 || q.x >= w || q.y >= h {
+            throw ValidationError("--point \(q.x),\(q.y) lies outside the \(width)x\(height) image")
         }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CProcess
 import Catalog
 import Foundation
 import Prompts
@@ -31,7 +32,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var common: CatalogOptions
     @OptionGroup var filters: CatalogCommand.Filters
     @Option(help: "Initial weights (.pth or .safetensors): SAM, MedSAM, LiteMedSAM or a medcat checkpoint.") var checkpoint: String?
-    @Option(help: "Train from scratch with this preset instead: vit_b, vit_l, vit_h, tiny_vit or vit_debug (a tiny model for smoke tests).") var preset: String?
+    @Option(help: "Train from scratch with this preset instead: vit_b, vit_l, vit_h, tiny_vit or vit_debug (a tiny model for smoke tests).") var preset: Preset?
     @Option(help: "Encoder input size; default: the checkpoint's or preset's.") var imageSize: Int?
     @Option(help: "Output folder for checkpoints and metrics.") var out: String
     @Option(help: "Optimiser steps.") var steps: Int = 100
@@ -58,7 +59,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Validation images (0: no validation).") var valImages: Int = 16
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
-    @Option(help: "cpu, cuda or cuda:N.") var device: String = "cpu"
+    @Option(help: "cpu, cuda or cuda:N.") var device: Device = .cpu
     @Option(help: "Pack the selection into N shard files first (reused while the catalog is unchanged); 0 reads the catalog's shards.")
     var shards: Int = 0
     @Option(help: "Processes on this machine (torch.distributed, Gloo); --batch-size is split between them.") var nproc: Int = 1
@@ -68,11 +69,11 @@ struct TrainCommand: ParsableCommand {
 
     func validate() throws {
         guard (checkpoint == nil) != (preset == nil) else { throw ValidationError("give --checkpoint FILE or --preset NAME (one of them)") }
-        if let preset, SamConfig.preset(preset, imageSize: imageSize) == nil {
-            throw ValidationError("--preset must be one of \(SamConfig.presetNames.joined(separator: ", ")) (tiny_vit at 256 only; got '\(preset)')")
+        if let preset, preset.config(imageSize: imageSize) == nil {
+            throw ValidationError("--preset \(preset.rawValue) takes --image-size 256 only")
         }
         let mode = tune
-        if mode == .adapter, preset == "tiny_vit" {
+        if mode == .adapter, preset == .tinyViT {
             throw ValidationError("--tune adapter needs a ViT image encoder; tiny_vit has none (use --tune lora or decoder)")
         }
         if let loraRank {
@@ -93,7 +94,6 @@ struct TrainCommand: ParsableCommand {
         guard shards % nproc == 0 else {
             throw ValidationError("--shards \(shards) must be a multiple of --nproc \(nproc), so that each process reads shards of its own")
         }
-        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N, got \(device)") }
     }
 
     func weights() throws -> [String: Double] {
@@ -120,26 +120,27 @@ struct TrainCommand: ParsableCommand {
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
         c.tune = tune; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.points = points == 1 ? nil : points
-        c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
+        c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device.description
         return c
     }
 
     func run() throws {
         if nproc > 1 && ProcessInfo.processInfo.environment["WORLD_SIZE"] == nil { return try launch() }
-        ProcessMemory.keepFreed()
+        mc_keep_freed_memory()
         let group = try ProcessGroup.fromEnvironment()
         let lead = (group?.rank ?? 0) == 0
-        let device = Device(device)!
         try Runtime.prepare(device)
         let sam: Sam
         // SAM-Med2D's adapters, for models that have none yet.
         let adapterRatio = config.tune == .adapter ? 0.25 : nil
         if let checkpoint {
             sam = try SamCheckpoint.open(URL(fileURLWithPath: checkpoint), imageSize: imageSize, adapterRatio: adapterRatio, device: device).0
-        } else {
-            var config = SamConfig.preset(preset!, imageSize: imageSize)!
+        } else if let config = preset?.config(imageSize: imageSize) {
+            var config = config
             if case .vit(var vit) = config.encoder { vit.adapterRatio = adapterRatio; config.encoder = .vit(vit) }
             sam = try Sam(config, device: device, seed: seed)
+        } else {
+            throw ValidationError("--preset \(preset?.rawValue ?? "") has no model at --image-size \(imageSize ?? 0)")
         }
         let catalog = try Catalog(path: common.catalog)
         let trainer = try Trainer(sam: sam, catalog: catalog, config: config, group: group)

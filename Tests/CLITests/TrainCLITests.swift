@@ -170,7 +170,7 @@ final class TrainCLITests: BinaryTestCase {
     func testBadArguments() throws {
         let cases: [([String], String)] = [
             (["train", "--out", "x"], "give --checkpoint FILE or --preset NAME"),
-            (["train", "--out", "x", "--preset", "vit_q"], "--preset must be one of vit_b, vit_l, vit_h, tiny_vit, vit_debug"),
+            (["train", "--out", "x", "--preset", "vit_q"], "The value 'vit_q' is invalid for '--preset <preset>'"),
             (["train", "--out", "x", "--preset", "vit_b", "--tune", "prefix"], "The value 'prefix' is invalid for '--tune <tune>'"),
             (["train", "--out", "x", "--preset", "tiny_vit", "--tune", "adapter"], "--tune adapter needs a ViT image encoder; tiny_vit has none"),
             (["train", "--out", "x", "--preset", "vit_b", "--tune", "lora", "--lora-rank", "0"], "--lora-rank must be at least 1"),

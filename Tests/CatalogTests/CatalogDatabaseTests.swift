@@ -1,4 +1,5 @@
 import Foundation
+import Geometry
 import GRDB
 import XCTest
 
@@ -23,10 +24,12 @@ final class CatalogDatabaseTests: XCTestCase {
         let m = try c.modalityID(modality), a = try c.classID(cls), b = try c.classID(other), shard = try c.shardID("s.mcs")
         let images = (0..<slices).map { s in
             NewImage(caseName: caseName, modalityID: m, axis: "z", slice: s, width: 256, height: 256, channels: 1, origWidth: 512,
-                     origHeight: 512, spacing: [0.8, 0.8, 2.5], transform: "{}",
+                     origHeight: 512, spacing: [0.8, 0.8, 2.5],
+                     transform: SliceTransform(axis: "axial", content: [256, 256], flipped: [false, false, false], index: s, permutation: [0, 1, 2],
+                                               plane: [512, 512], rowsFlipped: false, size: 256, sourceSpacing: [0.4, 0.4, 2.5]),
                      blob: .new(hash: "\(hashPrefix ?? path)-\(s)", shardID: shard, offset: Int64(s * 1000), length: 900),
-                     masks: [NewMask(classID: a, instance: 0, area: 100 + s, box: (1, 2, 30, 40), shardID: shard, offset: 1, length: 10),
-                             NewMask(classID: b, instance: 0, area: 50, box: (5, 5, 9, 9), shardID: shard, offset: 2, length: 10)])
+                     masks: [NewMask(classID: a, instance: 0, area: 100 + s, box: [1, 2, 30, 40], shardID: shard, offset: 1, length: 10),
+                             NewMask(classID: b, instance: 0, area: 50, box: [5, 5, 9, 9], shardID: shard, offset: 2, length: 10)])
         }
         return SourceResult(datasetID: dataset, datasetName: name, path: path, maskPath: nil, size: 1, mtime: 0, stamp: "1:0",
                             runID: try run(c), outcome: .done(images))
@@ -78,7 +81,7 @@ final class CatalogDatabaseTests: XCTestCase {
         _ = try Catalog(path: path)
         let again = try Catalog(path: path)  // re-opening migrates nothing twice
         let applied = try again.db.read { try Schema.migrator.appliedIdentifiers($0) }
-        XCTAssertEqual(applied, ["v1_catalog", "v2_eval", "v3_blob_hashes_unindexed", "v4_mask_lists", "v5_unmapped_classes_and_official_splits"])
+        XCTAssertEqual(applied, ["v1_catalog", "v3_blob_hashes_unindexed", "v4_mask_lists", "v5_unmapped_classes_and_official_splits"])
         let mode = try again.db.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
         XCTAssertEqual(mode, "wal")
     }
@@ -162,7 +165,7 @@ final class CatalogDatabaseTests: XCTestCase {
     func testBlobHashIndexMigration() throws {
         let path = dir.appendingPathComponent("old.sqlite").path
         let old = try DatabaseQueue(path: path)
-        try Schema.migrator.migrate(old, upTo: "v2_eval")
+        try Schema.migrator.migrate(old, upTo: "v1_catalog")
         try old.write { db in
             try db.execute(sql: "INSERT INTO shards(name) VALUES ('s.mcs')")
             try db.execute(sql: "INSERT INTO blobs(hash, shard_id, offset, length) VALUES ('h-0', 1, 0, 10), ('h-1', 1, 10, 20)")

@@ -1,10 +1,11 @@
 import Foundation
+import Geometry
 import XCTest
 @testable import Catalog
 
 final class MaskBitsTests: XCTestCase {
     /// Bit by bit, the obvious way, to check the fast paths against.
-    func referencePack(_ mask: [UInt8], width: Int, box: MaskBits.Box) -> [UInt8] {
+    func referencePack(_ mask: [UInt8], width: Int, box: Box2D) -> [UInt8] {
         var out: [UInt8] = []
         var bit = 0
         for y in box.y0...box.y1 {
@@ -30,7 +31,7 @@ final class MaskBitsTests: XCTestCase {
             let mask = randomMask(width, height, density: [0, 0.05, 0.5, 0.95, 1].randomElement(using: &rng)!, &rng)
             let xs = [Int.random(in: 0..<width, using: &rng), Int.random(in: 0..<width, using: &rng)].sorted()
             let ys = [Int.random(in: 0..<height, using: &rng), Int.random(in: 0..<height, using: &rng)].sorted()
-            let box: MaskBits.Box = (xs[0], ys[0], xs[1], ys[1])
+            let box = Box2D(x0: xs[0], y0: ys[0], x1: xs[1], y1: ys[1])
             let bits = mask.withUnsafeBufferPointer { MaskBits.pack($0, width: width, height: height, box: box) }
             XCTAssertEqual(bits, referencePack(mask, width: width, box: box), "trial \(trial)")
             XCTAssertEqual(bits.count, MaskBits.packedByteCount(box: box))
@@ -59,10 +60,10 @@ final class MaskBitsTests: XCTestCase {
             mask[y0 * width + x1] = 9; mask[y1 * width + x0] = 200 // the corners pin the box exactly
             area = mask.filter { $0 != 0 }.count
             let box = mask.withUnsafeBufferPointer { MaskBits.boundingBox($0, width: width, height: height) }
-            XCTAssertEqual(box?.x0, x0, "trial \(trial)")
-            XCTAssertEqual(box?.y0, y0)
-            XCTAssertEqual(box?.x1, x1)
-            XCTAssertEqual(box?.y1, y1)
+            XCTAssertEqual(box?.box.x0, x0, "trial \(trial)")
+            XCTAssertEqual(box?.box.y0, y0)
+            XCTAssertEqual(box?.box.x1, x1)
+            XCTAssertEqual(box?.box.y1, y1)
             XCTAssertEqual(box?.area, area)
         }
     }
@@ -77,20 +78,20 @@ final class MaskBitsTests: XCTestCase {
         var mask = [UInt8](repeating: 0, count: 13 * 11)
         mask[7 * 13 + 12] = 3
         let box = mask.withUnsafeBufferPointer { MaskBits.boundingBox($0, width: 13, height: 11) }
-        XCTAssertEqual(box.map { [$0.x0, $0.y0, $0.x1, $0.y1, $0.area] }, [12, 7, 12, 7, 1])
-        XCTAssertEqual(mask.withUnsafeBufferPointer { MaskBits.pack($0, width: 13, height: 11, box: (12, 7, 12, 7)) }, [0x80])
+        XCTAssertEqual(box.map { [$0.box.x0, $0.box.y0, $0.box.x1, $0.box.y1, $0.area] }, [12, 7, 12, 7, 1])
+        XCTAssertEqual(mask.withUnsafeBufferPointer { MaskBits.pack($0, width: 13, height: 11, box: [12, 7, 12, 7]) }, [0x80])
 
         let full = [UInt8](repeating: 1, count: 16 * 4)
-        let bits = full.withUnsafeBufferPointer { MaskBits.pack($0, width: 16, height: 4, box: (0, 0, 15, 3)) }
+        let bits = full.withUnsafeBufferPointer { MaskBits.pack($0, width: 16, height: 4, box: [0, 0, 15, 3]) }
         XCTAssertEqual(bits, [UInt8](repeating: 0xFF, count: 8))
         XCTAssertEqual(full.withUnsafeBufferPointer { MaskBits.boundingBox($0, width: 16, height: 4) }?.area, 64)
-        XCTAssertEqual(MaskBits.unpack(bits, width: 16, height: 4, box: (0, 0, 15, 3)), full)
+        XCTAssertEqual(MaskBits.unpack(bits, width: 16, height: 4, box: [0, 0, 15, 3]), full)
     }
 
     func testBitOrderIsMostSignificantFirstAcrossRows() {
         // A 3-wide box: row 0 = 1 0 1, row 1 = 0 1 1, row 2 = 1 1 0 → bits 10101111 0 → [0xAF, 0x00].
         let mask: [UInt8] = [1, 0, 1, 0, 1, 1, 1, 1, 0]
-        XCTAssertEqual(mask.withUnsafeBufferPointer { MaskBits.pack($0, width: 3, height: 3, box: (0, 0, 2, 2)) }, [0xAF, 0x00])
+        XCTAssertEqual(mask.withUnsafeBufferPointer { MaskBits.pack($0, width: 3, height: 3, box: [0, 0, 2, 2]) }, [0xAF, 0x00])
     }
 
     func testLargeMaskRoundTrip() {
@@ -99,7 +100,7 @@ final class MaskBitsTests: XCTestCase {
         let mask = randomMask(width, height, density: 0.3, &rng)
         let box = mask.withUnsafeBufferPointer { MaskBits.boundingBox($0, width: width, height: height) }!
         XCTAssertEqual(box.area, mask.filter { $0 != 0 }.count)
-        let b: MaskBits.Box = (box.x0, box.y0, box.x1, box.y1)
+        let b = box.box
         let bits = mask.withUnsafeBufferPointer { MaskBits.pack($0, width: width, height: height, box: b) }
         XCTAssertEqual(MaskBits.unpack(bits, width: width, height: height, box: b), mask.map { $0 != 0 ? 1 : 0 })
     }

@@ -141,9 +141,9 @@ final class ShardStoreTests: XCTestCase {
         var mask = [UInt8](repeating: 0, count: width * height)
         for y in 5...17 { for x in 3...30 where (x * y) % 3 != 0 { mask[y * width + x] = 255 } }
         let box = try XCTUnwrap(mask.withUnsafeBufferPointer { MaskBits.boundingBox($0, width: width, height: height) })
-        let bits = mask.withUnsafeBufferPointer { MaskBits.pack($0, width: width, height: height, box: (box.x0, box.y0, box.x1, box.y1)) }
+        let bits = mask.withUnsafeBufferPointer { MaskBits.pack($0, width: width, height: height, box: box.box) }
         let w = try ShardWriter(directory: dir, name: "masks")
-        XCTAssertEqual([box.x0, box.y0, box.x1, box.y1], [4, 5, 29, 17])
+        XCTAssertEqual(box.box.corners, [4, 5, 29, 17])
         XCTAssertEqual(bits.count, (26 * 13 + 7) / 8)
         let loc = try w.append(kind: .mask, width: width, height: height, bytes: bits)
         try w.seal()
@@ -151,7 +151,7 @@ final class ShardStoreTests: XCTestCase {
         XCTAssertEqual(r.kind, .mask)
         XCTAssertEqual([r.width, r.height], [width, height])
         XCTAssertEqual(Array(r.bytes), bits)
-        let back = MaskBits.unpack(r.bytes, width: width, height: height, box: (box.x0, box.y0, box.x1, box.y1))
+        let back = MaskBits.unpack(r.bytes, width: width, height: height, box: box.box)
         XCTAssertEqual(back, mask.map { $0 != 0 ? 1 : 0 })
     }
 

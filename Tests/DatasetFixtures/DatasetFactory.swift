@@ -42,7 +42,7 @@ enum DatasetFactory {
         return v
     }
 
-    static func write(_ v: Volume, _ url: URL, type: NIfTI.DataType = .int16) throws {
+    static func write(_ v: Volume, _ url: URL, type: VoxelType = .int16) throws {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try NIfTI.write(v, to: url, datatype: type, gzipLevel: 1)
     }

@@ -16,13 +16,13 @@ final class PromptTests: XCTestCase {
         var shifts = Set<[Int]>()
         for k in 0..<200 {
             var r = PromptRNG(seed: 3, UInt64(k))
-            let b = PromptSimulator.box(m, jitter: .samMed2D(), rng: &r)!
+            let b = PromptSimulator.box(m, jitter: .samMed2D(), rng: &r)!.corners
             // min(5 px, 10 % of the 19 px shorter side) = 1: a translation by at most 1 px.
             XCTAssertEqual(b[2] - b[0], 30); XCTAssertEqual(b[3] - b[1], 18)
             XCTAssertLessThanOrEqual(abs(b[0] - 10), 1); XCTAssertLessThanOrEqual(abs(b[1] - 12), 1)
             shifts.insert([b[0] - 10, b[1] - 12])
             var r2 = PromptRNG(seed: 3, UInt64(k))
-            let g = PromptSimulator.box(m, jitter: .medSAM(maxShift: 4), rng: &r2)!
+            let g = PromptSimulator.box(m, jitter: .medSAM(maxShift: 4), rng: &r2)!.corners
             XCTAssertTrue((6...10).contains(g[0]) && (8...12).contains(g[1]) && (40...44).contains(g[2]) && (30...34).contains(g[3]), "\(g)")
         }
         XCTAssertEqual(shifts.count, 9, "every shift in [-1, 1]² occurs")

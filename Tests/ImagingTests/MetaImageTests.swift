@@ -33,7 +33,7 @@ final class MetaImageTests: XCTestCase {
     // MARK: Round trips
 
     func testRoundTripMhaMhdCompressedInt16UInt8() throws {
-        for (type, range) in [(NIfTI.DataType.int16, -1000...3000), (.uint8, 0...255)] {
+        for (type, range) in [(VoxelType.int16, -1000...3000), (.uint8, 0...255)] {
             let v = sample(range: range)
             for ext in ["mha", "mhd"] {
                 for compressed in [false, true] {

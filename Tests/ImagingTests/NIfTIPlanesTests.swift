@@ -26,7 +26,7 @@ final class NIfTIPlanesTests: XCTestCase {
     }
 
     func testStreamedReadsMatchTheOneShotDecoderForEveryDatatype() throws {
-        let types: [(NIfTI.DataType, ClosedRange<Int>)] = [
+        let types: [(VoxelType, ClosedRange<Int>)] = [
             (.uint8, 0...255), (.int8, -128...127), (.int16, -32768...32767), (.uint16, 0...65535),
             (.int32, -1_000_000...1_000_000), (.uint32, 0...2_000_000), (.int64, -5_000_000...5_000_000),
             (.uint64, 0...9_000_000), (.float32, -3000...3000), (.float64, -3000...3000),
@@ -152,7 +152,7 @@ final class NIfTIPlanesTests: XCTestCase {
 
     func testWindowingMatchesTheMappingOnTheReadVolume() throws {
         let window = Intensity.mapping(for: .ctSoftTissue)!
-        let cases: [(NIfTI.DataType, ClosedRange<Int>, slope: Float?)] = [
+        let cases: [(VoxelType, ClosedRange<Int>, slope: Float?)] = [
             (.int16, -2000...2000, nil), (.int16, -1000...1000, 2), (.int16, -1000...1000, 0.5),
             (.uint8, 0...255, nil), (.uint16, 0...4000, nil), (.int32, -3000...3000, nil), (.float32, -3000...3000, nil),
         ]

@@ -30,7 +30,7 @@ final class NIfTITests: XCTestCase {
     }
 
     func testRoundTripEveryDatatypeBothVersions() throws {
-        let ranges: [(NIfTI.DataType, ClosedRange<Int>)] = [
+        let ranges: [(VoxelType, ClosedRange<Int>)] = [
             (.uint8, 0...255), (.int8, -128...127), (.int16, -32768...32767), (.uint16, 0...65535),
             (.int32, -1_000_000...1_000_000), (.uint32, 0...2_000_000), (.int64, -5_000_000...5_000_000),
             (.uint64, 0...9_000_000), (.float32, -3000...3000), (.float64, -3000...3000),

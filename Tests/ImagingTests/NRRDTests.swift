@@ -45,7 +45,7 @@ final class NRRDTests: XCTestCase {
     // MARK: Round trips
 
     func testRoundTripRawGzipAttachedDetachedInt16Float32() throws {
-        for type in [NIfTI.DataType.int16, .float32] {
+        for type in [VoxelType.int16, .float32] {
             let v = sample(fractional: type == .float32)
             for encoding in [NRRD.Encoding.raw, .gzip] {
                 for detached in [false, true] {

@@ -92,8 +92,8 @@ final class ProcessingTests: XCTestCase {
             }
             let box = Components.boundingBox(l, size: size)
             if density == 0 { XCTAssertNil(box); continue }
-            XCTAssertEqual(box?.lo, lo)
-            XCTAssertEqual(box?.hi, hi)
+            XCTAssertEqual(box.map { [$0.lo.x, $0.lo.y, $0.lo.z] }, lo)
+            XCTAssertEqual(box.map { [$0.hi.x, $0.hi.y, $0.hi.z] }, hi)
         }
     }
 

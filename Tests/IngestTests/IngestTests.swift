@@ -1,5 +1,6 @@
-import Catalog
+@testable import Catalog
 import Foundation
+import Hashing
 import GRDB
 import Imaging
 import Logging
@@ -75,7 +76,7 @@ final class IngestTests: XCTestCase {
         let (c, first) = try ingest(raw)
         XCTAssertEqual(first.images, 8)
         let recorded = try c.db.read { try String.fetchOne($0, sql: "SELECT content_hash FROM source_files") }
-        XCTAssertEqual(recorded, Checksum.xxh128(try Data(contentsOf: d.appendingPathComponent("imaging.nii.gz"))))
+        XCTAssertEqual(recorded, ContentHash.hex(try Data(contentsOf: d.appendingPathComponent("imaging.nii.gz"))))
         let (_, second) = try ingest(raw, catalog: c)
         XCTAssertEqual(second.filesDone, 0)
         XCTAssertEqual(second.filesSkipped, 1)
@@ -137,7 +138,7 @@ final class IngestTests: XCTestCase {
         var ct = DatasetFactory.ct(), labels = DatasetFactory.labels()
         ct.direction = flip
         labels.direction = flip
-        for (name, type) in [("imaging.nii.gz", NIfTI.DataType.int16), ("imaging.nii", .int16)] {
+        for (name, type) in [("imaging.nii.gz", VoxelType.int16), ("imaging.nii", .int16)] {
             try DatasetFactory.write(ct, raw.appendingPathComponent(name), type: type)
         }
         try DatasetFactory.write(labels, raw.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
@@ -308,8 +309,8 @@ final class IngestTests: XCTestCase {
         XCTAssertEqual(coronal.count, 20 + 8)  // rows 10…29 of the box, 40…47 of the column (8×16 px per plane)
         // Box spans z 2…9 (8 slices × 2.5 mm = 20 mm) and x 10…29 (20 mm): square at 4 px/mm.
         let b = coronal[0].bbox
-        XCTAssertEqual(b[2] - b[0] + 1, 80)
-        XCTAssertEqual(b[3] - b[1] + 1, 80)
+        XCTAssertEqual(b.x1 - b.x0 + 1, 80)
+        XCTAssertEqual(b.y1 - b.y0 + 1, 80)
     }
 
     func testInstancesSplitComponents() throws {

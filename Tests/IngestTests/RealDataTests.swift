@@ -1,4 +1,4 @@
-import Catalog
+@testable import Catalog
 import Foundation
 import Imaging
 import Logging
@@ -78,8 +78,8 @@ final class RealDataTests: XCTestCase {
             (try? c.query(Selection(classes: ["occipital_lobe"]))).map { $0.contains { $0.imageID == r.imageID } } ?? false
         }!
         let occipital = try c.query(Selection(classes: ["occipital_lobe"])).first { $0.imageID == slice.imageID }!
-        XCTAssertLessThan(slice.bbox[1], occipital.bbox[1], "frontal lobe must start above the occipital lobe")
-        XCTAssertLessThan((slice.bbox[1] + slice.bbox[3]) / 2, (occipital.bbox[1] + occipital.bbox[3]) / 2)
+        XCTAssertLessThan(slice.bbox.y0, occipital.bbox.y0, "frontal lobe must start above the occipital lobe")
+        XCTAssertLessThan((slice.bbox.y0 + slice.bbox.y1) / 2, (occipital.bbox.y0 + occipital.bbox.y1) / 2)
     }
 
     func testITKVolumeAndSlicesInEveryFormat() throws {

@@ -101,8 +101,7 @@ final class TrainerTests: XCTestCase {
                 let same = try fromCatalog.sample(fromCatalog.images[byID[sample.imageID]!], epoch: 1, boxes: boxes)
                 XCTAssertEqual(sample.pixels, same.pixels)
                 XCTAssertEqual(sample.masks, same.masks)
-                XCTAssertEqual(sample.boxes, same.boxes)
-                XCTAssertEqual(sample.points, same.points)
+                XCTAssertEqual(sample.prompts, same.prompts)
             }
         }
 
@@ -154,8 +153,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(boxesA, boxesB)
         XCTAssertEqual(a.map(\.pixels), b.map(\.pixels))
         XCTAssertEqual(a.map(\.masks), b.map(\.masks))
-        XCTAssertEqual(a.map(\.boxes), b.map(\.boxes))
-        XCTAssertEqual(a.map { $0.points.map { $0.map(\.x) } }, b.map { $0.points.map { $0.map(\.x) } })
+        XCTAssertEqual(a.map(\.prompts), b.map(\.prompts))
         var flips = Set<[UInt8]>()
         let areas = Dictionary(uniqueKeysWithValues: loader.images.flatMap(\.masks).map { ($0.id, $0.area) })
         var scaled = 0
@@ -175,12 +173,12 @@ final class TrainerTests: XCTestCase {
                         let meanOut = outside.map { s.pixels[$0] }.reduce(0, +) / Float(outside.count)
                         XCTAssertGreaterThan(meanIn, meanOut + 50)
                         if usesBoxes {
-                            XCTAssertEqual(s.boxes.count, 2)
-                            let e = m.extent!, box = s.boxes[k]
-                            XCTAssertEqual(box[2] - box[0], e[2] - e[0], "SAM-Med2D jitter shifts, never resizes (unless clamped)")
+                            XCTAssertEqual(s.prompts.compactMap(\.box).count, 2)
+                            let e = m.extent!, box = s.prompts[k].box!
+                            XCTAssertEqual(box.x1 - box.x0, e.x1 - e.x0, "SAM-Med2D jitter shifts, never resizes (unless clamped)")
                         } else {
-                            XCTAssertEqual(s.points[k].count, 1)
-                            XCTAssertEqual(m.pixels[s.points[k][0].y * 32 + s.points[k][0].x], 1, "the point lies in its mask")
+                            XCTAssertEqual(s.prompts[k].points.count, 1)
+                            XCTAssertEqual(m.pixels[s.prompts[k].points[0].y * 32 + s.prompts[k].points[0].x], 1, "the point lies in its mask")
                         }
                         flips.insert(m.pixels)
                     }
@@ -198,7 +196,7 @@ final class TrainerTests: XCTestCase {
             guard !usesBoxes else { continue }
             pointSteps += 1
             for s in samples {
-                for (m, points) in zip(s.masks, s.points) {
+                for (m, points) in zip(s.masks, s.prompts.map(\.points)) {
                     XCTAssertEqual(points.map(\.label).sorted(), [0, 0, 1])
                     for p in points { XCTAssertEqual(Int(m.pixels[p.y * 32 + p.x]), p.label) }
                 }
@@ -210,11 +208,11 @@ final class TrainerTests: XCTestCase {
     /// The batch tensors equal what PreparedImage makes of each image, for both normalisations.
     func testBatchTensorsMatchPreparedImages() throws {
         let loader = try SampleLoader(catalog: catalog(), config: config())
-        let (samples, usesBoxes, _) = try loader.batch(at: LoaderPosition(epoch: 1, batch: 2))
+        let (samples, _, _) = try loader.batch(at: LoaderPosition(epoch: 1, batch: 2))
         for normalization in [SamConfig.Normalization.pixelMeanStd, .minMax] {
             var c = SamConfig.vitDebug(imageSize: 32)
             c.normalization = normalization
-            let batch = try TrainingBatch(samples, usesBoxes: usesBoxes, config: c, device: .cpu)
+            let batch = try TrainingBatch(samples, config: c, device: .cpu)
             let each = try samples.map { try PreparedImage(pixels: $0.pixels, height: 32, width: 32, channels: 1, config: c).tensor.floats() }
             XCTAssertEqual(try batch.images.floats(), Array(each.joined()))
             XCTAssertEqual(batch.images.shape, [3, 3, 32, 32])
@@ -228,16 +226,16 @@ final class TrainerTests: XCTestCase {
     /// as PreparedImage makes it, whichever comes first.
     func testBatchesMixGreyAndColourImages() throws {
         let loader = try SampleLoader(catalog: catalog(), config: config())
-        var (samples, usesBoxes, _) = try loader.batch(at: LoaderPosition(epoch: 0, batch: 0))
+        var (samples, _, _) = try loader.batch(at: LoaderPosition(epoch: 0, batch: 0))
         samples[1].channels = 3
         samples[1].pixels = samples[1].pixels.enumerated().flatMap { i, v in [v, Float((i * 7) % 256), 255 - v] }
         let c = SamConfig.vitDebug(imageSize: 32)
-        let batch = try TrainingBatch(samples, usesBoxes: usesBoxes, config: c, device: .cpu)
+        let batch = try TrainingBatch(samples, config: c, device: .cpu)
         XCTAssertEqual(batch.images.shape, [3, 3, 32, 32])
         let each = try samples.map { try PreparedImage(pixels: $0.pixels, height: 32, width: 32, channels: $0.channels, config: c).tensor.floats() }
         XCTAssertEqual(try batch.images.floats(), Array(each.joined()))
         // Stored at another size than the encoder's: each image is prepared on its own.
-        let small = try TrainingBatch(samples, usesBoxes: usesBoxes, config: SamConfig.vitDebug(imageSize: 64), device: .cpu)
+        let small = try TrainingBatch(samples, config: SamConfig.vitDebug(imageSize: 64), device: .cpu)
         XCTAssertEqual(small.images.shape, [3, 3, 64, 64])
     }
 
@@ -416,7 +414,7 @@ final class TrainerTests: XCTestCase {
 
         // Plain models refuse adapter tuning; TinyViT has no adapter slots.
         XCTAssertThrowsError(try Trainer(sam: Sam(.vitDebug(imageSize: 32), seed: 1), catalog: cat, config: c)) {
-            XCTAssertTrue("\($0)".contains("--tune adapter needs a model with adapters"), "\($0)")
+            XCTAssertTrue("\($0)".contains("adapter tuning needs a model with adapters"), "\($0)")
         }
         let lite = dir.appendingPathComponent("lite.safetensors")
         try SamCheckpoint.save(try Sam(.tinyViT), to: lite)

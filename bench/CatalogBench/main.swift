@@ -2,6 +2,7 @@
 // the same batch API `medcat ingest` uses, then times `catalog stats` and a filtered query.
 // Usage: medcat-catalog-bench DB_PATH [images] [masks-per-image]
 import Catalog
+import Geometry
 import Foundation
 
 let args = CommandLine.arguments
@@ -30,6 +31,11 @@ var offset: Int64 = 0, inserted = 0
 var insertSeconds = 0.0  // time inside Catalog.commit only, not spent synthesising rows
 var batch: [SourceResult] = []
 var volume = 0
+/// An axial slice's transform as ingest records it.
+func transform(slice: Int) -> SliceTransform {
+    SliceTransform(axis: "axial", content: [256, 256], flipped: [false, true, false], index: slice, permutation: [0, 1, 2],
+                   plane: [512, 512], rowsFlipped: false, size: 256, sourceSpacing: [0.8, 0.8, 2.5])
+}
 while inserted < totalImages {
     let d = volume % datasets.count
     var images: [NewImage] = []
@@ -38,12 +44,12 @@ while inserted < totalImages {
         for _ in 0..<masksPerImage {
             let x0 = Int(next() % 200), y0 = Int(next() % 200)
             masks.append(NewMask(classID: classIDs[Int(next() % UInt64(classIDs.count))], instance: 0, area: Int(next() % 5000) + 100,
-                                 box: (x0, y0, x0 + 40, y0 + 30), shardID: shard, offset: offset, length: 300))
+                                 box: Box2D(x0: x0, y0: y0, x1: x0 + 40, y1: y0 + 30), shardID: shard, offset: offset, length: 300))
             offset += 300
         }
         let hash = String(format: "%016llx%016llx", next(), next())
         images.append(NewImage(caseName: "case\(volume / 2)", modalityID: modalityIDs[d % 8], axis: "z", slice: s, width: 256, height: 256,
-                               channels: 1, origWidth: 512, origHeight: 512, spacing: [0.8, 0.8, 2.5], transform: #"{"axis":"z"}"#,
+                               channels: 1, origWidth: 512, origHeight: 512, spacing: [0.8, 0.8, 2.5], transform: transform(slice: s),
                                blob: .new(hash: hash, shardID: shard, offset: offset, length: 20000), masks: masks))
         offset += 20000
     }

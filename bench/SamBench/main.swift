@@ -7,6 +7,7 @@
 //   medcat-sam-bench loader CATALOG BATCHES   medcat's training loader alone: batches of 2 images
 //       × 5 masks (256 px) with prompts and augmentation, built into the model's input tensors
 // Prints one JSON line.
+import CProcess
 import Catalog
 import Foundation
 import SAM
@@ -54,7 +55,7 @@ case "lite-infer":
     let t = try seconds { for _ in 0..<iters { try infer() } }
     print("{\"images_per_s\": \(Double(iters) / t), \"threads\": \(Runtime.threads)}")
 case "train-step":
-    ProcessMemory.keepFreed()  // as medcat train does
+    mc_keep_freed_memory()  // as medcat train does
     let steps = Int(args[4])!
     Runtime.threads = Int(args[5])!
     let (sam, _) = try SamCheckpoint.open(URL(fileURLWithPath: args[3]))
@@ -67,7 +68,7 @@ case "train-step":
     let t = try seconds { for _ in 0..<steps { _ = try trainer.trainStep() } }
     print("{\"ms_per_step\": \(t / Double(steps) * 1000), \"threads\": \(Runtime.threads)}")
 case "loader":
-    ProcessMemory.keepFreed()  // as medcat train does
+    mc_keep_freed_memory()  // as medcat train does
     let batches = Int(args[3])!
     Runtime.threads = 1
     var config = TrainConfig()
@@ -78,8 +79,9 @@ case "loader":
     var position = LoaderPosition(), samples = 0
     let t = try seconds {
         for _ in 0..<batches {
-            let (batch, usesBoxes, next) = try loader.batch(at: position)
-            _ = try TrainingBatch(batch, usesBoxes: usesBoxes, config: samConfig, device: .cpu)
+            let (batch, _, next) = try loader.batch(at: position)
+            let t = try TrainingBatch(batch, config: samConfig, device: .cpu)
+            _ = try PromptTensors(t.prompts, frame: t.frame, device: .cpu)
             samples += batch.count; position = next
         }
     }

@@ -1,5 +1,5 @@
 // A small C surface over Debian's codec libraries (libpng, libjpeg-turbo, libtiff, giflib, zlib,
-// libdeflate, ISA-L, xxhash). libpng and libjpeg report errors with longjmp, which must never cross
+// libdeflate, ISA-L). libpng and libjpeg report errors with longjmp, which must never cross
 // Swift frames, so every entry point here returns 0 on success or -1 with a message in `err`.
 #ifndef MEDCAT_CCODECS_H
 #define MEDCAT_CCODECS_H
@@ -57,27 +57,7 @@ mc_gz *mc_gz_open(const uint8_t *buf, size_t len);
 long long mc_gz_read(mc_gz *g, uint8_t *out, size_t cap);
 void mc_gz_close(mc_gz *g);
 
-// The catalog's row inserts run millions of times; these bind values to a prepared sqlite3
-// statement directly instead of boxing each argument. Parameter indexes are 1-based. `step` runs
-// and resets the statement and returns sqlite3's result code (SQLITE_DONE on success).
-void mc_sqlite_bind_ints(void *stmt, int first, const int64_t *values, int n);
-void mc_sqlite_bind_doubles(void *stmt, int first, const double *values, int n);
-void mc_sqlite_bind_text(void *stmt, int index, const char *text);
-int mc_sqlite_step(void *stmt);
-
-// glibc: serve large blocks from the heap and keep freed memory there (mallopt is not visible to
-// Swift's Glibc module).
-void mc_keep_freed_memory(void);
-
-// Crash note: while installed, a fatal signal (abort, segfault, bus error, FPE, illegal instruction)
-// writes "signal N" and the text of every non-empty slot, one per line, to `path`, then hands the
-// signal on. Slots (0..255) name what each decoder thread is reading.
-int mc_crash_note_install(const char *path);
-void mc_crash_note_set(int slot, const char *text);
-void mc_crash_note_uninstall(void);
-
 uint32_t mc_crc32(uint32_t crc, const void *buf, size_t len);
-void mc_xxh128(const void *buf, size_t len, uint64_t out[2]);
 
 #ifdef __cplusplus
 }

@@ -52,7 +52,7 @@ public final class DICOMFile {
         let needed = bits == 1 ? (total + 7) / 8 : total * bits / 8
         guard raw.count >= needed else { throw ImagingError("pixel data holds \(raw.count) bytes; \(cols)×\(rows)×\(count) frames need \(needed)") }
         // Samples come back little-endian: the volumetric codecs' conversion serves; 1-bit is unpacked here.
-        let type: NIfTI.DataType = switch (bits, signed) {
+        let type: VoxelType = switch (bits, signed) {
         case (8, false), (1, _): .uint8
         case (8, true): .int8
         case (16, false): .uint16

@@ -3,7 +3,7 @@
 // A codec library can abort or crash on a malformed file (Debian builds GDCM with assertions on).
 // The next ingest run reads the note and rejects those units instead of crashing on them again.
 // Everything the handler touches is preallocated, and it calls only async-signal-safe functions.
-#include "CCodecs.h"
+#include "CProcess.h"
 
 #include <fcntl.h>
 #include <signal.h>
