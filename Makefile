@@ -1,13 +1,13 @@
 # Two commands set everything up on a fresh Debian bookworm machine:
 #   make demo   installs what is needed, builds, and ingests real data from Debian packages
-#   make test   installs, builds, and runs the tests
+#   make test   installs, builds, and runs the tests (make test-fast: those that need no downloaded data)
 SHELL := /bin/bash
 SWIFT ?= swift
 BUILD_FLAGS ?=
 RELEASE = .build/release/medcat
 DEMO = .deps/demo
 
-.PHONY: all setup build release test demo bench clean manifests
+.PHONY: all setup build release test test-fast demo bench clean manifests
 
 all: build
 
@@ -23,11 +23,15 @@ build: setup manifests
 release: setup manifests
 	$(SWIFT) build -c release $(BUILD_FLAGS)
 
-# The suites are XCTest; the closing line sums them up ("tests: N passed, N failed").
+# The suites are XCTest; the closing line sums them up ("tests: N passed, N failed"). test-fast
+# leaves out the tests that read the real data in .deps/data (see docs/testing.md).
 test: setup manifests
 	$(SWIFT) build --build-tests $(BUILD_FLAGS)
-	set -o pipefail; $(SWIFT) test --skip-build --disable-swift-testing $(BUILD_FLAGS) 2>&1 | tee .build/test.log
+	set -o pipefail; $(SWIFT) test --skip-build --disable-swift-testing $(TEST_SELECTION) $(BUILD_FLAGS) 2>&1 | tee .build/test.log
 	@awk '/^Test Case .* passed/ {p++} /^Test Case .* failed/ {f++} END {printf "tests: %d passed, %d failed\n", p, f}' .build/test.log
+
+test-fast: TEST_SELECTION = --skip RealData
+test-fast: test
 
 # Ingests the Colin27 T1 template with the AAL atlas (mricron-data) and ITK's example volumes,
 # prints the catalog, then exports the result for Python tools.

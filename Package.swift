@@ -79,19 +79,21 @@ let package = Package(
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog", "Geometry"], path: "bench/CatalogBench"),
         .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Torch", "Trainer", "Catalog", "CProcess"], path: "bench/SamBench"),
         .executableTarget(name: "medcat-eval-bench", dependencies: ["Eval"], path: "bench/EvalBench"),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Geometry", .product(name: "GRDB", package: "GRDB.swift")]),
+        // What the test targets share: a fresh folder per test, the seeded generator, the real data's
+        // paths, DICOM files written by the tests (a small explicit-VR writer and one annotated scene)
+        // and datasets in the public layouts, as downloaded. Imaging only: through it, GRDB's SQL
+        // operators would reach every test target's arithmetic and slow type-checking past its limit.
+        .target(name: "TestSupport", dependencies: ["Imaging"], path: "Tests/TestSupport"),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Geometry", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
-        .testTarget(name: "SAMTests", dependencies: ["SAM", "Torch", "Imaging"], resources: [.copy("Fixtures")]),
-        // DICOM files written by the tests (a small explicit-VR writer and one annotated scene).
-        .target(name: "DICOMFixtures", dependencies: ["Imaging"], path: "Tests/DICOMFixtures"),
-        // Datasets in the public layouts, as downloaded (names and quirks of the real ones).
-        .target(name: "DatasetFixtures", dependencies: ["Imaging"], path: "Tests/DatasetFixtures"),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "Hashing", "DICOMFixtures", "DatasetFixtures",
+        .testTarget(name: "SAMTests", dependencies: ["SAM", "Torch", "Imaging", "TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", "TestSupport",
+                                                     .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "Hashing", "TestSupport",
                                                     .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "CLITests", dependencies: ["medcat", "Imaging", "DICOMFixtures", "DatasetFixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["medcat", "Imaging", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5],
     cxxLanguageStandard: .cxx17

@@ -40,7 +40,7 @@ struct CatalogCommand: ParsableCommand {
 
         func run() throws {
             let s = try Catalog(path: common.catalog).stats()
-            if json { print(Output.json(s, pretty: true)); return }
+            if json { print(try Output.json(s, pretty: true)); return }
             print("\(s.datasets) datasets, \(s.cases) cases, \(s.images) images, \(s.masks) masks (\(s.blobs) stored images); \(s.sourceFiles) source files, \(s.rejectedFiles) rejected")
             func section(_ title: String, _ rows: [CatalogStats.Row], cases: Bool) {
                 guard !rows.isEmpty else { return }
@@ -110,12 +110,12 @@ struct CatalogCommand: ParsableCommand {
             // Pages keep memory flat on selections of millions of pairs.
             while limit.map({ printed < $0 }) ?? true {
                 let page = try catalog.query(filters.selection, limit: min(10_000, (limit ?? .max) - printed), afterID: after)
-                if page.isEmpty { break }
+                guard let last = page.last else { break }
                 var out = ""
-                for r in page { out += (ids ? String(r.id) : Output.json(r)) + "\n" }
+                for r in page { out += (ids ? String(r.id) : try Output.json(r)) + "\n" }
                 FileHandle.standardOutput.write(Data(out.utf8))
                 printed += page.count
-                after = page.last!.id
+                after = last.id
             }
         }
     }
@@ -128,7 +128,7 @@ struct CatalogCommand: ParsableCommand {
 
         func run() throws {
             let errors = try Catalog(path: common.catalog).errors(dataset: dataset)
-            if json { for e in errors { print(Output.json(e)) }; return }
+            if json { for e in errors { print(try Output.json(e)) }; return }
             if errors.isEmpty { print("no errors"); return }
             for e in errors { print("\(e.dataset ?? "?")/\(e.path): \(e.stage): \(e.message)") }
         }

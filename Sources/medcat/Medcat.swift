@@ -69,10 +69,10 @@ struct PlainLogHandler: LogHandler {
 }
 
 enum Output {
-    static func json<T: Encodable>(_ value: T, pretty: Bool = false) -> String {
+    static func json<T: Encodable>(_ value: T, pretty: Bool = false) throws -> String {
         let e = JSONEncoder()
         e.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try! e.encode(value), as: UTF8.self)
+        return String(decoding: try e.encode(value), as: UTF8.self)
     }
 
     /// A left-aligned text table.

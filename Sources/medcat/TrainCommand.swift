@@ -156,23 +156,23 @@ struct TrainCommand: ParsableCommand {
         }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let metrics = try FileHandle.appending(to: dir.appendingPathComponent("metrics.jsonl"))
-        func write<T: Encodable>(_ value: T) { metrics.write(Data((Output.json(value) + "\n").utf8)) }
+        func write<T: Encodable>(_ value: T) throws { metrics.write(Data((try Output.json(value) + "\n").utf8)) }
         print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(trainer.trainedParameterCount) parameters trained, the model has \(sam.parameterCount)) on \(trainer.loader.imageCount) images, "
               + "\(trainer.loader.batchesPerEpoch) batches per epoch, \(steps) steps")
         let bar = ProgressLine(total: steps)
         var epoch = trainer.position.epoch, lastValidation: Double?
         if !resume, let dice = try trainer.validate() {
             print("validation Dice before training: \(String(format: "%.4f", dice))")
-            write(["step": 0, "val_dice": dice])
+            try write(["step": 0, "val_dice": dice])
         }
         while trainer.step < steps {
             let log = try trainer.trainStep()
-            write(log)
+            try write(log)
             bar.update(log.step, "loss \(String(format: "%.4f", log.loss))  \(String(format: "%.1f", log.samplesPerSecond)) samples/s")
             if log.epoch != epoch || trainer.step == steps {
                 if let dice = try trainer.validate() {
                     lastValidation = dice
-                    write(["step": Double(log.step), "epoch": Double(epoch), "val_dice": dice])
+                    try write(["step": Double(log.step), "epoch": Double(epoch), "val_dice": dice])
                     bar.note("epoch \(epoch) validation Dice \(String(format: "%.4f", dice))")
                 }
                 epoch = log.epoch

@@ -2,16 +2,11 @@ import Foundation
 import Imaging
 import XCTest
 
+@testable import TestSupport
+
 /// Runs the built `medcat` binary as a user would, each test in a fresh temporary folder, and
 /// checks its exit status; subclasses check what it prints and writes.
-class BinaryTestCase: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("medcat-\(String(describing: type(of: self)))-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+class BinaryTestCase: TemporaryDirectoryTestCase {
     static var binary: URL {
         var d = Bundle.main.bundleURL
         while d.pathExtension == "xctest" || !FileManager.default.fileExists(atPath: d.appendingPathComponent("medcat").path) {
@@ -43,6 +38,16 @@ class BinaryTestCase: XCTestCase {
         return result
     }
 
+    /// Each row's arguments end with `status`, and stderr names the row's message; a failure
+    /// names the row's arguments.
+    func assertRejected(_ rows: [(arguments: [String], message: String)], status: Int32 = 64,
+                        file: StaticString = #filePath, line: UInt = #line) throws {
+        for (arguments, message) in rows {
+            let (_, err) = try medcat(arguments, expect: status, file: file, line: line)
+            XCTAssertTrue(err.contains(message), "medcat \(arguments.joined(separator: " ")): \(err)", file: file, line: line)
+        }
+    }
+
     /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each. With
     /// `visible`, the boxes stand out from a textured background (for models to segment). Each case has
     /// its own pixels: cases that share an image would be put in one split.
@@ -61,5 +66,4 @@ class BinaryTestCase: XCTestCase {
             try NIfTI.write(Volume(size: [size, size, 16], spacing: [1, 1, 2.5], voxels: lab), to: d.appendingPathComponent("segmentation.nii.gz"), datatype: .uint8, gzipLevel: 1)
         }
     }
-
 }

@@ -2,8 +2,7 @@ import Foundation
 import Imaging
 import XCTest
 
-@testable import DatasetFixtures
-@testable import DICOMFixtures
+@testable import TestSupport
 
 /// The first run a new user makes, through the binary: a root of datasets medcat has never seen,
 /// one of them broken, a DICOM export with coded and clinical names.

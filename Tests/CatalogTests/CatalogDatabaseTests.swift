@@ -4,16 +4,10 @@ import GRDB
 import XCTest
 
 @testable import Catalog
+@testable import TestSupport
 
 /// The SQLite catalog on an in-memory and an on-disk database.
-final class CatalogDatabaseTests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class CatalogDatabaseTests: TemporaryDirectoryTestCase {
     func catalogs() throws -> [Catalog] {
         [try Catalog(path: ":memory:"), try Catalog(path: dir.appendingPathComponent("c.sqlite").path)]
     }

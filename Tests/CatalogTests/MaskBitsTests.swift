@@ -2,6 +2,7 @@ import Foundation
 import Geometry
 import XCTest
 @testable import Catalog
+@testable import TestSupport
 
 final class MaskBitsTests: XCTestCase {
     /// Bit by bit, the obvious way, to check the fast paths against.
@@ -18,14 +19,14 @@ final class MaskBitsTests: XCTestCase {
         return out
     }
 
-    func randomMask(_ width: Int, _ height: Int, density: Double, _ rng: inout ShardTestRNG) -> [UInt8] {
+    func randomMask(_ width: Int, _ height: Int, density: Double, _ rng: inout SeededGenerator) -> [UInt8] {
         (0..<(width * height)).map { _ in
             Double.random(in: 0..<1, using: &rng) < density ? [1, 0x80, 0xFF, 0x7F, 0x01, 0x40].randomElement(using: &rng)! : 0
         }
     }
 
     func testPackUnpackRoundTripOnRandomMasksAndBoxes() {
-        var rng = ShardTestRNG(seed: 1)
+        var rng = SeededGenerator(seed: 1)
         for trial in 0..<2000 {
             let width = Int.random(in: 1...70, using: &rng), height = Int.random(in: 1...20, using: &rng)
             let mask = randomMask(width, height, density: [0, 0.05, 0.5, 0.95, 1].randomElement(using: &rng)!, &rng)
@@ -44,7 +45,7 @@ final class MaskBitsTests: XCTestCase {
     }
 
     func testBoundingBoxAndAreaOfRandomMasks() {
-        var rng = ShardTestRNG(seed: 2)
+        var rng = SeededGenerator(seed: 2)
         for trial in 0..<1000 {
             let width = Int.random(in: 1...60, using: &rng), height = Int.random(in: 1...30, using: &rng)
             var mask = [UInt8](repeating: 0, count: width * height)
@@ -95,7 +96,7 @@ final class MaskBitsTests: XCTestCase {
     }
 
     func testLargeMaskRoundTrip() {
-        var rng = ShardTestRNG(seed: 5)
+        var rng = SeededGenerator(seed: 5)
         let width = 1021, height = 767
         let mask = randomMask(width, height, density: 0.3, &rng)
         let box = mask.withUnsafeBufferPointer { MaskBits.boundingBox($0, width: width, height: height) }!

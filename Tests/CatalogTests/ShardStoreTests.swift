@@ -1,46 +1,23 @@
 import Foundation
 import XCTest
 @testable import Catalog
+@testable import TestSupport
 
-/// SplitMix64, so failures reproduce.
-struct ShardTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
-final class ShardStoreTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("medcat-shard-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: dir)
-    }
-
+final class ShardStoreTests: TemporaryDirectoryTestCase {
     struct Written {
         var location: ShardLocation
         var record: ShardRecord
     }
 
     /// Smooth bytes (which deflate shrinks) or noise (which it does not).
-    func pixels(_ count: Int, compressible: Bool, _ rng: inout ShardTestRNG) -> [UInt8] {
+    func pixels(_ count: Int, compressible: Bool, _ rng: inout SeededGenerator) -> [UInt8] {
         if compressible { return (0..<count).map { UInt8(truncatingIfNeeded: $0 / 7) } }
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
     @discardableResult
     func append(_ w: ShardWriter, _ kind: ShardRecordKind, _ width: Int, _ height: Int, compressible: Bool,
-                compress: Bool, _ rng: inout ShardTestRNG) throws -> Written {
+                compress: Bool, _ rng: inout SeededGenerator) throws -> Written {
         let bytes = pixels(kind.rawLength(width: width, height: height)!, compressible: compressible, &rng)
         let loc = try w.append(kind: kind, width: width, height: height, bytes: bytes, compress: compress)
         return Written(location: loc, record: ShardRecord(kind: kind, width: width, height: height, bytes: Data(bytes)))
@@ -48,7 +25,7 @@ final class ShardStoreTests: XCTestCase {
 
     /// A shard of `count` small records; the last is raw, 300 grey bytes.
     func smallShard(_ name: String, count: Int, seal: Bool) throws -> (URL, [Written]) {
-        var rng = ShardTestRNG(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         let w = try ShardWriter(directory: dir, name: name)
         var out: [Written] = []
         for i in 0..<(count - 1) {
@@ -77,7 +54,7 @@ final class ShardStoreTests: XCTestCase {
     // MARK: - Round trips
 
     func testRoundTripManyRecordsAllKindsShuffledReads() throws {
-        var rng = ShardTestRNG(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         let w = try ShardWriter(directory: dir, name: "round")
         XCTAssertEqual(w.name, "round.mcs")
         var written: [Written] = []
@@ -177,7 +154,7 @@ final class ShardStoreTests: XCTestCase {
         let end = first.last!.location.offset + Int64(first.last!.location.length)
         XCTAssertEqual(w.byteCount, end)
         XCTAssertEqual(try Data(contentsOf: url).count, Int(end), "the index is dropped on reopen")
-        var rng = ShardTestRNG(seed: 9)
+        var rng = SeededGenerator(seed: 9)
         var second: [Written] = []
         for i in 0..<4 { second.append(try append(w, .rgb8, 5 + i, 4, compressible: true, compress: true, &rng)) }
         XCTAssertEqual(second.first!.location.offset, end)
@@ -198,7 +175,7 @@ final class ShardStoreTests: XCTestCase {
         XCTAssertEqual(full.count, lastOffset + 32 + 300)
         XCTAssertEqual(try ShardReader(url: url).offsets, written.map(\.location.offset))
         let complete = Array(written.dropLast())
-        var rng = ShardTestRNG(seed: 3)
+        var rng = SeededGenerator(seed: 3)
 
         for cut in lastOffset..<full.count {
             let torn = full.prefix(cut)

@@ -1,21 +1,13 @@
 import Catalog
 import Foundation
 import GRDB
+@testable import TestSupport
 import XCTest
 @testable import Eval
 
 /// Evaluation's tables live beside the catalog's under migrations of their own, and read their
 /// groups back through the catalog.
-final class EvalStoreTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("medcat-evalstore-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class EvalStoreTests: TemporaryDirectoryTestCase {
     /// One CT image with a liver and a spleen mask; returns the mask ids.
     func catalogWithTwoMasks(_ path: String) throws -> (Catalog, [Int64]) {
         let c = try Catalog(path: path, shardDirectory: dir.appendingPathComponent("shards"))

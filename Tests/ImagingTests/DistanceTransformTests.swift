@@ -1,14 +1,15 @@
 import Imaging
 import XCTest
 
+@testable import TestSupport
+
 final class DistanceTransformTests: XCTestCase {
     /// Against brute force over every seed, on random seeds in 2D and 3D with anisotropic spacing.
     func testEqualsBruteForce() {
-        var state: UInt64 = 7
-        func next() -> Double { state = state &* 6364136223846793005 &+ 1442695040888963407; return Double(state >> 11) / Double(1 << 53) }
+        var rng = SeededGenerator(seed: 7)
         for (size, spacing) in [([17, 11, 1], [0.5, 1.25, 1.0]), ([9, 7, 6], [0.75, 1.0, 2.5]), ([1, 12, 1], [1.0, 0.5, 1.0])] {
             let n = size.reduce(1, *)
-            let seeds = (0..<n).map { _ in next() < 0.08 }
+            let seeds = (0..<n).map { _ in Double.random(in: 0..<1, using: &rng) < 0.08 }
             let d = DistanceTransform.distances(size: size, spacing: spacing) { seeds[$0] }
             func coords(_ i: Int) -> [Double] { [Double(i % size[0]), Double((i / size[0]) % size[1]), Double(i / (size[0] * size[1]))] }
             for i in 0..<n {

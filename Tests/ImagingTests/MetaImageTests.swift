@@ -2,23 +2,13 @@ import Foundation
 import XCTest
 
 @testable import Imaging
+@testable import TestSupport
 
-final class MetaImageTests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws { dir = try Fixture.tempDir() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class MetaImageTests: TemporaryDirectoryTestCase {
     func sample(_ size: [Int] = [7, 5, 3], range: ClosedRange<Int> = -1000...3000, components: Int = 1) -> Volume {
-        Volume(size: size, components: components, spacing: [0.7, 0.8, 2.5], origin: [-120.5, 33.25, 7],
-               direction: NRRDTests.rotated, voxels: Fixture.values(size.reduce(1, *) * components, range))
-    }
-
-    func assertGeometry(_ a: Volume, _ b: Volume, file: StaticString = #filePath, line: UInt = #line) {
-        for i in 0..<3 {
-            XCTAssertEqual(a.spacing[i], b.spacing[i], accuracy: 1e-9, "spacing[\(i)]", file: file, line: line)
-            XCTAssertEqual(a.origin[i], b.origin[i], accuracy: 1e-9, "origin[\(i)]", file: file, line: line)
-        }
-        for i in 0..<9 { XCTAssertEqual(a.direction[i], b.direction[i], accuracy: 1e-9, "direction[\(i)]", file: file, line: line) }
+        var rng = SeededGenerator(seed: 42)
+        return Volume(size: size, components: components, spacing: [0.7, 0.8, 2.5], origin: [-120.5, 33.25, 7],
+                      direction: NRRDTests.rotated, voxels: rng.voxels(size.reduce(1, *) * components, in: range))
     }
 
     /// An .mha with `header` lines, `ElementDataFile = LOCAL` and `payload`.
@@ -47,7 +37,7 @@ final class MetaImageTests: XCTestCase {
                     XCTAssertEqual(back.size, v.size)
                     XCTAssertEqual(back.voxels, v.voxels, "\(type) \(ext) compressed=\(compressed)")
                     XCTAssertTrue(back.isIntegral)
-                    assertGeometry(back, v)
+                    assertSameGeometry(back, v, accuracy: 1e-9)
                 }
             }
         }
@@ -146,98 +136,26 @@ final class MetaImageTests: XCTestCase {
         try MetaImage.write(v, to: z, compressed: true, type: .int16)
         var d = try Data(contentsOf: raw)
         try d.prefix(d.count - 4).write(to: raw)
-        Fixture.assertError(try MetaImage.read(raw), "MetaImage: data is truncated (expected 210 bytes, found 206)", exact: true)
+        assertImagingError(try MetaImage.read(raw), "MetaImage: data is truncated (expected 210 bytes, found 206)", exact: true)
         d = try Data(contentsOf: z)
         try d.prefix(d.count - 20).write(to: z)
-        Fixture.assertError(try MetaImage.read(z), "MetaImage: zlib: corrupt or truncated data (expected 210 bytes)", exact: true)
+        assertImagingError(try MetaImage.read(z), "MetaImage: zlib: corrupt or truncated data (expected 210 bytes)", exact: true)
 
         let empty = dir.appendingPathComponent("e.mha")
         try Data().write(to: empty)
-        Fixture.assertError(try ImageIO.read(empty), "file is empty", exact: true)
+        assertImagingError(try ImageIO.read(empty), "file is empty", exact: true)
         let png = dir.appendingPathComponent("p.mha")
         try Raster.encodePNG(Volume(size: [2, 2, 1], voxels: [0, 1, 2, 3])).write(to: png)
-        Fixture.assertError(try MetaImage.read(png), "MetaImage: not a MetaImage header", exact: true)
+        assertImagingError(try MetaImage.read(png), "MetaImage: not a MetaImage header", exact: true)
         let noFile = try local("NDims = 2\nDimSize = 1 1", Data([0]), name: "nf.mha")
-        Fixture.assertError(try MetaImage.read(noFile), "MetaImage: header has no ElementType field", exact: true)
+        assertImagingError(try MetaImage.read(noFile), "MetaImage: header has no ElementType field", exact: true)
         let headerOnly = dir.appendingPathComponent("ho.mha")
         try Data("NDims = 2\nDimSize = 1 1\nElementType = MET_UCHAR\n".utf8).write(to: headerOnly)
-        Fixture.assertError(try MetaImage.read(headerOnly), "MetaImage: header has no ElementDataFile field", exact: true)
+        assertImagingError(try MetaImage.read(headerOnly), "MetaImage: header has no ElementDataFile field", exact: true)
         let badType = try local("NDims = 2\nDimSize = 1 1\nElementType = MET_FLOAT_MATRIX", Data([0]), name: "bt.mha")
-        Fixture.assertError(try MetaImage.read(badType), "MetaImage: ElementType 'MET_FLOAT_MATRIX' is not supported", exact: true)
+        assertImagingError(try MetaImage.read(badType), "MetaImage: ElementType 'MET_FLOAT_MATRIX' is not supported", exact: true)
         let missing = dir.appendingPathComponent("m.mhd")
         try Data("NDims = 2\nDimSize = 1 1\nElementType = MET_UCHAR\nElementDataFile = gone.raw\n".utf8).write(to: missing)
-        Fixture.assertError(try MetaImage.read(missing), "MetaImage: cannot read 'gone.raw' (no such file)", exact: true)
-    }
-
-    // MARK: Real data (Debian's insighttoolkit5-examples)
-
-    func testITKRatLungSliceWithSeparateRaw() throws {
-        guard let url = Fixture.itk("RatLungSlice1.mha") else { return }
-        let v = try ImageIO.read(url)
-        XCTAssertEqual(v.size, [128, 128, 1])
-        XCTAssertEqual(v.spacing, [1, 1, 1])
-        XCTAssertEqual(v.voxels.min(), 0)
-        XCTAssertEqual(v.voxels.max(), 255)
-        XCTAssertEqual(v.voxels.reduce(0, +), 857_357)
-        XCTAssertEqual(Array(v.voxels.prefix(4)), [4, 8, 4, 2])
-    }
-
-    func testITK3DVolume() throws {
-        guard let url = Fixture.itk("BrainProtonDensity3Slices.mha") else { return }
-        let v = try ImageIO.read(url)
-        XCTAssertEqual(v.size, [181, 217, 3])
-        XCTAssertEqual(v.components, 1)
-        XCTAssertEqual(v.voxels.reduce(0, +), 14_725_708)
-        XCTAssertEqual(v.voxels.max(), 250)
-        XCTAssertEqual(Array(v.voxels.prefix(4)), [7, 20, 8, 8])
-    }
-
-    func testITKCompressedLocalFloat() throws {
-        guard let url = Fixture.itk("CorpusCallosumMeanShape.mha") else { return }
-        let v = try ImageIO.read(url)
-        XCTAssertEqual(v.size, [58, 31, 1])
-        XCTAssertEqual(v.spacing, [2, 2, 1])
-        XCTAssertEqual(v.origin, [-57.5, -30.5, 0])
-        XCTAssertFalse(v.isIntegral)
-        XCTAssertEqual(v.voxels.min(), -3.8260929584503174)
-        XCTAssertEqual(v.voxels.max(), 38.650211334228516)
-        XCTAssertEqual(v.voxels[0], 38.650211334228516)
-        XCTAssertEqual(v.voxels[58 * 15 + 29], 3.258277177810669)
-    }
-
-    func testITKUncompressedLocalFloatAndPosition() throws {
-        guard let mag = Fixture.itk("itkBrainSliceComplexMagnitude.mha"), let moved = Fixture.itk("ResampleImageFilterInput2x3b.mha"),
-              let bayes = Fixture.itk("BayesianClassifierInitializerMemberships.mhd"), let complex = Fixture.itk("itkBrainSliceComplex.mha") else { return }
-        let m = try ImageIO.read(mag)
-        XCTAssertEqual(m.size, [181, 217, 1])
-        XCTAssertEqual(m.voxels.min(), 1)
-        XCTAssertEqual(m.voxels.max(), 300.5611267089844)
-        XCTAssertEqual(m.voxels[0], 3.1622776985168457)
-        XCTAssertEqual(m.voxels[181 * 100 + 90], 229.39266967773438)
-        let r = try ImageIO.read(moved)
-        XCTAssertEqual(r.size, [280, 240, 1])
-        XCTAssertEqual(r.spacing, [0.5, 0.75, 1])
-        XCTAssertEqual(r.origin, [60, 70, 0])
-        XCTAssertEqual(r.voxels.reduce(0, +), 8_112_115)
-        Fixture.assertError(try ImageIO.read(bayes), "MetaImage: 4 channels per element are not supported (only 1 or 3)", exact: true)
-        Fixture.assertError(try ImageIO.read(complex), "MetaImage: 2 channels per element are not supported (only 1 or 3)", exact: true)
-    }
-
-    func testITKMinus30IsTheInverseRotation() throws {
-        guard let plus = Fixture.itk("BrainProtonDensitySliceBorder20DirectionPlus30.mhd"),
-              let minus = Fixture.itk("BrainProtonDensitySliceBorder20DirectionMinus30.mhd"),
-              let raw = Fixture.itk("BrainProtonDensitySliceBorder20.raw") else { return }
-        let p = try MetaImage.read(plus), m = try MetaImage.read(minus)
-        let c = NRRDTests.c30, s = NRRDTests.s30
-        for (i, e) in [c, s, 0, -s, c, 0, 0, 0, 1].enumerated() { XCTAssertEqual(m.direction[i], e, accuracy: 1e-6, "direction[\(i)]") }
-        // P·M = I: the two rotations undo each other.
-        for r in 0..<3 {
-            for k in 0..<3 {
-                let prod = (0..<3).map { p.direction[r * 3 + $0] * m.direction[$0 * 3 + k] }.reduce(0, +)
-                XCTAssertEqual(prod, r == k ? 1 : 0, accuracy: 1e-6)
-            }
-        }
-        XCTAssertEqual(p.voxels, try Data(contentsOf: raw).map(Float.init))  // the shared .zraw
-        XCTAssertEqual(m.voxels, p.voxels)
+        assertImagingError(try MetaImage.read(missing), "MetaImage: cannot read 'gone.raw' (no such file)", exact: true)
     }
 }

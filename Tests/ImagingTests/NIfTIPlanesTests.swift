@@ -2,22 +2,15 @@ import Foundation
 import XCTest
 
 @testable import Imaging
+@testable import TestSupport
 
 /// The piecewise readers (a .nii.gz inflated piece by piece, `NIfTIPlanes`) against the one-shot
 /// decoder they replace on the ingest path.
-final class NIfTIPlanesTests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("planes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class NIfTIPlanesTests: TemporaryDirectoryTestCase {
     func volume(_ size: [Int], _ range: ClosedRange<Int>, direction: [Double] = Volume.identity) -> Volume {
-        var rng = SystemRandomNumberGenerator()
-        let n = size.reduce(1, *)
+        var rng = SeededGenerator(seed: 2)
         return Volume(size: size, spacing: [0.8, 0.9, 2.5], origin: [-10, 20, 30], direction: direction,
-                      voxels: (0..<n).map { _ in Float(Int.random(in: range, using: &rng)) })
+                      voxels: rng.voxels(size.reduce(1, *), in: range))
     }
 
     /// The one-shot path: the whole file inflated, then decoded.
@@ -26,13 +19,8 @@ final class NIfTIPlanesTests: XCTestCase {
     }
 
     func testStreamedReadsMatchTheOneShotDecoderForEveryDatatype() throws {
-        let types: [(VoxelType, ClosedRange<Int>)] = [
-            (.uint8, 0...255), (.int8, -128...127), (.int16, -32768...32767), (.uint16, 0...65535),
-            (.int32, -1_000_000...1_000_000), (.uint32, 0...2_000_000), (.int64, -5_000_000...5_000_000),
-            (.uint64, 0...9_000_000), (.float32, -3000...3000), (.float64, -3000...3000),
-        ]
         for version in [1, 2] {
-            for (type, range) in types {
+            for (type, range) in NIfTITests.datatypes {
                 // Over 400 KB from int16 up: more than one of the reader's 384 KiB pieces, not a multiple of one.
                 let v = volume([67, 53, 61], range)
                 let url = dir.appendingPathComponent("v\(version)-\(type).nii.gz")
@@ -201,7 +189,7 @@ final class NIfTIPlanesTests: XCTestCase {
     }
 
     func testLevelOneZlibRoundTripsCompressibleAndRandomBytes() throws {
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 3)
         let random = (0..<70_000).map { _ in UInt8.random(in: 0...255, using: &rng) }
         let ramp = (0..<65_536).map { UInt8(($0 / 256 + $0 % 7) & 0xff) }
         for bytes in [random, ramp, [UInt8](repeating: 0, count: 100_000)] {

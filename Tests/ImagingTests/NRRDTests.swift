@@ -2,29 +2,19 @@ import Foundation
 import XCTest
 
 @testable import Imaging
+@testable import TestSupport
 
-final class NRRDTests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws { dir = try Fixture.tempDir() }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class NRRDTests: TemporaryDirectoryTestCase {
     static let c30 = cos(Double.pi / 6), s30 = sin(Double.pi / 6)
     /// 30° about z (columns are axis directions, LPS).
     static let rotated: [Double] = [c30, -s30, 0, s30, c30, 0, 0, 0, 1]
 
     func sample(_ size: [Int] = [6, 5, 4], range: ClosedRange<Int> = -1000...3000, components: Int = 1, fractional: Bool = false) -> Volume {
-        var values = Fixture.values(size.reduce(1, *) * components, range)
+        var rng = SeededGenerator(seed: 42)
+        var values = rng.voxels(size.reduce(1, *) * components, in: range)
         if fractional { values = values.map { $0 / 8 } }
         return Volume(size: size, components: components, spacing: [0.7, 0.8, 2.5], origin: [-120.5, 33.25, 7],
                       direction: Self.rotated, voxels: values, isIntegral: !fractional)
-    }
-
-    func assertGeometry(_ a: Volume, _ b: Volume, file: StaticString = #filePath, line: UInt = #line) {
-        for i in 0..<3 {
-            XCTAssertEqual(a.spacing[i], b.spacing[i], accuracy: 1e-9, "spacing[\(i)]", file: file, line: line)
-            XCTAssertEqual(a.origin[i], b.origin[i], accuracy: 1e-9, "origin[\(i)]", file: file, line: line)
-        }
-        for i in 0..<9 { XCTAssertEqual(a.direction[i], b.direction[i], accuracy: 1e-9, "direction[\(i)]", file: file, line: line) }
     }
 
     /// Writes `header` + blank line + `payload` as an attached NRRD.
@@ -59,7 +49,7 @@ final class NRRDTests: XCTestCase {
                     XCTAssertEqual(back.size, v.size)
                     XCTAssertEqual(back.voxels, v.voxels, "\(type) \(encoding) detached=\(detached)")
                     XCTAssertEqual(back.isIntegral, type == .int16)
-                    assertGeometry(back, v)
+                    assertSameGeometry(back, v, accuracy: 1e-9)
                 }
             }
         }
@@ -76,7 +66,7 @@ final class NRRDTests: XCTestCase {
         let back = try NRRD.read(url)
         XCTAssertEqual(back.components, 3)
         XCTAssertEqual(back.voxels, rgb.voxels)
-        assertGeometry(back, rgb)
+        assertSameGeometry(back, rgb, accuracy: 1e-9)
 
         let wide = sample(range: 0...60000)
         try NRRD.write(wide, to: url)
@@ -112,7 +102,7 @@ final class NRRDTests: XCTestCase {
         XCTAssertEqual(a.spacing, [0.5, 0.6, 2])
         XCTAssertEqual(a.origin, [10, -20, 30])
         XCTAssertEqual(a.direction, [-1, 0, 0, 0, 1, 0, 0, 0, -1])
-        assertGeometry(b, a)
+        assertSameGeometry(b, a, accuracy: 1e-9)
         XCTAssertEqual(a.voxels, (1...24).map(Float.init))
         XCTAssertEqual(b.voxels, a.voxels)
     }
@@ -233,9 +223,9 @@ final class NRRDTests: XCTestCase {
         let rgba = try attached("type: uchar\ndimension: 3\nsizes: 4 2 1\nkinds: RGBA-color domain domain\nencoding: raw", Data([1, 2, 3, 255, 4, 5, 6, 255]), name: "rgba.nrrd")
         XCTAssertEqual(try NRRD.read(rgba).voxels, [1, 2, 3, 4, 5, 6])
         let list = try attached("type: uchar\ndimension: 4\nsizes: 5 2 1 1\nkinds: list domain domain domain\nencoding: raw", Data(repeating: 0, count: 10), name: "list.nrrd")
-        Fixture.assertError(try NRRD.read(list), "NRRD: a 5-component axis (kind list) is not supported; only 1 or 3 components (or RGBA)", exact: true)
+        assertImagingError(try NRRD.read(list), "NRRD: a 5-component axis (kind list) is not supported; only 1 or 3 components (or RGBA)", exact: true)
         let fourD = try attached("type: uchar\ndimension: 4\nsizes: 2 2 2 2\nencoding: raw", Data(repeating: 0, count: 16), name: "4d.nrrd")
-        Fixture.assertError(try NRRD.read(fourD), "NRRD: 4-dimensional images are not supported (only 2D and 3D)", exact: true)
+        assertImagingError(try NRRD.read(fourD), "NRRD: 4-dimensional images are not supported (only 2D and 3D)", exact: true)
     }
 
     // MARK: Bad input
@@ -247,58 +237,25 @@ final class NRRDTests: XCTestCase {
         try NRRD.write(v, to: gz, encoding: .gzip, type: .int16)
         var d = try Data(contentsOf: raw)
         try d.prefix(d.count - 10).write(to: raw)
-        Fixture.assertError(try NRRD.read(raw), "NRRD: data is truncated (expected 240 bytes, found 230)", exact: true)
+        assertImagingError(try NRRD.read(raw), "NRRD: data is truncated (expected 240 bytes, found 230)", exact: true)
         d = try Data(contentsOf: gz)
         try d.prefix(d.count - 40).write(to: gz)
-        Fixture.assertError(try NRRD.read(gz), "NRRD: gzip: data is truncated")
+        assertImagingError(try NRRD.read(gz), "NRRD: gzip: data is truncated")
 
         let empty = dir.appendingPathComponent("empty.nrrd")
         try Data().write(to: empty)
-        Fixture.assertError(try NRRD.read(empty), "file is empty", exact: true)
+        assertImagingError(try NRRD.read(empty), "file is empty", exact: true)
         let png = dir.appendingPathComponent("fake.nrrd")
         try Raster.encodePNG(Volume(size: [2, 2, 1], voxels: [0, 1, 2, 3])).write(to: png)
-        Fixture.assertError(try NRRD.read(png), "NRRD: not a NRRD file (no NRRD000x magic)", exact: true)
+        assertImagingError(try NRRD.read(png), "NRRD: not a NRRD file (no NRRD000x magic)", exact: true)
         let bz = try attached("type: uchar\ndimension: 2\nsizes: 1 1\nencoding: bzip2", Data([0]), name: "bz.nrrd")
-        Fixture.assertError(try NRRD.read(bz), "NRRD: encoding 'bzip2' is not supported (only raw, gzip and ascii)", exact: true)
+        assertImagingError(try NRRD.read(bz), "NRRD: encoding 'bzip2' is not supported (only raw, gzip and ascii)", exact: true)
         let noType = try attached("dimension: 2\nsizes: 1 1\nencoding: raw", Data([0]), name: "nt.nrrd")
-        Fixture.assertError(try NRRD.read(noType), "NRRD: header has no 'type' field", exact: true)
+        assertImagingError(try NRRD.read(noType), "NRRD: header has no 'type' field", exact: true)
         let block = try attached("type: block\ndimension: 2\nsizes: 1 1\nencoding: raw", Data([0]), name: "bl.nrrd")
-        Fixture.assertError(try NRRD.read(block), "NRRD: type 'block' is not supported", exact: true)
+        assertImagingError(try NRRD.read(block), "NRRD: type 'block' is not supported", exact: true)
         let missing = dir.appendingPathComponent("missing.nhdr")
         try Data("NRRD0004\ntype: uchar\ndimension: 2\nsizes: 1 1\nencoding: raw\ndata file: nowhere.raw\n".utf8).write(to: missing)
-        Fixture.assertError(try NRRD.read(missing), "NRRD: cannot read 'nowhere.raw' (no such file)", exact: true)
-    }
-
-    // MARK: Real data (Debian's insighttoolkit5-examples)
-
-    func testITKDetachedHeaderMatchesMetaImageAndPNG() throws {
-        guard let nhdr = Fixture.itk("BrainProtonDensitySliceBorder20.nhdr"), let mhd = Fixture.itk("BrainProtonDensitySliceBorder20.mhd"),
-              let png = Fixture.itk("BrainProtonDensitySliceBorder20.png") else { return }
-        let a = try ImageIO.read(nhdr), b = try ImageIO.read(mhd), c = try ImageIO.read(png)
-        XCTAssertEqual(a.size, [221, 257, 1])
-        XCTAssertEqual(a.spacing, [1, 1, 1])
-        XCTAssertEqual(a.origin, [0, 0, 0])
-        XCTAssertEqual(a.direction, Volume.identity)
-        XCTAssertEqual(a.voxels.count, 56_797)
-        XCTAssertEqual(a.voxels.reduce(0, +), 4_861_905)
-        XCTAssertEqual(a.voxels, b.voxels)
-        XCTAssertEqual(a.voxels, c.voxels)
-        XCTAssertTrue(a.sameGrid(as: b))
-    }
-
-    func testITKPlus30DirectionAgreesBetweenNRRDAndMetaImage() throws {
-        for name in ["BrainProtonDensitySliceBorder20DirectionPlus30", "BrainT1SliceBorder20DirectionPlus30",
-                     "BrainProtonDensitySliceShifted13x17yDirectionPlus30"] {
-            guard let nhdr = Fixture.itk(name + ".nhdr"), let mhd = Fixture.itk(name + ".mhd") else { return }
-            let a = try NRRD.read(nhdr), b = try MetaImage.read(mhd)  // the .mhd reads the zlib .zraw
-            XCTAssertEqual(a.size, [221, 257, 1])
-            for (i, e) in Self.rotated.enumerated() {
-                XCTAssertEqual(a.direction[i], e, accuracy: 1e-6, "\(name) nrrd direction[\(i)]")
-                XCTAssertEqual(b.direction[i], e, accuracy: 1e-6, "\(name) mhd direction[\(i)]")
-            }
-            XCTAssertEqual(a.spacing[0], 1, accuracy: 1e-6)
-            XCTAssertEqual(a.voxels, b.voxels, name)
-            XCTAssertTrue(a.sameGrid(as: b), name)
-        }
+        assertImagingError(try NRRD.read(missing), "NRRD: cannot read 'nowhere.raw' (no such file)", exact: true)
     }
 }

@@ -2,58 +2,12 @@ import Foundation
 import XCTest
 
 @testable import Imaging
+@testable import TestSupport
 
-/// Helpers shared by the raster, NRRD and MetaImage tests.
-enum Fixture {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// A file of Debian's insighttoolkit5-examples, unpacked by tools/setup.sh; nil (with a test
-    /// failure, never a silent skip) when the data is missing.
-    static func itk(_ name: String, file: StaticString = #filePath, line: UInt = #line) -> URL? {
-        let dir = packageRoot.appendingPathComponent(".deps/data/itk")
-        guard FileManager.default.fileExists(atPath: dir.path) else {
-            XCTFail("ITK example data missing at \(dir.path): run ./tools/setup.sh", file: file, line: line)
-            return nil
-        }
-        return dir.appendingPathComponent(name)
-    }
-
-    /// Deterministic pseudo-random integers (xorshift), so failures reproduce.
-    static func values(_ count: Int, _ range: ClosedRange<Int>, seed: UInt64 = 42) -> [Float] {
-        var s = seed | 1
-        let span = UInt64(range.upperBound - range.lowerBound + 1)
-        return (0..<count).map { _ in
-            s ^= s << 13; s ^= s >> 7; s ^= s << 17
-            return Float(range.lowerBound + Int(s % span))
-        }
-    }
-
-    static func tempDir() throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("imaging-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        return d
-    }
-
-    static func assertError<T>(_ expr: @autoclosure () throws -> T, _ message: String, exact: Bool = false,
-                               file: StaticString = #filePath, line: UInt = #line) {
-        do {
-            _ = try expr()
-            XCTFail("expected an error containing '\(message)'", file: file, line: line)
-        } catch let e as ImagingError {
-            if exact {
-                XCTAssertEqual(e.message, message, file: file, line: line)
-            } else {
-                XCTAssertTrue(e.message.contains(message), "'\(e.message)' does not contain '\(message)'", file: file, line: line)
-            }
-        } catch {
-            XCTFail("expected ImagingError, got \(error)", file: file, line: line)
-        }
-    }
-}
-
-final class RasterTests: XCTestCase {
+final class RasterTests: TemporaryDirectoryTestCase {
     func picture(_ w: Int, _ h: Int, components: Int = 1, max: Int = 255, seed: UInt64 = 7) -> Volume {
-        Volume(size: [w, h, 1], components: components, voxels: Fixture.values(w * h * components, 0...max, seed: seed))
+        var rng = SeededGenerator(seed: seed)
+        return Volume(size: [w, h, 1], components: components, voxels: rng.voxels(w * h * components, in: 0...max))
     }
 
     /// A smooth picture (at most 233, no wrap-around edges): JPEG's error on it is small.
@@ -99,7 +53,7 @@ final class RasterTests: XCTestCase {
         let c = try Raster.decode(try Raster.encodePNG(rgb8: rgb.voxels.map { UInt8($0) }, width: 8, height: 5), format: .png)
         assertPicture(g, equals: grey)
         assertPicture(c, equals: rgb)
-        Fixture.assertError(try Raster.encodePNG(gray8: [1, 2, 3], width: 2, height: 2), "PNG: 3 bytes do not make a 2×2 picture")
+        assertImagingError(try Raster.encodePNG(gray8: [1, 2, 3], width: 2, height: 2), "PNG: 3 bytes do not make a 2×2 picture")
     }
 
     func testEncodersRoundAndClamp() throws {
@@ -146,7 +100,7 @@ final class RasterTests: XCTestCase {
         let data = try Raster.encodeGIF(v)
         XCTAssertEqual(String(decoding: data.prefix(3), as: UTF8.self), "GIF")
         assertPicture(try Raster.decode(data, format: .gif), equals: v)
-        Fixture.assertError(try Raster.encodeGIF(picture(4, 4, components: 3)), "GIF: only grey pictures can be encoded", exact: true)
+        assertImagingError(try Raster.encodeGIF(picture(4, 4, components: 3)), "GIF: only grey pictures can be encoded", exact: true)
     }
 
     func testBMPGreyAndRGBRoundTrips() throws {
@@ -162,9 +116,9 @@ final class RasterTests: XCTestCase {
 
     func testEncodersRefuseVolumes() {
         let v = Volume(size: [2, 2, 2], voxels: [Float](repeating: 0, count: 8))
-        Fixture.assertError(try Raster.encodePNG(v), "PNG: cannot encode a volume of 2 slices as a picture", exact: true)
-        Fixture.assertError(try Raster.encodeBMP(v), "BMP: cannot encode a volume of 2 slices", exact: false)
-        Fixture.assertError(try Raster.encodePNG(Volume(size: [1, 1, 1], voxels: [0]), bits: 12), "PNG: only 8 or 16 bits per sample")
+        assertImagingError(try Raster.encodePNG(v), "PNG: cannot encode a volume of 2 slices as a picture", exact: true)
+        assertImagingError(try Raster.encodeBMP(v), "BMP: cannot encode a volume of 2 slices", exact: false)
+        assertImagingError(try Raster.encodePNG(Volume(size: [1, 1, 1], voxels: [0]), bits: 12), "PNG: only 8 or 16 bits per sample")
     }
 
     // MARK: BMP variants written by hand
@@ -230,73 +184,32 @@ final class RasterTests: XCTestCase {
     func testBadInputThrowsMeaningfulErrors() throws {
         let png = try Raster.encodePNG(picture(40, 40))
         for fmt in [ImageFormat.png, .jpeg, .tiff, .gif, .bmp] {
-            Fixture.assertError(try Raster.decode(Data(), format: fmt), "file is empty", exact: true)
+            assertImagingError(try Raster.decode(Data(), format: fmt), "file is empty", exact: true)
         }
-        Fixture.assertError(try Raster.decode(png.prefix(png.count / 2), format: .png), "PNG: unexpected end of PNG data", exact: true)
-        Fixture.assertError(try Raster.decode(png, format: .jpeg), "not a JPEG file", exact: true)
-        Fixture.assertError(try Raster.decode(Data("hello world".utf8), format: .png), "not a PNG file", exact: true)
-        Fixture.assertError(try Raster.decode(png, format: .tiff), "not a TIFF file", exact: true)
-        Fixture.assertError(try Raster.decode(png, format: .gif), "not a GIF file", exact: true)
-        Fixture.assertError(try Raster.decode(png, format: .bmp), "not a BMP file", exact: true)
-        Fixture.assertError(try Raster.decode(png, format: .nrrd), "nrrd is not a 2D picture format", exact: true)
+        assertImagingError(try Raster.decode(png.prefix(png.count / 2), format: .png), "PNG: unexpected end of PNG data", exact: true)
+        assertImagingError(try Raster.decode(png, format: .jpeg), "not a JPEG file", exact: true)
+        assertImagingError(try Raster.decode(Data("hello world".utf8), format: .png), "not a PNG file", exact: true)
+        assertImagingError(try Raster.decode(png, format: .tiff), "not a TIFF file", exact: true)
+        assertImagingError(try Raster.decode(png, format: .gif), "not a GIF file", exact: true)
+        assertImagingError(try Raster.decode(png, format: .bmp), "not a BMP file", exact: true)
+        assertImagingError(try Raster.decode(png, format: .nrrd), "nrrd is not a 2D picture format", exact: true)
 
         let jpeg = try Raster.encodeJPEG(gradient(32, 32, components: 1))
-        Fixture.assertError(try Raster.decode(jpeg.prefix(200), format: .jpeg), "JPEG: ")
+        assertImagingError(try Raster.decode(jpeg.prefix(200), format: .jpeg), "JPEG: ")
         let rle = bmp(width: 2, height: 1, bpp: 8, compression: 1, palette: [[0, 0, 0]], rows: [[0, 0]])
-        Fixture.assertError(try Raster.decode(rle, format: .bmp), "BMP: RLE compression is not supported", exact: true)
+        assertImagingError(try Raster.decode(rle, format: .bmp), "BMP: RLE compression is not supported", exact: true)
         let bmpData = try Raster.encodeBMP(picture(10, 10))
-        Fixture.assertError(try Raster.decode(bmpData.prefix(bmpData.count - 5), format: .bmp),
+        assertImagingError(try Raster.decode(bmpData.prefix(bmpData.count - 5), format: .bmp),
                             "BMP: data is truncated (expected \(bmpData.count) bytes, found \(bmpData.count - 5))", exact: true)
     }
 
     func testImageIOReadsFilesByExtension() throws {
-        let dir = try Fixture.tempDir()
-        defer { try? FileManager.default.removeItem(at: dir) }
         let v = picture(12, 8, components: 3)
         let url = dir.appendingPathComponent("x.png")
         try Raster.encodePNG(v).write(to: url)
         assertPicture(try ImageIO.read(url), equals: v)
         let empty = dir.appendingPathComponent("empty.bmp")
         try Data().write(to: empty)
-        Fixture.assertError(try ImageIO.read(empty), "file is empty", exact: true)
-    }
-
-    // MARK: Real data (Debian's insighttoolkit5-examples)
-
-    func testITKPalettePNGBecomesGrey() throws {
-        guard let url = Fixture.itk("BrainProtonDensitySlice.png") else { return }
-        let v = try ImageIO.read(url)
-        XCTAssertEqual(v.size, [181, 217, 1])
-        XCTAssertEqual(v.components, 1)  // 8-bit palette whose entries are all grey
-        XCTAssertEqual(v.voxels.min(), 0)
-        XCTAssertEqual(v.voxels.max(), 251)
-        XCTAssertEqual(v.voxels.reduce(0, +), 4_860_107)
-        XCTAssertEqual(Array(v.voxels.prefix(4)), [1, 10, 17, 10])
-    }
-
-    func testITKColourAnd16BitPNGs() throws {
-        guard let eye = Fixture.itk("VisibleWomanEyeSlice.png"), let point = Fixture.itk("Point.png"),
-              let mask = Fixture.itk("BrainProtonDensitySliceBorder20Mask.png") else { return }
-        let e = try ImageIO.read(eye)  // colour palette stays RGB
-        XCTAssertEqual(e.size, [127, 162, 1])
-        XCTAssertEqual(e.components, 3)
-        XCTAssertEqual(Array(e.voxels.prefix(6)), [120, 89, 67, 121, 101, 71])  // palette entries 120 and 123
-        let p = try ImageIO.read(point)  // 16-bit RGB
-        XCTAssertEqual(p.size, [50, 50, 1])
-        XCTAssertEqual(p.components, 3)
-        XCTAssertGreaterThan(p.voxels.max()!, 255)
-        let m = try ImageIO.read(mask)  // 1-bit grey expands to 0/255
-        XCTAssertEqual(m.size, [221, 257, 1])
-        XCTAssertEqual(Set(m.voxels), [0, 255])
-    }
-
-    func testITKPNGMatchesRawData() throws {
-        guard let png = Fixture.itk("BrainProtonDensitySliceBorder20.png"), let raw = Fixture.itk("BrainProtonDensitySliceBorder20.raw") else { return }
-        let v = try ImageIO.read(png)
-        XCTAssertEqual(v.size, [221, 257, 1])
-        XCTAssertEqual(v.voxels, try Data(contentsOf: raw).map(Float.init))
-        // And survives our own encoders.
-        XCTAssertEqual(try Raster.decode(try Raster.encodeTIFF(v), format: .tiff).voxels, v.voxels)
-        XCTAssertEqual(try Raster.decode(try Raster.encodeBMP(v), format: .bmp).voxels, v.voxels)
+        assertImagingError(try ImageIO.read(empty), "file is empty", exact: true)
     }
 }

@@ -2,40 +2,12 @@
 import Foundation
 import GRDB
 @testable import Imaging
-import Logging
 import XCTest
 
-@testable import DICOMFixtures
-@testable import DatasetFixtures
 @testable import Ingest
+@testable import TestSupport
 
-/// Collects log lines, to check what reaches the log.
-final class RecordingLog: LogHandler, @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: [String] = []
-    var lines: [String] { lock.lock(); defer { lock.unlock() }; return stored }
-    var logLevel: Logger.Level = .trace
-    var metadata: Logger.Metadata = [:]
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? { get { metadata[key] } set { metadata[key] = newValue } }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        lock.lock(); stored.append("\(level): \(message)"); lock.unlock()
-    }
-}
-
-final class DICOMIngestTests: XCTestCase {
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("dicom-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    func ingest(_ root: URL, catalog: Catalog, options: IngestOptions, log handler: RecordingLog) throws -> IngestSummary {
-        let log = Logger(label: "test") { _ in handler }
-        return try IngestRunner(catalog: catalog, library: try ManifestLibrary.builtin(), options: options, log: log, progress: nil).run(root: root, manifest: nil)
-    }
-
+final class DICOMIngestTests: TemporaryDirectoryTestCase {
     func testSeriesWithSEGAndRTSTRUCTBecomeExactMasksAndNothingIdentifyingIsStored() throws {
         let raw = dir.appendingPathComponent("raw")
         try DICOMScene.write(to: raw)
@@ -44,7 +16,7 @@ final class DICOMIngestTests: XCTestCase {
         options.size = 64   // the source size: masks keep their exact pixels
         options.workers = 2
         let log = RecordingLog()
-        let summary = try ingest(raw, catalog: catalog, options: options, log: log)
+        let summary = try runIngest(raw, catalog: catalog, options: options, log: log)
         XCTAssertEqual(summary.datasets, ["dicom"])
 
         // Slices 2…10 carry structures; the overlapping liver and kidney both keep their full masks.
@@ -95,7 +67,7 @@ final class DICOMIngestTests: XCTestCase {
         XCTAssertTrue(cases[0].hasPrefix("patient-"), cases[0])
 
         // A second run reads nothing again and adds nothing.
-        let again = try ingest(raw, catalog: catalog, options: options, log: RecordingLog())
+        let again = try runIngest(raw, catalog: catalog, options: options)
         XCTAssertEqual(again.images, 0)
         XCTAssertEqual(again.filesDone, 0)
         XCTAssertEqual(try catalog.query(Selection()).count, pairs.count)
@@ -133,13 +105,13 @@ final class DICOMIngestTests: XCTestCase {
         // No series reference: the contours' image references find the CT series.
         try DICOMScene.writeRTSTRUCT(to: rt, referencesSeries: false)
         let c1 = try Catalog(path: dir.appendingPathComponent("c1.sqlite").path)
-        _ = try ingest(raw, catalog: c1, options: options, log: RecordingLog())
+        _ = try runIngest(raw, catalog: c1, options: options)
         XCTAssertEqual(try c1.query(Selection(classes: ["spleen"])).map(\.area).sorted(), [375, 400, 400])
         // A contour that is not triplets: the RTSTRUCT is skipped with a note, the SEG's masks stay.
         try DICOMScene.writeRTSTRUCT(to: rt, brokenContour: true)
         let c2 = try Catalog(path: dir.appendingPathComponent("c2.sqlite").path)
         let log = RecordingLog()
-        _ = try ingest(raw, catalog: c2, options: options, log: log)
+        _ = try runIngest(raw, catalog: c2, options: options, log: log)
         XCTAssertEqual(try c2.query(Selection()).count, 4 + 7)
         XCTAssertTrue(log.lines.contains { $0.contains("annotation skipped, RTSTRUCT 2 of 2: ROI 'Spleen': a contour's Contour Data is not x\\y\\z triplets") }, "\(log.lines)")
     }
@@ -184,7 +156,7 @@ final class DICOMIngestTests: XCTestCase {
         let catalog = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
         var options = IngestOptions()
         options.size = 64
-        _ = try ingest(raw, catalog: catalog, options: options, log: RecordingLog())
+        _ = try runIngest(raw, catalog: catalog, options: options)
         let pairs = try catalog.query(Selection())
         XCTAssertEqual(pairs.filter { $0.class == "liver" }.map(\.area), [300, 300, 300, 300])
         XCTAssertEqual(pairs.filter { $0.class == "kidney" }.map(\.area), Array(repeating: 144, count: 7))
@@ -236,7 +208,7 @@ final class DICOMIngestTests: XCTestCase {
         try DICOMScene.write(to: raw.appendingPathComponent("SMITH_JOHN"))
         try DICOMScene.write(to: raw.appendingPathComponent("site-b/DOE_EXPORT"))
         let catalog = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
-        let summary = try ingest(raw, catalog: catalog, options: IngestOptions(), log: RecordingLog())
+        let summary = try runIngest(raw, catalog: catalog, options: IngestOptions())
         XCTAssertEqual(summary.datasets.sorted(), ["dicom", "dicom", "kits19"])
         let cases = try catalog.db.read { try String.fetchAll($0, sql: "SELECT cases.name FROM cases JOIN datasets ON datasets.id = dataset_id WHERE datasets.name = 'dicom'") }
         XCTAssertEqual(cases.count, 2)
@@ -252,7 +224,7 @@ final class DICOMIngestTests: XCTestCase {
         var names: [String] = []
         for n in 0..<2 {
             let c = try Catalog(path: dir.appendingPathComponent("c\(n).sqlite").path)
-            _ = try ingest(raw, catalog: c, options: options, log: RecordingLog())
+            _ = try runIngest(raw, catalog: c, options: options)
             names += try c.db.read { try String.fetchAll($0, sql: "SELECT name FROM cases") }
             XCTAssertEqual(try c.identifierSalt(), try c.identifierSalt())
         }

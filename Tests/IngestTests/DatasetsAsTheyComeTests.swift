@@ -2,32 +2,15 @@
 import Foundation
 import GRDB
 import Imaging
-import Logging
 import XCTest
 
-@testable import DICOMFixtures
-@testable import DatasetFixtures
 @testable import Ingest
+@testable import TestSupport
 
 /// Datasets as people download them and as medcat has never seen them: every standard layout
 /// ingests without a manifest under its own name, no label is lost to the vocabulary, one bad
 /// dataset stops no other, and cases that share pixels share a split.
-final class DatasetsAsTheyComeTests: XCTestCase {
-    var dir: URL!
-    var library: ManifestLibrary!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("as-they-come-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        library = try ManifestLibrary.builtin()
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    func ingest(_ root: URL, catalog: Catalog, options: IngestOptions = IngestOptions(), log handler: RecordingLog = RecordingLog()) throws -> IngestSummary {
-        try IngestRunner(catalog: catalog, library: library, options: options, log: Logger(label: "test") { _ in handler }, progress: nil)
-            .run(root: root, manifest: nil)
-    }
-
+final class DatasetsAsTheyComeTests: TemporaryDirectoryTestCase {
     func counts(_ c: Catalog) throws -> [String: (images: Int, masks: Int)] {
         Dictionary(uniqueKeysWithValues: try c.stats().byDataset.map { ($0.name, ($0.images, $0.masks)) })
     }
@@ -40,7 +23,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         let c = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
         var options = IngestOptions()
         options.workers = 2
-        let s = try ingest(raw, catalog: c, options: options)
+        let s = try runIngest(raw, catalog: c, options: options)
         let rejected = try c.errors().map { "\($0.path): \($0.message)" }
         XCTAssertEqual(s.filesRejected, 0, "\(rejected)")
         XCTAssertEqual(s.failures, 0)
@@ -89,7 +72,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         XCTAssertNotNil(skipped["DRIVE/test/2nd_manual"], "\(skipped)")
         XCTAssertEqual(skipped["glioma_validation"], "no known layout (4 .nii.gz)", "\(skipped)")
 
-        let again = try ingest(raw, catalog: c, options: options)
+        let again = try runIngest(raw, catalog: c, options: options)
         XCTAssertEqual(again.filesDone, 0)
         XCTAssertEqual(try c.stats().images, s.images)
     }
@@ -104,7 +87,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         options.size = 64
         options.minComponentVoxels = 100   // the RT structures are drawn on three slices
         let log = RecordingLog()
-        let s = try ingest(root, catalog: c, options: options, log: log)
+        let s = try runIngest(root, catalog: c, options: options, log: log)
 
         let got = try counts(c)
         XCTAssertEqual(Set(got.keys), ["dataset501_liverlesions", "task11_kidneys", "sitea-dataset002_prostate", "siteb-dataset002_prostate",
@@ -155,7 +138,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         XCTAssertGreaterThan(s.rejectedTotal, 0)
 
         // A re-run adds nothing: no unit, no error row.
-        let again = try ingest(root, catalog: c, options: options)
+        let again = try runIngest(root, catalog: c, options: options)
         XCTAssertEqual(again.filesDone, 0)
         XCTAssertEqual(again.failures, 1)
         XCTAssertEqual(try c.errors().count, errors.count)
@@ -166,7 +149,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         let root = dir.appendingPathComponent("one")
         try DownloadedLayouts.writeUnseen(at: root)
         let c = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
-        _ = try ingest(root.appendingPathComponent("nnUNet_raw"), catalog: c)
+        _ = try runIngest(root.appendingPathComponent("nnUNet_raw"), catalog: c)
         XCTAssertEqual(try c.stats().unmapped.map(\.name), ["lesion"])
         XCTAssertEqual(try c.mapClass("lesion", to: "liver_tumor", targetIsKnown: true), .renamed)
         XCTAssertEqual(try c.stats().unmapped, [])
@@ -180,7 +163,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         try FileManager.default.createDirectory(at: second.deletingLastPathComponent(), withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: root.appendingPathComponent("nnUNet_raw/Dataset501_LiverLesions"), to: second)
         let reopened = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
-        _ = try ingest(second.deletingLastPathComponent(), catalog: reopened)
+        _ = try runIngest(second.deletingLastPathComponent(), catalog: reopened)
         XCTAssertEqual(try reopened.stats().unmapped, [])
         XCTAssertEqual(try reopened.count(Selection(classes: ["liver"], datasets: ["dataset601_more"])), 2 * 8 + 2 * 5)
     }
@@ -202,7 +185,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         try DatasetFactory.write(labels, d.appendingPathComponent("labelsTs/k_900.nii.gz"), type: .uint8)
         let c = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
         try c.resplit(SplitPolicy(train: 1, val: 0, test: 0))
-        let s = try ingest(root, catalog: c)
+        let s = try runIngest(root, catalog: c)
         XCTAssertEqual(s.deduplicated, 8)
         let split = Dictionary(try c.query(Selection()).map { ("\($0.dataset)/\($0.case)", $0.split) }, uniquingKeysWith: { a, _ in a })
         XCTAssertEqual(split, ["kits19/case_00000": "test", "dataset700_kidney/k_900": "test", "dataset700_kidney/k_001": "train"])
@@ -218,6 +201,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
     }
 
     func testNamesAreMatchedTheWayCliniciansWriteThem() throws {
+        let library = try ManifestLibrary.builtin()
         let v = library.vocabulary
         for name in ["Lung_L", "Lt Lung", "Left Lung", "LUNG LEFT", "lung (left)", "LUNG-L", "left_lungs"] { XCTAssertEqual(v.match(name), "lung_left", name) }
         for name in ["Kidney_R", "Rt Kidney", "KIDNEY RIGHT"] { XCTAssertEqual(v.match(name), "kidney_right", name) }
@@ -272,7 +256,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.binaryMask()), root.appendingPathComponent("masks/a_mask.png"))
         var options = IngestOptions()
         options.modality = "x_ray"
-        let s = try ingest(root, catalog: try Catalog(path: ":memory:"), options: options)
+        let s = try runIngest(root, catalog: try Catalog(path: ":memory:"), options: options)
         XCTAssertEqual(s.rows.first?.unlabelled, 0)
         XCTAssertEqual(s.filesRejected, 1)
     }
@@ -289,7 +273,7 @@ final class DatasetsAsTheyComeTests: XCTestCase {
         var options = IngestOptions()
         options.modality = "ultrasound"
         options.className = "thyroid"
-        let s = try ingest(root, catalog: c, options: options)
+        let s = try runIngest(root, catalog: c, options: options)
         XCTAssertEqual(s.filesRejected, 0)
         let masks = try c.query(Selection())
         XCTAssertEqual(Dictionary(masks.map { ($0.class, $0.area) }, uniquingKeysWith: +), ["thyroid": 30 * 20 * 16 - 15 * 20 * 16 + 30 * 20 * 16, "thyroid_2": 15 * 20 * 16])

@@ -3,29 +3,16 @@ import Foundation
 import Hashing
 import GRDB
 import Imaging
-import Logging
 import XCTest
 
-@testable import DatasetFixtures
 @testable import Ingest
+@testable import TestSupport
 
-final class IngestTests: XCTestCase {
-    var dir: URL!
-    var library: ManifestLibrary!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("ingest-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        library = try ManifestLibrary.builtin()
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class IngestTests: TemporaryDirectoryTestCase {
+    /// An ingest into `catalog`, or into a new catalog in the test's folder.
     func ingest(_ root: URL, catalog: Catalog? = nil, options: IngestOptions = IngestOptions(), manifest: Manifest? = nil) throws -> (Catalog, IngestSummary) {
         let c = try catalog ?? Catalog(path: dir.appendingPathComponent("catalog.sqlite").path)
-        var log = Logger(label: "test")
-        log.logLevel = .critical
-        let s = try IngestRunner(catalog: c, library: library, options: options, log: log, progress: nil).run(root: root, manifest: manifest)
-        return (c, s)
+        return (c, try runIngest(root, catalog: c, options: options, manifest: manifest))
     }
 
     func perDataset(_ c: Catalog) throws -> [String: (Int, Int)] {
@@ -132,6 +119,7 @@ final class IngestTests: XCTestCase {
     /// Axial slices of a compressed NIfTI are cut from its planes as they are inflated; any other
     /// cut reads the volume whole. Both must give the same samples, whatever the file's orientation.
     func testPlaneByPlaneSlicesEqualThoseOfTheWholeVolume() throws {
+        let library = try ManifestLibrary.builtin()
         let raw = dir.appendingPathComponent("KiTS19/case_00000")
         // Stored with x and z reversed: canonical axial order runs against the file's planes.
         let flip = [-1.0, 0, 0, 0, 1, 0, 0, 0, -1]
@@ -179,6 +167,7 @@ final class IngestTests: XCTestCase {
     /// Images are inflated as far as their last labelled slice; a file cut short past it is still
     /// rejected, and --verify-crc also checks the CRC of what is left.
     func testImagesAreReadToTheirLastLabelledSliceUnlessTheCRCIsVerified() throws {
+        let library = try ManifestLibrary.builtin()
         let raw = dir.appendingPathComponent("KiTS19/case_00000"), image = raw.appendingPathComponent("imaging.nii.gz")
         var labels = DatasetFactory.labels()
         // Labels in slices 2…9 of 16 only.
@@ -263,6 +252,7 @@ final class IngestTests: XCTestCase {
     }
 
     func testGenericPairsWithoutAModalityAreADatasetErrorOfTheirOwn() throws {
+        let library = try ManifestLibrary.builtin()
         let raw = dir.appendingPathComponent("pairs")
         try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.photo(rgb: false)), raw.appendingPathComponent("imgs/x1.png"))
         try DatasetFactory.writeData(try Raster.encodePNG(DatasetFactory.binaryMask(on: 1)), raw.appendingPathComponent("gt/x1.png"))
@@ -429,6 +419,7 @@ final class IngestTests: XCTestCase {
     }
 
     func testPairedSubfoldersPairWithTheirOwnMasks() throws {
+        let library = try ManifestLibrary.builtin()
         let root = dir.appendingPathComponent("pairs")
         var small = DatasetFactory.binaryMask(on: 0)
         for j in 0..<12 { for i in 0..<12 { small.voxels[j * 64 + i] = 1 } }
@@ -460,8 +451,8 @@ final class IngestTests: XCTestCase {
     }
 
     func testEmbeddedManifestsMatchTheManifestsFolder() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let folder = root.appendingPathComponent("manifests")
+        let library = try ManifestLibrary.builtin()
+        let folder = PackageFiles.root.appendingPathComponent("manifests")
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }
         XCTAssertEqual(Set(files), Set(BuiltinManifests.files.keys), "run `make manifests`")
         for f in files {

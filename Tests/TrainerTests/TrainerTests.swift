@@ -8,18 +8,12 @@ import SAM
 import Torch
 import XCTest
 
+@testable import TestSupport
 @testable import Trainer
 
 /// The loader's order, prompts and augmentation, the schedule and the loss, on a small catalog of
 /// KiTS-layout volumes whose kidney and tumour are brighter than the background.
-final class TrainerTests: XCTestCase {
-    var dir: URL!
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
+final class TrainerTests: TemporaryDirectoryTestCase {
     func catalog(cases: Int = 3, kits23: Int = 0) throws -> Catalog {
         let n = 32
         for (folder, c) in (0..<cases).map({ ("KiTS19", $0) }) + (0..<kits23).map({ ("KiTS23", $0) }) {

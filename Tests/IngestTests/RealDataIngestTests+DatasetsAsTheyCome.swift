@@ -1,24 +1,15 @@
 @testable import Catalog
 import Foundation
 import Imaging
-import Logging
 import XCTest
 
 @testable import Ingest
+@testable import TestSupport
 
 /// Real labelled data from PyPI packages (tools/setup.sh), arranged in the layouts people use and
 /// ingested without a manifest: TotalSegmentator's CT and MR label maps with up to 117 named
 /// structures, TPTBox's spine CT and MR, and VascX's colour fundus photographs.
-extension RealDataTests {
-    func ingest(_ root: URL, into c: Catalog, _ configure: (inout IngestOptions) -> Void = { _ in }) throws -> IngestSummary {
-        var log = Logger(label: "test")
-        log.logLevel = .critical
-        var o = IngestOptions()
-        o.workers = 2
-        configure(&o)
-        return try IngestRunner(catalog: c, library: try ManifestLibrary.builtin(), options: o, log: log, progress: nil).run(root: root, manifest: nil)
-    }
-
+extension RealDataIngestTests {
     /// An nnU-Net v2 dataset of one case: `labels` value → name.
     func nnUNet(_ folder: URL, channel: String, image: URL, labels: URL, names: [Int: String]) throws {
         try link(image, folder.appendingPathComponent("imagesTr/case_0000.nii.gz"))
@@ -49,7 +40,7 @@ extension RealDataTests {
         try nnUNet(mr, channel: "MRI", image: try data("totalseg/example_mr_sm.nii.gz"), labels: try data("totalseg/example_seg_mr.nii.gz"), names: names("total_mr"))
         let c = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
         // Every structure, however small, so that none is lost to the size thresholds either.
-        let s = try ingest(raw, into: c) { $0.minComponentVoxels = 1; $0.minMaskPixels = 1 }
+        let (_, s) = try ingest(raw, into: c) { $0.minComponentVoxels = 1; $0.minMaskPixels = 1 }
         XCTAssertEqual(s.filesRejected, 0)
         XCTAssertEqual(Set(s.datasets), ["dataset601_totalsegmentatorct", "dataset602_totalsegmentatormr"])
         let vocabulary = try ManifestLibrary.builtin().vocabulary
@@ -85,7 +76,7 @@ extension RealDataTests {
         try nnUNet(raw.appendingPathComponent("Dataset611_SpineMR"), channel: "T2", image: try data("tptbox/sample_mri/sub-mri_label-6_T2w.nii.gz"),
                    labels: try data("tptbox/sample_mri/sub-mri_seg-vert_label-6_msk.nii.gz"), names: names)
         let c = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
-        let s = try ingest(raw, into: c) { $0.minComponentVoxels = 1; $0.minMaskPixels = 1 }
+        let (_, s) = try ingest(raw, into: c) { $0.minComponentVoxels = 1; $0.minMaskPixels = 1 }
         XCTAssertEqual(s.filesRejected, 0)
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["dataset610_spinect"])).map(\.class)), ["vertebra_l2", "vertebra_l3", "vertebra_l4"])
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["dataset610_spinect"])).map(\.modality)), ["ct"])
@@ -110,7 +101,7 @@ extension RealDataTests {
                 try link(fundus.appendingPathComponent("rgb/\(n)"), root.appendingPathComponent("images/\(n)"))
                 try link(fundus.appendingPathComponent("\(masks)/\(n)"), root.appendingPathComponent("masks/\(n)"))
             }
-            let s = try ingest(root, into: c) { $0.modality = "fundus"; $0.className = cls; $0.size = 512 }
+            let (_, s) = try ingest(root, into: c) { $0.modality = "fundus"; $0.className = cls; $0.size = 512 }
             XCTAssertEqual(s.filesRejected, 0)
             XCTAssertEqual(s.images, 6)
             XCTAssertEqual(s.rows.first?.mapped, [cls])

@@ -1,45 +1,29 @@
 @testable import Catalog
 import Foundation
 import Imaging
-import Logging
 import XCTest
 
 @testable import Ingest
+@testable import TestSupport
 
 /// Ingest of real data shipped by Debian packages, unpacked by tools/setup.sh into .deps/data:
 /// mricron-data (Colin27 T1 with the AAL atlas) and insighttoolkit5-examples.
-final class RealDataTests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    var dir: URL!
-
-    override func setUpWithError() throws {
-        dir = FileManager.default.temporaryDirectory.appendingPathComponent("real-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
-
-    func data(_ path: String) throws -> URL {
-        let u = Self.repo.appendingPathComponent(".deps/data").appendingPathComponent(path)
-        guard FileManager.default.fileExists(atPath: u.path) else {
-            XCTFail("\(path) is missing: run ./tools/setup.sh (make test does)")
-            throw CatalogError("missing test data")
-        }
-        return u
-    }
+final class RealDataIngestTests: TemporaryDirectoryTestCase {
+    func data(_ path: String) throws -> URL { try PackageFiles.realData(path) }
 
     func link(_ target: URL, _ at: URL) throws {
         try FileManager.default.createDirectory(at: at.deletingLastPathComponent(), withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(at: at, withDestinationURL: target)
     }
 
-    func ingest(_ root: URL, manifest: Manifest? = nil) throws -> (Catalog, IngestSummary) {
-        let c = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
-        var log = Logger(label: "test")
-        log.logLevel = .critical
+    /// An ingest on two workers into `catalog`, or into a new catalog in the test's folder.
+    func ingest(_ root: URL, into catalog: Catalog? = nil, manifest: Manifest? = nil,
+                _ configure: (inout IngestOptions) -> Void = { _ in }) throws -> (Catalog, IngestSummary) {
+        let c = try catalog ?? Catalog(path: dir.appendingPathComponent("c.sqlite").path)
         var o = IngestOptions()
         o.workers = 2
-        let s = try IngestRunner(catalog: c, library: try ManifestLibrary.builtin(), options: o, log: log, progress: nil).run(root: root, manifest: manifest)
-        return (c, s)
+        configure(&o)
+        return (c, try runIngest(root, catalog: c, options: o, manifest: manifest))
     }
 
     func testColin27WithAALAtlas() throws {
@@ -85,7 +69,7 @@ final class RealDataTests: XCTestCase {
     func testITKVolumeAndSlicesInEveryFormat() throws {
         let library = try ManifestLibrary.builtin()
         func manifest(_ file: String) throws -> Manifest {
-            let text = try String(contentsOf: Self.repo.appendingPathComponent("tools/demo/\(file)"), encoding: .utf8)
+            let text = try String(contentsOf: PackageFiles.root.appendingPathComponent("tools/demo/\(file)"), encoding: .utf8)
             return try Manifest.parse(text, file: file, vocabulary: library.vocabulary)
         }
         // NIfTI volume, 128×128×62 at 2×2×3 mm, with a three-tissue label map.
@@ -110,9 +94,7 @@ final class RealDataTests: XCTestCase {
             try link(try data("itk/BrainProtonDensitySliceBorder20Mask.png"), slices.appendingPathComponent("masks/\(stem).png"))
         }
         let c2 = try Catalog(path: dir.appendingPathComponent("slices.sqlite").path)
-        var log = Logger(label: "t"); log.logLevel = .critical
-        let s2 = try IngestRunner(catalog: c2, library: library, options: IngestOptions(), log: log, progress: nil)
-            .run(root: slices, manifest: try manifest("itk-brain-slices.yaml"))
+        let s2 = try runIngest(slices, catalog: c2, manifest: try manifest("itk-brain-slices.yaml"))
         let errors = try c2.errors().map(\.message)
         XCTAssertEqual(s2.filesRejected, 0, "\(errors)")
         XCTAssertEqual(s2.images, 3)

@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+
+@testable import TestSupport
+
+/// `medcat eval` and `medcat leaderboard` through the binary, with LiteMedSAM's real weights
+/// (.deps/data/lite_medsam.pth) on a small KiTS-layout volume whose kidney and tumour stand out
+/// from the background.
+final class RealDataEvalCLITests: BinaryTestCase {
+    func json(_ path: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(path))) as! [String: Any]
+    }
+
+    /// Overall results of one run: "protocol@step · output" → group.
+    func overall(_ report: [String: Any], run: String, level: String = "mask", kind: String = "overall") -> [String: [String: Any]] {
+        var out: [String: [String: Any]] = [:]
+        for e in report["entries"] as! [[String: Any]] where e["run"] as? String == run && e["level"] as? String == level {
+            let v = e["variant"] as! [String: Any]
+            let key = "\(v["proto"]!)@\(v["step"]!)·\(v["output"]!)"
+            for g in e["groups"] as! [[String: Any]] where g["kind"] as? String == kind { out[key + (kind == "overall" ? "" : "/\(g["name"]!)")] = g }
+        }
+        return out
+    }
+
+    func mean(_ g: [String: Any]?, _ metric: String) -> Double? { (g?[metric] as? [String: Any])?["mean"] as? Double }
+
+    func testEvalRecordsReplaysAndReports() throws {
+        let weights = try PackageFiles.realData("lite_medsam.pth").path
+        try Self.kits(1, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try medcat(["ingest", "raw", "--workers", "2"])
+        let all = ["--split", "train", "--split", "val", "--split", "test"]
+        let (out, _) = try medcat(["eval", "--checkpoint", weights, "--name", "zero-shot", "--protocol", "box",
+                                   "--protocol", "points3", "--protocol", "clicks", "--clicks", "3", "--save-prompts", "prompts.json"] + all)
+        XCTAssertTrue(out.contains("evaluation 'zero-shot': 8 images, 13 masks"), out)
+        XCTAssertTrue(out.contains("box · first"), out)
+
+        // The saved box prompts are the masks' tight boxes, keyed by mask id.
+        let files = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("prompts.json"))) as! [[String: Any]]
+        XCTAssertEqual(files.map { $0["protocol"] as! String }, ["box", "points3", "clicks"])
+        let (query, _) = try medcat(["catalog", "query"])
+        let pairs = query.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(pairs.count, 13)
+        let boxes = try XCTUnwrap(files[0]["prompts"] as? [String: [String: Any]])
+        let byID = Dictionary(uniqueKeysWithValues: boxes.map { (Int($0.key)!, $0.value["box"] as? [Int]) })
+        for p in pairs { XCTAssertEqual(byID[p["id"] as! Int], p["bbox"] as? [Int], "mask \(p["id"]!)") }
+
+        // Replaying the prompts on the same model gives the same scores.
+        try medcat(["eval", "--checkpoint", weights, "--name", "replayed", "--protocol", "box", "--prompts", "prompts.json"] + all)
+        try medcat(["leaderboard", "--out", "report", "--bootstrap", "200"])
+        let report = try json("report/leaderboard.json")
+        let zero = overall(report, run: "zero-shot"), replayed = overall(report, run: "replayed")
+        let box = try XCTUnwrap(zero["box@0·first"])
+        XCTAssertEqual(box["count"] as? Int, 13)
+        XCTAssertEqual(mean(box, "dice"), mean(replayed["box@0·first"], "dice"))
+        XCTAssertEqual(mean(box, "hd95"), mean(replayed["box@0·first"], "hd95"))
+        // High-contrast boxes: LiteMedSAM with a box prompt segments them well.
+        XCTAssertGreaterThan(try XCTUnwrap(mean(box, "dice")), 0.85)
+        let dice = try XCTUnwrap(box["dice"] as? [String: Any])
+        XCTAssertLessThanOrEqual(dice["low"] as! Double, dice["mean"] as! Double)
+        XCTAssertGreaterThanOrEqual(dice["high"] as! Double, dice["mean"] as! Double)
+        XCTAssertNotNil(zero["points3@0·oracle"])
+        XCTAssertNotNil(zero["clicks@3·first"])
+        XCTAssertNil(zero["clicks@2·first"], "only the final click is a leaderboard entry")
+        // Two classes, each with mean and count.
+        let byClass = overall(report, run: "zero-shot", kind: "class")
+        XCTAssertEqual(byClass["box@0·first/kidney"]?["count"] as? Int, 8)
+        XCTAssertEqual(byClass["box@0·first/kidney_tumor"]?["count"] as? Int, 5)
+        // 3D: one volume, two classes, slices stacked.
+        let cases = overall(report, run: "zero-shot", level: "case", kind: "class")
+        XCTAssertEqual(cases["box@0·first/kidney"]?["count"] as? Int, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(mean(cases["box@0·first/kidney"], "dice")), 0.85)
+        let curves = try XCTUnwrap(report["clicks"] as? [[String: Any]])
+        XCTAssertEqual((curves.first?["dice"] as? [Any])?.count, 3)
+
+        // The other formats, self-contained and free of file paths.
+        let html = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.html"), encoding: .utf8)
+        for needle in ["<table class=sortable>", "<svg", "data:image/png;base64,", "kidney_tumor", "zero-shot", "<script>"] {
+            XCTAssertTrue(html.contains(needle), "HTML lacks \(needle)")
+        }
+        XCTAssertFalse(html.contains("src=\"http") || html.contains("<link"), "the page fetches nothing")
+        XCTAssertFalse(html.contains(dir.path))
+        let md = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.md"), encoding: .utf8)
+        XCTAssertTrue(md.contains("| box · first | zero-shot |"), md)
+        let csv = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("run,model,protocol,step,output,level,group_kind,group,count,metric,mean,ci_low,ci_high,n,undefined\n"))
+        XCTAssertTrue(csv.contains("zero-shot,lite_medsam.pth,box,0,first,mask,overall,all,13,dice,"), csv)
+
+        // A name in use needs --replace.
+        let (_, taken) = try medcat(["eval", "--checkpoint", weights, "--name", "replayed", "--protocol", "box"] + all, expect: 1)
+        XCTAssertTrue(taken.contains("an evaluation named 'replayed' exists"), taken)
+    }
+}
