@@ -92,7 +92,7 @@ let package = Package(
                                                      .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "Hashing", "TestSupport",
-                                                    .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log")]),
+                                                    .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["medcat", "Imaging", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5],

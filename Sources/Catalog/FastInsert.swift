@@ -9,7 +9,7 @@ protocol InsertColumns: CaseIterable, RawRepresentable where RawValue == Int32 {
 /// (`Columns`) and values are bound by column straight into the prepared statement, without the
 /// boxed arguments GRDB builds per row, which cost more than the insert itself at these counts.
 struct FastInsert<Columns: InsertColumns> {
-    private let statement: Statement  // kept alive: the raw pointer below is its
+    private let statement: Statement  // holds the sqlite3 statement that `raw` points at
     private let raw: UnsafeMutableRawPointer
     private let table: String
 

@@ -59,10 +59,11 @@ public struct EvalSettings: Codable, Equatable, Sendable {
 
     /// The protocol's first prompt for a mask. `interior` gives the mask's interior points, as many
     /// as any protocol of the run needs: the point protocols take prefixes of one greedy sequence.
-    func initialPrompt(_ p: EvalProtocol, truth: BinaryMask, maskID: Int64, interior: () -> [Prompt.Point]) -> Prompt {
+    /// `jitter` is `boxJitter` parsed.
+    func initialPrompt(_ p: EvalProtocol, truth: BinaryMask, maskID: Int64, jitter: BoxJitter, interior: () -> [Prompt.Point]) -> Prompt {
         if p == .box {
             var rng = PromptRNG(seed: seed, UInt64(bitPattern: maskID))
-            return Prompt(box: PromptSimulator.box(truth, jitter: BoxJitter(argument: boxJitter) ?? .none, rng: &rng))
+            return Prompt(box: PromptSimulator.box(truth, jitter: jitter, rng: &rng))
         }
         return Prompt(points: Array(interior().prefix(p.initialPoints)))
     }

@@ -16,11 +16,16 @@ public final class EvalRunner {
     /// The initial prompts actually used, by protocol (what `--save-prompts` writes).
     public private(set) var used: [EvalProtocol: PromptFile] = [:]
     var classIDs: [String: Int64] = [:]
+    let jitter: BoxJitter
 
     public struct Summary: Sendable { public var run: Int64, images: Int, masks: Int, seconds: Double }
 
     public init(sam: Sam, catalog: Catalog, settings: EvalSettings, replay: [PromptFile] = []) throws {
         self.sam = sam; self.settings = settings
+        guard let jitter = BoxJitter(argument: settings.boxJitter) else {
+            throw EvalError("box jitter '\(settings.boxJitter)' is none of none, sam-med2d, sam-med2d:PX:FRACTION, medsam, medsam:PX")
+        }
+        self.jitter = jitter
         store = try EvalStore(catalog: catalog)
         reader = SampleReader(catalog: catalog)
         var files: [EvalProtocol: PromptFile] = [:]
@@ -117,7 +122,7 @@ public final class EvalRunner {
                     guard let p = file.prompts[Int(id)] else { throw PromptError("prompt file for \(proto.rawValue) has no prompt for mask \(id)") }
                     return p
                 }
-                return settings.initialPrompt(proto, truth: truths[k], maskID: id) {
+                return settings.initialPrompt(proto, truth: truths[k], maskID: id, jitter: jitter) {
                     if interior[k] == nil { interior[k] = PromptSimulator.interiorPoints(truths[k], count: deepest) }
                     return interior[k]!
                 }

@@ -50,7 +50,10 @@ public final class SampleLoader {
         }
         images = list
         packShards = pack?.shards
-        jitter = BoxJitter(argument: config.boxJitter) ?? .none
+        guard let jitter = BoxJitter(argument: config.boxJitter) else {
+            throw TrainingError("box jitter '\(config.boxJitter)' is none of none, sam-med2d, sam-med2d:PX:FRACTION, medsam, medsam:PX")
+        }
+        self.jitter = jitter
         weights = try Self.weights(list, config.sampleWeights)
     }
 

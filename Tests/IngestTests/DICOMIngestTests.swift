@@ -1,6 +1,5 @@
-@testable import Catalog
+import Catalog
 import Foundation
-import GRDB
 @testable import Imaging
 import XCTest
 
@@ -43,8 +42,7 @@ final class DICOMIngestTests: TemporaryDirectoryTestCase {
             let expected = UInt8(min(max((hu - (40 - 200)) / 400 * 255, 0), 255).rounded())
             XCTAssertEqual(Int(pixels.bytes[y * 64 + x]), Int(expected), accuracy: 1, "pixel (\(x), \(y))")
         }
-        let spacing = try catalog.db.read { try Row.fetchOne($0, sql: "SELECT spacing_x, spacing_y, spacing_z FROM images WHERE id = ?", arguments: [image.imageID])! }
-        XCTAssertEqual([spacing[0], spacing[1], spacing[2]] as [Double], [0.8, 0.8, 2.5])
+        XCTAssertEqual(try catalog.storedImages(ids: [image.imageID]).map(\.spacing), [[0.8, 0.8, 2.5]])
 
         // Rejected, each with its reason; everything else ingested.
         let errors = try catalog.errors()
@@ -56,13 +54,13 @@ final class DICOMIngestTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(log.lines.contains { $0.contains("structure 'Mystery Blob' is not in classes.yaml; kept as unmapped class 'mystery_blob'") }, "\(log.lines)")
 
         // No patient identifier, name, UID or path in the catalog's bytes or the log.
-        try catalog.db.writeWithoutTransaction { try $0.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        try catalog.checkpoint()
         let bytes = try Data(contentsOf: dir.appendingPathComponent("c.sqlite"))
         let text = String(decoding: bytes, as: UTF8.self) + log.lines.joined(separator: "\n")
         for secret in [DICOMScene.patientID, "DOE", "JANE", DICOMScene.folder, DICOMScene.ctSeriesUID, DICOMScene.studyUID, "IM0", "structures.dcm", "notes.txt"] {
             XCTAssertFalse(text.contains(secret), "'\(secret)' reached the catalog or the log")
         }
-        let cases = try catalog.db.read { try String.fetchAll($0, sql: "SELECT name FROM cases") }
+        let cases = try catalog.caseNames()
         XCTAssertEqual(cases.count, 1)
         XCTAssertTrue(cases[0].hasPrefix("patient-"), cases[0])
 
@@ -210,7 +208,7 @@ final class DICOMIngestTests: TemporaryDirectoryTestCase {
         let catalog = try Catalog(path: dir.appendingPathComponent("c.sqlite").path)
         let summary = try runIngest(raw, catalog: catalog, options: IngestOptions())
         XCTAssertEqual(summary.datasets.sorted(), ["dicom", "dicom", "kits19"])
-        let cases = try catalog.db.read { try String.fetchAll($0, sql: "SELECT cases.name FROM cases JOIN datasets ON datasets.id = dataset_id WHERE datasets.name = 'dicom'") }
+        let cases = try catalog.caseNames(dataset: "dicom")
         XCTAssertEqual(cases.count, 2)
         XCTAssertTrue(cases.allSatisfy { $0.hasPrefix("folder-") && !$0.contains("SMITH") && !$0.contains("DOE") }, "\(cases)")
         XCTAssertEqual(try catalog.query(Selection(datasets: ["dicom"])).count, 2 * 14)
@@ -225,7 +223,7 @@ final class DICOMIngestTests: TemporaryDirectoryTestCase {
         for n in 0..<2 {
             let c = try Catalog(path: dir.appendingPathComponent("c\(n).sqlite").path)
             _ = try runIngest(raw, catalog: c, options: options)
-            names += try c.db.read { try String.fetchAll($0, sql: "SELECT name FROM cases") }
+            names += try c.caseNames()
             XCTAssertEqual(try c.identifierSalt(), try c.identifierSalt())
         }
         XCTAssertEqual(names.count, 2)

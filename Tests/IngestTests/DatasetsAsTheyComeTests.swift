@@ -1,6 +1,5 @@
-@testable import Catalog
+import Catalog
 import Foundation
-import GRDB
 import Imaging
 import XCTest
 
@@ -105,8 +104,8 @@ final class DatasetsAsTheyComeTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["kvasir-seg"])).map(\.modality)), ["endoscopy"])
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["thyroid_us"])).map(\.modality)), ["ultrasound"])
         XCTAssertEqual(Set(try c.query(Selection(datasets: ["dataset501_liverlesions"])).map(\.modality)), ["ct"])
-        let recorded = try c.db.read { try Row.fetchAll($0, sql: "SELECT name, modality FROM datasets") }
-        XCTAssertEqual(Dictionary(uniqueKeysWithValues: recorded.map { ($0[0] as String, $0[1] as String?) })["dataset501_liverlesions"], .some(nil),
+        let recorded = try c.datasets()
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: recorded.map { ($0.name, $0.modality) })["dataset501_liverlesions"], .some(nil),
                        "dataset.json's channels say CT: --modality is not the dataset's")
         // Binary masks, 0/255 and 0/1 alike, are one class named after the folder.
         XCTAssertEqual(got["thyroid_us"]?.masks, 2)

@@ -1,7 +1,6 @@
-@testable import Catalog
+import Catalog
 import Foundation
 import Hashing
-import GRDB
 import Imaging
 import XCTest
 
@@ -62,7 +61,7 @@ final class IngestTests: TemporaryDirectoryTestCase {
         try DatasetFactory.write(DatasetFactory.labels(), d.appendingPathComponent("segmentation.nii.gz"), type: .uint8)
         let (c, first) = try ingest(raw)
         XCTAssertEqual(first.images, 8)
-        let recorded = try c.db.read { try String.fetchOne($0, sql: "SELECT content_hash FROM source_files") }
+        let recorded = try c.sourceRecords().first?.contentHash
         XCTAssertEqual(recorded, ContentHash.hex(try Data(contentsOf: d.appendingPathComponent("imaging.nii.gz"))))
         let (_, second) = try ingest(raw, catalog: c)
         XCTAssertEqual(second.filesDone, 0)
@@ -429,9 +428,8 @@ final class IngestTests: TemporaryDirectoryTestCase {
         try DatasetFactory.writeData(try Raster.encodePNG(small), root.appendingPathComponent("masks/val/0001.png"))
         let m = try Manifest.parse("name: pairs\nlayout: paired\nmodality: x_ray\nlabels: {1: lung}\n", file: "pairs.yaml", vocabulary: library.vocabulary)
         let (c, _) = try ingest(root, manifest: m)
-        let areas = Dictionary(uniqueKeysWithValues: try c.db.read { db in
-            try Row.fetchAll(db, sql: "SELECT s.path, m.area FROM masks m JOIN images i ON i.id = m.image_id JOIN source_files s ON s.id = i.source_id")
-        }.map { ($0[0] as String, $0[1] as Int) })
+        let paths = Dictionary(uniqueKeysWithValues: try c.storedImages().map { ($0.id, $0.sourcePath) })
+        let areas = Dictionary(uniqueKeysWithValues: try c.query(Selection()).map { (paths[$0.imageID] ?? "?", $0.area) })
         // 64×48 px → 256×192: ×4 per side.
         XCTAssertEqual(areas["images/train/0001.png"], 30 * 20 * 16)
         XCTAssertEqual(areas["images/val/0001.png"], 12 * 12 * 16)

@@ -1,4 +1,4 @@
-@testable import Catalog
+import Catalog
 import Foundation
 import Imaging
 import XCTest
@@ -111,8 +111,7 @@ extension RealDataIngestTests {
         XCTAssertTrue(vessels.allSatisfy { $0.modality == "fundus" && $0.width == 512 })
         // Vessels cover a few per cent of a photograph, discs less: real masks, not boxes.
         for v in vessels { XCTAssertTrue((512 * 512 / 100)...(512 * 512 / 5) ~= v.area, "\(v.case): \(v.area)") }
-        let images = try c.db.read { try Int.fetchAll($0, sql: "SELECT DISTINCT channels FROM images") }
-        XCTAssertEqual(images, [3])
+        XCTAssertEqual(Set(try c.storedImages().map(\.channels)), [3])
         // The same pictures in two datasets: stored once, and each pair of cases in one split.
         let stats = try c.stats()
         XCTAssertEqual(stats.blobs, 6)

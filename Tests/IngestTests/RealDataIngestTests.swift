@@ -1,4 +1,4 @@
-@testable import Catalog
+import Catalog
 import Foundation
 import Imaging
 import XCTest
@@ -50,10 +50,9 @@ final class RealDataIngestTests: TemporaryDirectoryTestCase {
         // Geometry: 181×217 mm at 1 mm → longest side 217 → 256 px; 181 mm → 213.5 → 214 px wide.
         let rows = try c.query(Selection(classes: ["frontal_lobe"]))
         let loc = try c.locations(imageID: rows[rows.count / 2].imageID)
-        let transform = try c.db.read { db in try String.fetchOne(db, sql: "SELECT transform FROM images WHERE id = ?", arguments: [rows[rows.count / 2].imageID])! }
-        let t = try JSONSerialization.jsonObject(with: Data(transform.utf8)) as! [String: Any]
-        XCTAssertEqual(t["plane"] as? [Int], [181, 217])
-        XCTAssertEqual(t["content"] as? [Int], [214, 256])
+        let t = try XCTUnwrap(c.storedImages(ids: [rows[rows.count / 2].imageID]).first?.transform)
+        XCTAssertEqual(t.plane, [181, 217])
+        XCTAssertEqual(t.content, [214, 256])
         XCTAssertEqual(loc.image.shard.hasSuffix(".mcs"), true)
 
         // Orientation: in a mid-brain axial slice, anterior (frontal lobe) is at the top and the
