@@ -91,8 +91,12 @@ public final class Catalog {
     /// its own and listed by `catalog stats`. A name mapped by `mapClass` gives its target's id.
     /// `mapped` is asked only the first time a name is seen (ingest calls this once per mask).
     public func classID(_ name: String, description: String? = nil, mapped: @autoclosure () -> Bool = true) throws -> Int64 {
-        if let target = classMap[name] { return try classID(target, mapped: mapped()) }
         if let id = classIDCache[name] { return id }
+        if let target = classMap[name] {
+            let id = try classID(target, mapped: mapped())
+            classIDCache[name] = id
+            return id
+        }
         let mapped = mapped()
         let id = try db.write { db -> Int64 in
             // A name classes.yaml has learnt since it was first kept becomes mapped.

@@ -75,7 +75,7 @@ public final class SampleReader: @unchecked Sendable {
         case imageID, dataset, caseName, modality, split, axis, slice, width, height, channels
         case imageShard, imageOffset, imageLength
         case className, instance, area, x0, y0, x1, y1, maskShard, maskOffset, maskLength, maskID
-        case sourceID, origWidth, origHeight, spacingX, spacingY, spacingZ, transform
+        case sourceID, origWidth, origHeight, spacingX, spacingY, spacingZ, contentWidth, contentHeight
 
         var expression: String {
             switch self {
@@ -109,7 +109,10 @@ public final class SampleReader: @unchecked Sendable {
             case .spacingX: "i.spacing_x"
             case .spacingY: "i.spacing_y"
             case .spacingZ: "i.spacing_z"
-            case .transform: "i.transform"
+            // The content's size from the slice transform (SliceTransform.content); NULL for rows
+            // from before transforms recorded it.
+            case .contentWidth: "CASE WHEN json_valid(i.transform) THEN json_extract(i.transform, '$.content[0]') END"
+            case .contentHeight: "CASE WHEN json_valid(i.transform) THEN json_extract(i.transform, '$.content[1]') END"
             }
         }
     }
@@ -127,8 +130,7 @@ public final class SampleReader: @unchecked Sendable {
     static func image(_ r: Row) -> Image {
         typealias C = SampleColumns
         let (w, h): (Int, Int) = (r[C.width], r[C.height])
-        let content = SliceTransform(json: r[C.transform])?.content
-        let (cw, ch) = content.map { ($0[0], $0[1]) } ?? (w, h)  // rows from before transforms recorded it: the whole grid
+        let (cw, ch) = (r[C.contentWidth.rawValue] as Int? ?? w, r[C.contentHeight.rawValue] as Int? ?? h)  // else the whole grid
         let (ow, oh): (Int, Int) = (r[C.origWidth], r[C.origHeight])
         let (sx, sy): (Double, Double) = (r[C.spacingX], r[C.spacingY])
         return Image(id: r[C.imageID], sourceID: r[C.sourceID], dataset: r[C.dataset], caseName: r[C.caseName], modality: r[C.modality],

@@ -64,7 +64,7 @@ enum SplitGroups {
         if !parent.isEmpty {
             var info: [Int64: (split: Int, fixed: Int?)] = [:]
             for r in try Row.fetchAll(db, sql: "SELECT id, split, fixed_split FROM cases WHERE id IN (SELECT value FROM json_each(?))",
-                                      arguments: ["[" + parent.keys.map(String.init).joined(separator: ",") + "]"]) {
+                                      arguments: [Catalog.idList(Array(parent.keys))]) {
                 info[r["id"]] = (r["split"], r["fixed_split"])
             }
             var groups: [Int64: [Int64]] = [:]

@@ -22,10 +22,7 @@ public final class EvalRunner {
 
     public init(sam: Sam, catalog: Catalog, settings: EvalSettings, replay: [PromptFile] = []) throws {
         self.sam = sam; self.settings = settings
-        guard let jitter = BoxJitter(argument: settings.boxJitter) else {
-            throw EvalError("box jitter '\(settings.boxJitter)' is none of none, sam-med2d, sam-med2d:PX:FRACTION, medsam, medsam:PX")
-        }
-        self.jitter = jitter
+        jitter = try BoxJitter.parse(settings.boxJitter)
         store = try EvalStore(catalog: catalog)
         reader = SampleReader(catalog: catalog)
         var files: [EvalProtocol: PromptFile] = [:]

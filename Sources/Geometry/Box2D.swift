@@ -13,17 +13,10 @@ public struct Box2D: Hashable, Sendable, CustomStringConvertible {
     public var area: Int { width * height }
     public var corners: [Int] { [x0, y0, x1, y1] }
 
-    /// The box grown by `margin` on every side and clipped to a width × height image.
-    public func padded(_ margin: Int, width: Int, height: Int) -> Box2D {
-        Box2D(x0: max(0, x0 - margin), y0: max(0, y0 - margin), x1: min(width - 1, x1 + margin), y1: min(height - 1, y1 + margin))
-    }
-
     /// The smallest box holding both.
     public func union(_ other: Box2D) -> Box2D {
         Box2D(x0: min(x0, other.x0), y0: min(y0, other.y0), x1: max(x1, other.x1), y1: max(y1, other.y1))
     }
-
-    public func contains(x: Int, y: Int) -> Bool { x >= x0 && x <= x1 && y >= y0 && y <= y1 }
 
     public var description: String { "\(x0),\(y0),\(x1),\(y1)" }
 }

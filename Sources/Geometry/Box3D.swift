@@ -6,7 +6,4 @@ public struct Box3D: Hashable, Sendable {
 
     /// The smallest box holding both.
     public func union(_ other: Box3D) -> Box3D { Box3D(lo: pointwiseMin(lo, other.lo), hi: pointwiseMax(hi, other.hi)) }
-
-    /// The extent along one axis.
-    public func range(axis: Int) -> ClosedRange<Int> { lo[axis]...hi[axis] }
 }

@@ -11,7 +11,7 @@ public enum StableHash {
 
     /// 16 hex digits: a key for file and folder names.
     public static func hex(_ s: String) -> String {
-        let h = fnv1a(s)
-        return String(repeating: "0", count: 16 - String(h, radix: 16).count) + String(h, radix: 16)
+        let hex = String(fnv1a(s), radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

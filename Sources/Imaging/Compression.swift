@@ -57,8 +57,3 @@ final class GzipStream {
         return n < 0 ? nil : Int(n)
     }
 }
-
-public enum Checksum {
-    public static func crc32(_ bytes: UnsafeRawBufferPointer) -> UInt32 { mc_crc32(0, bytes.baseAddress, bytes.count) }
-    public static func crc32(_ data: Data) -> UInt32 { data.withUnsafeBytes { crc32($0) } }
-}

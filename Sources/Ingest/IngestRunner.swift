@@ -256,11 +256,12 @@ public final class IngestRunner {
                     let rows = try shards.store(unit.images, modality: try catalog.modalityID(item.modality), caseName: item.caseName,
                                                 vocabulary: library.vocabulary, summary: &summary)
                     outcome = .done(rows)
+                    let masks = rows.reduce(0) { $0 + $1.masks.count }
                     summary.filesDone += 1
                     summary.images += rows.count
-                    summary.masks += rows.reduce(0) { $0 + $1.masks.count }
+                    summary.masks += masks
                     row.images += rows.count
-                    row.masks += rows.reduce(0) { $0 + $1.masks.count }
+                    row.masks += masks
                     progress?.advance(slices: rows.count)
                 case .failure(let e):
                     outcome = .rejected(stage: e.stage, message: e.message)

@@ -124,6 +124,15 @@ public enum PromptSimulator {
 }
 
 extension BoxJitter: CustomStringConvertible {
+    /// The argument forms, for messages.
+    public static let choices = "none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX"
+
+    /// `init?(argument:)`, with an error that lists the choices.
+    public static func parse(_ argument: String) throws -> BoxJitter {
+        guard let j = BoxJitter(argument: argument) else { throw PromptError("box jitter must be \(choices) (got '\(argument)')") }
+        return j
+    }
+
     /// `none`, `sam-med2d`, `sam-med2d:MAXPX:FRACTION`, `medsam` or `medsam:MAXSHIFT`.
     public init?(argument: String) {
         let parts = argument.split(separator: ":").map(String.init)

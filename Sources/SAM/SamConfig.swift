@@ -57,7 +57,6 @@ public struct SamConfig: Codable, Equatable, Sendable {
         default: return nil
         }
     }
-    public static let presetNames = ["vit_b", "vit_l", "vit_h", "tiny_vit", "vit_debug"]
 }
 
 public struct ViTConfig: Codable, Equatable, Sendable {

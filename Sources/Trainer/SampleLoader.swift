@@ -50,10 +50,7 @@ public final class SampleLoader {
         }
         images = list
         packShards = pack?.shards
-        guard let jitter = BoxJitter(argument: config.boxJitter) else {
-            throw TrainingError("box jitter '\(config.boxJitter)' is none of none, sam-med2d, sam-med2d:PX:FRACTION, medsam, medsam:PX")
-        }
-        self.jitter = jitter
+        jitter = try BoxJitter.parse(config.boxJitter)
         weights = try Self.weights(list, config.sampleWeights)
     }
 
@@ -212,7 +209,7 @@ public struct TrainingBatch {
             // Stored at the encoder's size: the whole batch normalised in one go, as PreparedImage does per image.
             var all = [Float](); all.reserveCapacity(batch.count * n * n * c)
             for s in batch {
-                if s.channels == c { all += s.pixels } else { for v in s.pixels { all += [v, v, v] } }
+                if s.channels == c { all += s.pixels } else { for v in s.pixels { all.append(v); all.append(v); all.append(v) } }
             }
             images = try Self.normalise(Tensor(all, shape: [batch.count, n, n, c]).to(device), config)
             frame = PreparedImage(prepared: try images.narrow(0, 0, 1), height: n, width: n, config: config)

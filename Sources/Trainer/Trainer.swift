@@ -69,7 +69,7 @@ public final class Trainer {
         var terms = (loss: 0.0, focal: 0.0, dice: 0.0, iou: 0.0), samples = 0
         let (part, parts) = (group?.rank ?? 0, group?.worldSize ?? 1)
         for _ in 0..<config.accumulate {
-            let (batch, usesBoxes, next) = try loader.batch(at: position, part: part, of: parts)
+            let (batch, _, next) = try loader.batch(at: position, part: part, of: parts)
             position = next
             let t = try microStep(batch, firstSample: part, sampleStride: parts)
             terms.loss += t.loss; terms.focal += t.focal; terms.dice += t.dice; terms.iou += t.iou

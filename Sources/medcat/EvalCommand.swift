@@ -44,13 +44,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Write the prompts used to this file.") var savePrompts: String?
     @Option(help: "Evaluate at most this many images.") var limit: Int?
     @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
-    @Option(help: "cpu, cuda or cuda:N.") var device: Device = .cpu
+    @Option(help: "Where the model runs: the CPU or CUDA device N.") var device: Device = .cpu
     @Flag(help: "Replace an earlier evaluation of the same name.") var replace = false
 
     func validate() throws {
         guard clicks >= 1 else { throw ValidationError("--clicks must be at least 1") }
         guard tolerance >= 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a distance in mm, at least 0") }
-        guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
+        guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be \(BoxJitter.choices) (got '\(boxJitter)')") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
     }
 
@@ -66,14 +66,14 @@ struct EvalCommand: ParsableCommand {
         guard try catalog.count(selection) > 0 else {
             throw ValidationError("no masks match the selection (split \(selection.splits.map(\.name).joined(separator: ", "))); see medcat catalog stats")
         }
-        let (sam, _) = try SamCheckpoint.open(url, imageSize: imageSize, device: device)
-        let hash = try ContentHash.hex(Data(contentsOf: url, options: .alwaysMapped))
-        let replay = try prompts.map { try PromptFile.read(URL(fileURLWithPath: $0)) } ?? []
-        let runner = try EvalRunner(sam: sam, catalog: catalog, settings: settings, replay: replay)
         let runName = name ?? url.deletingPathExtension().lastPathComponent
         if !replace, try EvalStore(catalog: catalog).runs().contains(where: { $0.name == runName }) {
             throw EvalError("an evaluation named '\(runName)' exists; choose another --name or pass --replace")
         }
+        let (sam, _) = try SamCheckpoint.open(url, imageSize: imageSize, device: device)
+        let hash = try ContentHash.hex(Data(contentsOf: url, options: .alwaysMapped))
+        let replay = try prompts.map { try PromptFile.read(URL(fileURLWithPath: $0)) } ?? []
+        let runner = try EvalRunner(sam: sam, catalog: catalog, settings: settings, replay: replay)
         let log = common.logger("eval")
         var lastReport = Date()
         let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace) { images, masks in

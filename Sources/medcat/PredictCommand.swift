@@ -32,7 +32,7 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Point prompt x,y,label (label 1 foreground, 0 background); repeatable.") var point: [String] = []
     @Option(help: "Output mask PNG.") var out: String
     @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
-    @Option(help: "cpu, cuda or cuda:N.") var device: Device = .cpu
+    @Option(help: "Where the model runs: the CPU or CUDA device N.") var device: Device = .cpu
 
     /// Pixel coordinates are whole pixels; "40.0" is read as 40.
     static func parseNumbers(_ text: String, count: Int, what: String) throws -> [Int] {

@@ -32,7 +32,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var common: CatalogOptions
     @OptionGroup var filters: CatalogCommand.Filters
     @Option(help: "Initial weights (.pth or .safetensors): SAM, MedSAM, LiteMedSAM or a medcat checkpoint.") var checkpoint: String?
-    @Option(help: "Train from scratch with this preset instead: vit_b, vit_l, vit_h, tiny_vit or vit_debug (a tiny model for smoke tests).") var preset: Preset?
+    @Option(help: "Train from scratch with this preset instead (vit_debug: a tiny model for smoke tests; tiny_vit at 256 only).") var preset: Preset?
     @Option(help: "Encoder input size; default: the checkpoint's or preset's.") var imageSize: Int?
     @Option(help: "Output folder for checkpoints and metrics.") var out: String
     @Option(help: "Optimiser steps.") var steps: Int = 100
@@ -59,7 +59,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Validation images (0: no validation).") var valImages: Int = 16
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
-    @Option(help: "cpu, cuda or cuda:N.") var device: Device = .cpu
+    @Option(help: "Where the model runs: the CPU or CUDA device N.") var device: Device = .cpu
     @Option(help: "Pack the selection into N shard files first (reused while the catalog is unchanged); 0 reads the catalog's shards.")
     var shards: Int = 0
     @Option(help: "Processes on this machine (torch.distributed, Gloo); --batch-size is split between them.") var nproc: Int = 1
@@ -72,15 +72,14 @@ struct TrainCommand: ParsableCommand {
         if let preset, preset.config(imageSize: imageSize) == nil {
             throw ValidationError("--preset \(preset.rawValue) takes --image-size 256 only")
         }
-        let mode = tune
-        if mode == .adapter, preset == .tinyViT {
+        if tune == .adapter, preset == .tinyViT {
             throw ValidationError("--tune adapter needs a ViT image encoder; tiny_vit has none (use --tune lora or decoder)")
         }
         if let loraRank {
-            guard mode == .lora else { throw ValidationError("--lora-rank applies to --tune lora only") }
+            guard tune == .lora else { throw ValidationError("--lora-rank applies to --tune lora only") }
             guard loraRank >= 1 else { throw ValidationError("--lora-rank must be at least 1") }
         }
-        guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX (got '\(boxJitter)')") }
+        guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be \(BoxJitter.choices) (got '\(boxJitter)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
                               ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--points", points)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
