@@ -74,15 +74,18 @@ enum SplitGroups {
                 let target = members.compactMap { info[$0]?.fixed }.max() ?? info[root]?.split ?? 0
                 for c in members where info[c]?.split != target { moved.append((c, target)) }
             }
-            for m in moved {
-                try db.execute(sql: "UPDATE cases SET split = ? WHERE id = ?", arguments: [m.split, m.id])
+            // One statement per target split, not per case: images have no index on their case, so
+            // each statement reads the table once.
+            for (split, cases) in Dictionary(grouping: moved, by: \.split) {
+                let ids = Catalog.idList(cases.map(\.id))
+                try db.execute(sql: "UPDATE cases SET split = ?1 WHERE id IN (SELECT value FROM json_each(?2))", arguments: [split, ids])
                 guard propagate else { continue }
-                try db.execute(sql: "UPDATE images SET split = ? WHERE case_id = ?", arguments: [m.split, m.id])
+                try db.execute(sql: "UPDATE images SET split = ?1 WHERE case_id IN (SELECT value FROM json_each(?2))", arguments: [split, ids])
                 try db.execute(sql: """
                     UPDATE masks SET split = ?1 WHERE id IN (
                         SELECT m.id FROM images i JOIN masks m ON m.id BETWEEN i.first_mask_id AND i.first_mask_id + i.mask_count - 1
-                        WHERE i.case_id = ?2)
-                    """, arguments: [m.split, m.id])
+                        WHERE i.case_id IN (SELECT value FROM json_each(?2)))
+                    """, arguments: [split, ids])
             }
             if propagate && !moved.isEmpty {
                 try Catalog.rebuildCounts(db)
