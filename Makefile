@@ -33,8 +33,8 @@ test: setup manifests
 test-fast: TEST_SELECTION = --skip RealData
 test-fast: test
 
-# Ingests the Colin27 T1 template with the AAL atlas (mricron-data) and ITK's example volumes,
-# prints the catalog, then exports the result for Python tools.
+# Ingests real data (Colin27 + AAL, ITK's examples, fundus photographs), prints and exports the
+# catalog, fine-tunes LiteMedSAM and compares the models in a leaderboard (tools/demo.sh).
 demo: release
 	./tools/demo.sh $(RELEASE)
 

@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Torch", "Imaging", "TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", "TestSupport",
                                                      .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
+        .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", "Imaging", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "Hashing", "TestSupport",
                                                     .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "CLITests", dependencies: ["medcat", "Imaging", "TestSupport"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: ingest real data shipped by Debian packages (mricron-data: the Colin27 T1 template with
-# the AAL atlas; insighttoolkit5-examples: MR volumes and slices in NIfTI, MetaImage, NRRD and PNG),
-# then show the catalog and export it in the SA-Med2D-20M layout.
+# the AAL atlas; insighttoolkit5-examples: MR volumes and slices in NIfTI, MetaImage, NRRD and PNG)
+# and by PyPI (retinalysis-vascx: fundus photographs), show the catalog, export it in the SA-Med2D-20M
+# layout, fine-tune LiteMedSAM and compare the models in a leaderboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 medcat=${1:-.build/release/medcat}
@@ -14,6 +15,16 @@ data=$(pwd)/.deps/data
 mkdir -p "$demo/raw/colin27-aal/images" "$demo/raw/colin27-aal/labels"
 ln -s "$data/mricron/ch2.nii.gz" "$demo/raw/colin27-aal/images/colin27.nii.gz"
 ln -s "$data/mricron/aal.nii.gz" "$demo/raw/colin27-aal/labels/colin27.nii.gz"
+
+# Colour fundus photographs (retinalysis-vascx samples from CHASE-DB1, DRIVE and HRF) with model-made
+# vessel and optic-disc masks: two generic image/mask folders over the same six photographs.
+for set in vessels:retinal_vessel discs:optic_disc; do
+    mkdir -p "$demo/fundus_${set%%:*}/images" "$demo/fundus_${set%%:*}/masks"
+    for f in "$data"/vascx/rgb/*.png; do
+        ln -s "$f" "$demo/fundus_${set%%:*}/images/$(basename "$f")"
+        ln -s "$data/vascx/${set%%:*}/$(basename "$f")" "$demo/fundus_${set%%:*}/masks/$(basename "$f")"
+    done
+done
 
 # ITK examples, each with its own manifest.
 mkdir -p "$demo/itk-kmeans/images" "$demo/itk-kmeans/labels" "$demo/itk-slices/images" "$demo/itk-slices/masks"
@@ -32,6 +43,8 @@ rm "$demo/itk-slices/images/BrainProtonDensitySliceBorder20.png"  # one picture 
 cat="$demo/medcat.sqlite"
 set -x
 "$medcat" ingest "$demo/raw" --catalog "$cat"
+"$medcat" ingest "$demo/fundus_vessels" --catalog "$cat" --modality fundus --class retinal_vessel --size 512
+"$medcat" ingest "$demo/fundus_discs" --catalog "$cat" --modality fundus --class optic_disc --size 512
 "$medcat" ingest "$demo/itk-kmeans" --catalog "$cat" --manifest tools/demo/itk-kmeans.yaml
 "$medcat" ingest "$demo/itk-slices" --catalog "$cat" --manifest tools/demo/itk-brain-slices.yaml
 "$medcat" ingest "$demo/raw" --catalog "$cat"   # again: nothing to do
@@ -39,11 +52,14 @@ set -x
 "$medcat" catalog query --catalog "$cat" --class hippocampus --limit 3
 "$medcat" catalog errors --catalog "$cat"
 "$medcat" export --catalog "$cat" --format sa-med2d --out "$demo/sa-med2d" --dataset colin27-aal --class hippocampus
-# First example: LiteMedSAM zero-shot against a short fine-tuning run (a few minutes on a CPU),
-# scored on a held-out subject: train on Colin27 + AAL, test on ITK's k-means T1 subject.
+# LiteMedSAM zero-shot against two short fine-tuning runs (a few minutes on a CPU), trained on MR
+# brains (Colin27 + AAL, ITK's slices) and scored on held-out data: ITK's k-means T1 subject (MR) and
+# the six fundus photographs (another modality, not trained on). The selection's first 36 images:
+# the 12 fundus ones (ingested first), then 24 slices of the MR subject.
 lite=.deps/data/lite_medsam.pth
-protocols=(--protocol box --protocol points1 --protocol clicks --clicks 3 --split test --limit 24)
-"$medcat" catalog split --catalog "$cat" --dataset colin27-aal=train --dataset itk-brain-slices=train --dataset itk-kmeans=test
+protocols=(--protocol box --protocol points1 --protocol points3 --protocol clicks --clicks 3 --split test --limit 36)
+"$medcat" catalog split --catalog "$cat" --dataset colin27-aal=train --dataset itk-brain-slices=train --dataset itk-kmeans=test \
+    --dataset fundus_vessels=test --dataset fundus_discs=test
 "$medcat" eval --catalog "$cat" --checkpoint "$lite" --name lite_medsam-zero-shot "${protocols[@]}"
 "$medcat" train --catalog "$cat" --checkpoint "$lite" --out "$demo/finetune" --steps 8 --batch-size 2 --masks-per-image 4 \
     --click-passes 2 --val-split test --val-images 8
@@ -57,14 +73,22 @@ set +x
 python3 - "$demo/report/leaderboard.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
-rows = {}
-for e in report["entries"]:
-    if e["level"] == "mask" and e["variant"]["output"] == "first":
-        g = next(g for g in e["groups"] if g["kind"] == "overall")
-        rows.setdefault(e["variant"]["proto"], {})[e["run"]] = g["dice"]["mean"]
-print("held-out Dice (ITK k-means subject, first output):  zero-shot -> fine-tuned (full | lora)")
-for proto, runs in sorted(rows.items()):
-    full, lora = (runs.get(f"lite_medsam-{r}", float("nan")) for r in ("fine-tuned", "lora"))
-    print(f"  {proto:8s} {runs.get('lite_medsam-zero-shot', float('nan')):.3f} -> {full:.3f} | {lora:.3f}")
+print("held-out Dice by modality (first output): zero-shot -> fine-tuned (full | lora), Δ with its case-bootstrap interval and Holm p")
+for t in report["tables"]:
+    if t["level"] != "mask" or t["grouping"] != "modality" or t["metric"] != "dice" or t["variant"]["output"] != "first":
+        continue
+    for row in t["rows"]:
+        cells = row["cells"]
+        def show(c):
+            if c is None or c.get("mean") is None:
+                return "  –  "
+            d = c.get("difference")
+            if d is None:
+                return f"{c['mean']:.3f}"
+            interval = f" [{d['low']:+.3f}, {d['high']:+.3f}]" if d.get("low") is not None else ""
+            p = f" p={d['p_holm']:.3f}" if d.get("p_holm") is not None else ""
+            return f"{c['mean']:.3f} (Δ {d['mean']:+.3f}{interval}{p})"
+        label = t["variant"]["proto"] + (f"@{t['variant']['step']}" if t["variant"]["step"] else "")
+        print(f"  {label:10s} {row['group'][0]:8s} {row['cases']:2d} cases  " + " | ".join(show(c) for c in cells))
 PY
 echo "demo: catalog at $cat, SA-Med2D export at $demo/sa-med2d, leaderboard at $demo/report/leaderboard.html"

@@ -1,9 +1,13 @@
 import GRDB
 
 /// Where a mask or a source file is reported: its modality, class and dataset names.
+/// What a score is reported under: its groups, and its case (the patient, or the image where a
+/// dataset has no patients), the unit the leaderboard's statistics resample.
 public struct ReportGroups: Hashable, Sendable {
-    public var modality: String, className: String, dataset: String
-    public init(modality: String, className: String, dataset: String) { self.modality = modality; self.className = className; self.dataset = dataset }
+    public var modality: String, className: String, dataset: String, caseID: Int64
+    public init(modality: String, className: String, dataset: String, caseID: Int64) {
+        self.modality = modality; self.className = className; self.dataset = dataset; self.caseID = caseID
+    }
 }
 
 extension Catalog {
@@ -25,8 +29,8 @@ extension Catalog {
     /// The groups of each mask id that exists.
     public func reportGroups(maskIDs: [Int64]) throws -> [Int64: ReportGroups] {
         try groups(ids: maskIDs, sql: """
-            SELECT m.id, mo.name AS modality, k.name AS class, d.name AS dataset FROM masks m JOIN modalities mo ON mo.id = m.modality_id
-            JOIN classes k ON k.id = m.class_id JOIN datasets d ON d.id = m.dataset_id WHERE \(Self.idIn)
+            SELECT m.id, mo.name AS modality, k.name AS class, d.name AS dataset, i.case_id FROM masks m JOIN modalities mo ON mo.id = m.modality_id
+            JOIN classes k ON k.id = m.class_id JOIN datasets d ON d.id = m.dataset_id JOIN images i ON i.id = m.image_id WHERE \(Self.idIn)
             """)
     }
 
@@ -35,7 +39,7 @@ extension Catalog {
     public func reportGroups(sources: [(sourceID: Int64, classID: Int64)]) throws -> [Int64: [Int64: ReportGroups]] {
         let classes = Dictionary(uniqueKeysWithValues: try classIDs().map { ($0.value, $0.key) })
         let volumes = try groups(ids: Array(Set(sources.map(\.sourceID))), sql: """
-            SELECT s.id, mo.name AS modality, '' AS class, d.name AS dataset FROM source_files s JOIN images i ON i.id = s.first_image_id
+            SELECT s.id, mo.name AS modality, '' AS class, d.name AS dataset, i.case_id FROM source_files s JOIN images i ON i.id = s.first_image_id
             JOIN modalities mo ON mo.id = i.modality_id JOIN datasets d ON d.id = s.dataset_id
             WHERE s.id IN (SELECT value FROM json_each(?))
             """)
@@ -53,10 +57,17 @@ extension Catalog {
             var out: [Int64: ReportGroups] = [:]
             let rows = try Row.fetchCursor(db, sql: sql, arguments: [Self.idList(ids)])
             while let r = try rows.next() {
-                out[r["id"]] = ReportGroups(modality: r["modality"], className: r["class"], dataset: r["dataset"])
+                out[r["id"]] = ReportGroups(modality: r["modality"], className: r["class"], dataset: r["dataset"], caseID: r["case_id"])
             }
             return out
         }
+    }
+
+    /// Cases joined by a shared stored image (a split group: the same scan in two datasets or
+    /// cases), each with its group's first case; cases in no group are absent. Such cases are not
+    /// independent, so the leaderboard resamples and tests them as one.
+    public func caseGroups() throws -> [Int64: Int64] {
+        try db.read { try SplitGroups.scan($0).roots }
     }
 
     /// What the catalog holds, as the highest id and count of its images and masks and its last

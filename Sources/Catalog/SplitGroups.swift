@@ -20,19 +20,15 @@ public struct DuplicateReport: Codable, Equatable, Sendable {
 /// later challenge edition holding an earlier one) are put in one split, so that no image is
 /// trained on in one case and tested on in another.
 enum SplitGroups {
-    /// A group's split is the strictest official split among its cases (test, then val, then
-    /// train); without one, the split of its first-ingested case. Moves cases into their group's
-    /// split (with their images, masks, counts and mask lists when `propagate`), and stores the
-    /// duplicate report for `catalog stats`.
-    @discardableResult
-    static func join(_ db: Database, propagate: Bool) throws -> DuplicateReport {
+    /// Cases that share a stored image, joined: each grouped case with its group's first-ingested
+    /// case; the number of shared images; and how many each pair of datasets shares.
+    static func scan(_ db: Database) throws -> (roots: [Int64: Int64], sharedImages: Int, pairs: [[Int64]: Int]) {
         // Only images whose content is shared between cases: a scan, but one with no join.
         let rows = try Row.fetchAll(db, sql: """
             SELECT blob_id, case_id, dataset_id FROM images
             WHERE blob_id IN (SELECT blob_id FROM images GROUP BY blob_id HAVING MIN(case_id) != MAX(case_id))
             GROUP BY blob_id, case_id ORDER BY blob_id, case_id
             """)
-        var report = DuplicateReport()
         var parent: [Int64: Int64] = [:]
         func find(_ x: Int64) -> Int64 {
             var r = x
@@ -40,7 +36,7 @@ enum SplitGroups {
             parent[x] = r
             return r
         }
-        var pairs: [[Int64]: Int] = [:]
+        var pairs: [[Int64]: Int] = [:], shared = 0
         var i = 0
         while i < rows.count {
             let blob: Int64 = rows[i][0]
@@ -50,7 +46,7 @@ enum SplitGroups {
                 datasets.insert(rows[i][2])
                 i += 1
             }
-            report.sharedImages += 1
+            shared += 1
             for c in cases where parent[c] == nil { parent[c] = c }
             // The smaller id becomes the root: a group's root is its first-ingested case.
             for c in cases.dropFirst() {
@@ -60,15 +56,27 @@ enum SplitGroups {
             let ds = datasets.sorted()
             for x in ds.indices { for y in ds.indices where y > x { pairs[[ds[x], ds[y]], default: 0] += 1 } }
         }
-        report.groupedCases = parent.count
-        if !parent.isEmpty {
+        return (Dictionary(uniqueKeysWithValues: parent.keys.map { ($0, find($0)) }), shared, pairs)
+    }
+
+    /// A group's split is the strictest official split among its cases (test, then val, then
+    /// train); without one, the split of its first-ingested case. Moves cases into their group's
+    /// split (with their images, masks, counts and mask lists when `propagate`), and stores the
+    /// duplicate report for `catalog stats`.
+    @discardableResult
+    static func join(_ db: Database, propagate: Bool) throws -> DuplicateReport {
+        let (roots, shared, pairs) = try scan(db)
+        var report = DuplicateReport()
+        report.sharedImages = shared
+        report.groupedCases = roots.count
+        if !roots.isEmpty {
             var info: [Int64: (split: Int, fixed: Int?)] = [:]
             for r in try Row.fetchAll(db, sql: "SELECT id, split, fixed_split FROM cases WHERE id IN (SELECT value FROM json_each(?))",
-                                      arguments: [Catalog.idList(Array(parent.keys))]) {
+                                      arguments: [Catalog.idList(Array(roots.keys))]) {
                 info[r["id"]] = (r["split"], r["fixed_split"])
             }
             var groups: [Int64: [Int64]] = [:]
-            for c in parent.keys { groups[find(c), default: []].append(c) }
+            for (c, root) in roots { groups[root, default: []].append(c) }
             var moved: [(id: Int64, split: Int)] = []
             for (root, members) in groups {
                 let target = members.compactMap { info[$0]?.fixed }.max() ?? info[root]?.split ?? 0

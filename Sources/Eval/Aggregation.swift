@@ -1,15 +1,16 @@
 import Hashing
-import Prompts
 
-/// A metric's mean over the defined values with its 95 % percentile-bootstrap interval.
+/// A metric's mean over the defined values with its 95 % case-bootstrap interval (none under
+/// `CaseStatistics.minimumCases` cases).
 public struct MetricSummary: Codable, Equatable, Sendable {
     public var mean: Double?, low: Double?, high: Double?
-    /// Values averaged, and values left out because they are undefined (both masks empty).
-    public var n: Int, undefined: Int
+    /// Values averaged, the cases they come from, and values left out because they are undefined
+    /// (both masks empty).
+    public var n: Int, cases: Int, undefined: Int
 }
 
-/// One row of a report: a group of masks (or 3D cases) and its four metrics, averaged over the
-/// masks and over the classes (each class's mean counted once).
+/// One row of a run's report: a group of masks (or 3D volumes) and its four metrics, averaged over
+/// the masks and over the classes (each class's mean counted once).
 public struct GroupResult: Codable, Equatable, Sendable {
     public var kind: String  // overall, modality, class, dataset
     public var name: String
@@ -25,8 +26,8 @@ public struct GroupResult: Codable, Equatable, Sendable {
 public enum Aggregation {
     public static let kinds = ["overall", "modality", "class", "dataset"]
 
-    /// Groups scored items overall and by modality, class and dataset. The bootstrap draws from a
-    /// generator seeded by the group's name, so a report is the same every time it is made.
+    /// Groups one run's scored items overall and by modality, class and dataset. The bootstrap
+    /// draws from a generator seeded by the group's name, so a report is the same every time.
     public static func groups(_ items: [EvalStore.Scored], resamples: Int = 1000) -> [GroupResult] {
         var out: [GroupResult] = []
         for kind in kinds {
@@ -38,52 +39,29 @@ public enum Aggregation {
             }
             for (name, members) in Dictionary(grouping: items, by: key).sorted(by: { $0.key < $1.key }) {
                 let seed = StableHash.fnv1a(kind + "/" + name)
-                let byClass = Dictionary(grouping: members, by: \.className).sorted { $0.key < $1.key }.map(\.value)
+                func metric(_ m: KeyPath<SegmentationScores, Double?>, _ offset: UInt64, byClass: Bool = false) -> MetricSummary {
+                    summary(members, m, byClass: byClass, resamples: resamples, seed: seed &+ offset)
+                }
                 out.append(GroupResult(
-                    kind: kind, name: name, count: members.count, classes: byClass.count,
-                    dice: summary(members.map(\.scores.dice), resamples, seed),
-                    iou: summary(members.map(\.scores.iou), resamples, seed &+ 1),
-                    nsd: summary(members.map(\.scores.nsd), resamples, seed &+ 2),
-                    hd95: summary(members.map(\.scores.hd95), resamples, seed &+ 3),
-                    classMeanDice: classMean(byClass.map { $0.map(\.scores.dice) }, resamples, seed &+ 4),
-                    classMeanNSD: classMean(byClass.map { $0.map(\.scores.nsd) }, resamples, seed &+ 5)))
+                    kind: kind, name: name, count: members.count, classes: Set(members.map(\.className)).count,
+                    dice: metric(\.dice, 0), iou: metric(\.iou, 1), nsd: metric(\.nsd, 2), hd95: metric(\.hd95, 3),
+                    classMeanDice: metric(\.dice, 4, byClass: true), classMeanNSD: metric(\.nsd, 5, byClass: true)))
             }
         }
         return out
     }
 
-    public static func summary(_ values: [Double?], _ resamples: Int, _ seed: UInt64) -> MetricSummary {
-        let v = values.compactMap { $0 }
-        return interval(of: v.isEmpty ? [] : [v], resamples: resamples, seed: seed, undefined: values.count - v.count)
-    }
-
-    /// Mean of the per-class means; the bootstrap resamples within each class (stratified).
-    static func classMean(_ perClass: [[Double?]], _ resamples: Int, _ seed: UInt64) -> MetricSummary {
-        let strata = perClass.map { $0.compactMap { $0 } }.filter { !$0.isEmpty }
-        return interval(of: strata, resamples: resamples, seed: seed, undefined: perClass.reduce(0) { $0 + $1.filter { $0 == nil }.count })
-    }
-
-    /// Mean over strata of each stratum's mean, with the 2.5th and 97.5th percentiles of that
-    /// statistic over `resamples` bootstrap draws.
-    static func interval(of strata: [[Double]], resamples: Int, seed: UInt64, undefined: Int) -> MetricSummary {
-        let n = strata.reduce(0) { $0 + $1.count }
-        guard n > 0 else { return MetricSummary(mean: nil, low: nil, high: nil, n: 0, undefined: undefined) }
-        func statistic(_ s: [[Double]]) -> Double { s.reduce(0) { $0 + $1.reduce(0, +) / Double($1.count) } / Double(s.count) }
-        let mean = statistic(strata)
-        guard resamples > 0 else { return MetricSummary(mean: mean, low: nil, high: nil, n: n, undefined: undefined) }
-        var rng = PromptRNG(seed: seed)
-        var draws = [Double](repeating: 0, count: resamples)
-        for r in 0..<resamples {
-            var total = 0.0
-            for s in strata {
-                var sum = 0.0
-                for _ in 0..<s.count { sum += s[Int(rng.next() % UInt64(s.count))] }
-                total += sum / Double(s.count)
-            }
-            draws[r] = total / Double(strata.count)
+    /// The mean of one metric over `items` (or of its per-class means) with the case-bootstrap interval.
+    public static func summary(_ items: [EvalStore.Scored], _ metric: KeyPath<SegmentationScores, Double?>, byClass: Bool = false,
+                               resamples: Int, seed: UInt64) -> MetricSummary {
+        let classes = byClass ? Dictionary(uniqueKeysWithValues: Set(items.map(\.className)).sorted().enumerated().map { ($1, $0) }) : [:]
+        var cases = CaseStatistics.Cases(strataCount: max(1, classes.count))
+        var undefined = 0
+        for item in items {
+            guard let v = item.scores[keyPath: metric] else { undefined += 1; continue }
+            cases.add(v, case: item.caseID, stratum: classes[item.className] ?? 0)
         }
-        draws.sort()
-        return MetricSummary(mean: mean, low: SegmentationMetrics.percentile(draws, 2.5), high: SegmentationMetrics.percentile(draws, 97.5),
-                             n: n, undefined: undefined)
+        let interval = CaseStatistics.interval(cases, resamples: resamples, seed: seed)
+        return MetricSummary(mean: cases.mean, low: interval?.low, high: interval?.high, n: cases.values, cases: cases.count, undefined: undefined)
     }
 }

@@ -1,4 +1,5 @@
 import Catalog
+import Hashing
 import Prompts
 
 /// The fixed prompt protocols an evaluation runs. Each is a pure function of the ground truth
@@ -70,4 +71,14 @@ public struct EvalSettings: Codable, Equatable, Sendable {
 
     /// Step numbers recorded for a protocol: click counts for `clicks`, a single 0 otherwise.
     func steps(_ p: EvalProtocol) -> [Int] { p == .clicks ? Array(1...clicks) : [0] }
+}
+
+extension Prompt {
+    /// The same box and points give the same key in every run: what the leaderboard checks before
+    /// it compares two runs' scores of one mask.
+    var stableKey: Int64 {
+        var s = box.map { "b\($0.x0),\($0.y0),\($0.x1),\($0.y1)" } ?? ""
+        for p in points { s += ";\(p.x),\(p.y),\(p.label)" }
+        return Int64(bitPattern: StableHash.fnv1a(s))
+    }
 }

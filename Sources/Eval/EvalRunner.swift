@@ -46,7 +46,7 @@ public final class EvalRunner {
         classIDs = try store.catalog.classIDs()
         let runID = try store.begin(name: name, model: model, checkpointHash: checkpointHash, settings: settings, replace: replace)
         var images = 0, masks = 0
-        var examples = ExampleKeeper()
+        var examples = ExampleKeeper(variant: primaryVariant)
         var volume: (source: Int64, images: Int, spacing: [Double], size: (Int, Int), slices: [CaseKey: [Int: Slice]])?
 
         func flushVolume() throws {
@@ -73,18 +73,21 @@ public final class EvalRunner {
                 try flushVolume()
                 volume = (image.sourceID, 0, image.spacing, (image.contentWidth, image.contentHeight), [:])
             }
-            let (rows, perMask) = try evaluate(image)
+            var (rows, perMask) = try evaluate(image)
+            for i in rows.indices {
+                rows[i].promptKey = EvalProtocol(rawValue: rows[i].variant.proto).flatMap { used[$0]?.prompts[Int(rows[i].maskID)]?.stableKey }
+            }
             try store.record(run: runID, masks: rows)
             volume!.images += 1
             for (k, m) in image.masks.enumerated() {
                 let key = CaseKey(axis: image.axis, className: m.className, instance: m.instance)
                 volume!.slices[key, default: [:]][image.slice] = perMask[k]
             }
-            for r in rows where r.variant.output == "first" && isFinal(r.variant) {
-                guard let dice = r.scores.dice else { continue }
-                let k = image.masks.firstIndex { $0.id == r.maskID }!
+            for r in rows where r.variant == examples.variant {
+                guard let dice = r.scores.dice, let k = image.masks.firstIndex(where: { $0.id == r.maskID }),
+                      let prediction = perMask[k].predictions[r.variant] else { continue }
                 examples.offer(.init(variant: r.variant, maskID: r.maskID, kind: "", dice: dice, width: image.contentWidth,
-                                     height: image.contentHeight, prediction: perMask[k].predictions[r.variant]!))
+                                     height: image.contentHeight, prediction: prediction), group: image.modality + " · " + image.masks[k].className)
             }
             images += 1; masks += image.masks.count
             progress?(images, masks)
@@ -96,6 +99,12 @@ public final class EvalRunner {
     }
 
     func isFinal(_ v: EvalStore.Variant) -> Bool { v.proto != EvalProtocol.clicks.rawValue || v.step == settings.clicks }
+
+    /// The output thumbnails show: the box protocol's when it runs, else the first protocol's final one.
+    var primaryVariant: EvalStore.Variant {
+        let p = settings.protocols.contains(.box) ? .box : settings.protocols.first ?? .box
+        return EvalStore.Variant(proto: p.rawValue, step: settings.steps(p).last ?? 0, output: "first")
+    }
 
     /// Scores every mask of one image under every protocol.
     func evaluate(_ image: SampleReader.Image) throws -> ([EvalStore.MaskScore], [Slice]) {
@@ -184,24 +193,38 @@ public final class EvalRunner {
     }
 }
 
-/// The three best and three worst masks of each protocol's final output, for report thumbnails.
+/// For each modality · class group of a run, the masks its report draws: the best, the worst, and
+/// the one nearest the group's median Dice. The median's candidates are a seeded reservoir of
+/// predictions, so memory stays bounded; for groups of up to `reservoir` masks it is the median itself.
 struct ExampleKeeper {
-    static let count = 3
-    var best: [EvalStore.Variant: [EvalStore.Example]] = [:], worst: [EvalStore.Variant: [EvalStore.Example]] = [:]
+    static let reservoir = 8
+    let variant: EvalStore.Variant
+    struct Group { var best: EvalStore.Example?, worst: EvalStore.Example?, sample: [EvalStore.Example] = [], dice: [Double] = [] }
+    var groups: [String: Group] = [:]
+    var rng = PromptRNG(seed: 0x7E57_5A3B)
 
-    mutating func offer(_ e: EvalStore.Example) {
-        var b = e; b.kind = "best"
-        best[e.variant, default: []].append(b)
-        best[e.variant]!.sort { ($0.dice, $1.maskID) > ($1.dice, $0.maskID) }
-        if best[e.variant]!.count > Self.count { best[e.variant]!.removeLast() }
-        var w = e; w.kind = "worst"
-        worst[e.variant, default: []].append(w)
-        worst[e.variant]!.sort { ($0.dice, $0.maskID) < ($1.dice, $1.maskID) }
-        if worst[e.variant]!.count > Self.count { worst[e.variant]!.removeLast() }
+    init(variant: EvalStore.Variant) { self.variant = variant }
+
+    mutating func offer(_ e: EvalStore.Example, group: String) {
+        var g = groups[group] ?? Group()
+        g.dice.append(e.dice)
+        if g.best.map({ (e.dice, -e.maskID) > ($0.dice, -$0.maskID) }) ?? true { g.best = e }
+        if g.worst.map({ (e.dice, e.maskID) < ($0.dice, $0.maskID) }) ?? true { g.worst = e }
+        if g.sample.count < Self.reservoir { g.sample.append(e) } else {
+            let j = Int(rng.next() % UInt64(g.dice.count))
+            if j < Self.reservoir { g.sample[j] = e }
+        }
+        groups[group] = g
     }
 
     var all: [EvalStore.Example] {
-        // A mask can be both among the best and the worst of a tiny run; keep it once, as best.
-        best.values.flatMap { $0 } + worst.values.flatMap { list in list.filter { w in !(best[w.variant] ?? []).contains { $0.maskID == w.maskID } } }
+        groups.keys.sorted().flatMap { name -> [EvalStore.Example] in
+            let g = groups[name]!
+            let median = g.dice.sorted()[(g.dice.count - 1) / 2]
+            let nearest = g.sample.min { (abs($0.dice - median), $0.maskID) < (abs($1.dice - median), $1.maskID) }
+            return [("best", g.best), ("median", nearest), ("worst", g.worst)].compactMap { kind, e in
+                e.map { var e = $0; e.kind = kind; return e }
+            }
+        }
     }
 }

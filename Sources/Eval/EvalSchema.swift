@@ -45,6 +45,11 @@ enum EvalSchema {
                 ) WITHOUT ROWID;
                 """)
         }
+        // The first prompt of each scored mask, as `Prompt.stableKey`, so that the leaderboard
+        // compares runs only on masks they prompted alike. Older rows keep NULL (compared by mask).
+        m.registerMigration("eval_v2_prompt_keys") { db in
+            try db.execute(sql: "ALTER TABLE eval_masks ADD COLUMN prompt_key INTEGER")
+        }
         return m
     }
 }

@@ -2,6 +2,7 @@ import Catalog
 import Foundation
 import Geometry
 import GRDB
+import Hashing
 
 /// Evaluation runs and their per-mask and per-case scores, kept beside the catalog (EvalSchema.swift)
 /// so that any number of models and runs can be compared later (`medcat leaderboard`).
@@ -18,11 +19,15 @@ public struct EvalStore {
     public struct Variant: Hashable, Codable, Comparable, Sendable {
         public var proto: String, step: Int, output: String
         public static func < (a: Variant, b: Variant) -> Bool { (a.proto, a.step, a.output) < (b.proto, b.step, b.output) }
-        public var label: String { proto + (step > 0 ? "@\(step)" : "") + " · " + output }
+        /// The protocol with its step: "box", "clicks@3".
+        public var protocolLabel: String { proto + (step > 0 ? "@\(step)" : "") }
+        public var label: String { protocolLabel + " · " + output }
     }
 
     public struct MaskScore: Sendable {
         public var variant: Variant, maskID: Int64, scores: SegmentationScores, predictedIoU: Double?
+        /// `Prompt.stableKey` of the protocol's first prompt: runs are compared only where it agrees.
+        public var promptKey: Int64? = nil
     }
 
     public struct CaseScore: Sendable {
@@ -63,13 +68,13 @@ public struct EvalStore {
     public func record(run: Int64, masks: [MaskScore], cases: [CaseScore] = []) throws {
         try db.write { db in
             let m = try db.cachedStatement(sql: """
-                INSERT INTO eval_masks(run_id, protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou)
-                VALUES (:run, :protocol, :step, :output, :mask, :dice, :iou, :nsd, :hd95, :predicted)
+                INSERT INTO eval_masks(run_id, protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou, prompt_key)
+                VALUES (:run, :protocol, :step, :output, :mask, :dice, :iou, :nsd, :hd95, :predicted, :prompt)
                 """)
             for r in masks {
                 try m.execute(arguments: ["run": run, "protocol": r.variant.proto, "step": r.variant.step, "output": r.variant.output,
                                           "mask": r.maskID, "dice": r.scores.dice, "iou": r.scores.iou, "nsd": r.scores.nsd,
-                                          "hd95": r.scores.hd95, "predicted": r.predictedIoU])
+                                          "hd95": r.scores.hd95, "predicted": r.predictedIoU, "prompt": r.promptKey])
             }
             let c = try db.cachedStatement(sql: """
                 INSERT INTO eval_cases(run_id, protocol, step, output, source_id, axis, class_id, instance, slices, dice, iou, nsd, hd95)
@@ -118,29 +123,53 @@ public struct EvalStore {
 
     /// A score with the groups it is reported under.
     public struct Scored: Sendable {
-        public var variant: Variant, id: Int64, modality: String, className: String, dataset: String, scores: SegmentationScores
+        public var variant: Variant
+        /// What two runs must share for their scores to be compared: the mask and its first prompt,
+        /// or the volume, class and instance of a 3D score.
+        public var key: ItemKey
+        public var caseID: Int64, modality: String, className: String, dataset: String, scores: SegmentationScores
+        public var id: Int64 { key.id }
+
+        public init(variant: Variant, key: ItemKey, caseID: Int64, modality: String, className: String, dataset: String, scores: SegmentationScores) {
+            self.variant = variant; self.key = key; self.caseID = caseID; self.modality = modality; self.className = className
+            self.dataset = dataset; self.scores = scores
+        }
+    }
+
+    public struct ItemKey: Hashable, Sendable {
+        /// The mask id, or the volume's source file id.
+        public var id: Int64
+        /// The first prompt's key (0 where a run predates prompt keys), or a 3D score's axis, class and instance.
+        public var detail: Int64
+        public init(id: Int64, detail: Int64) { self.id = id; self.detail = detail }
     }
 
     public func maskScores(run: Int64) throws -> [Scored] {
         let rows = try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT protocol, step, output, mask_id, dice, iou, nsd, hd95 FROM eval_masks WHERE run_id = ?", arguments: [run])
+            try Row.fetchAll(db, sql: "SELECT protocol, step, output, mask_id, dice, iou, nsd, hd95, prompt_key FROM eval_masks WHERE run_id = ?",
+                             arguments: [run])
         }
         let groups = try catalog.reportGroups(maskIDs: rows.map { $0["mask_id"] })
-        return rows.compactMap { r in groups[r["mask_id"]].map { Self.scored(r, id: r["mask_id"], $0) } }
+        return rows.compactMap { r in
+            groups[r["mask_id"]].map { Self.scored(r, key: ItemKey(id: r["mask_id"], detail: r["prompt_key"] ?? 0), $0) }
+        }
     }
 
     public func caseScores(run: Int64) throws -> [Scored] {
         let rows = try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT protocol, step, output, source_id, class_id, dice, iou, nsd, hd95 FROM eval_cases WHERE run_id = ?",
+            try Row.fetchAll(db, sql: "SELECT protocol, step, output, source_id, axis, class_id, instance, dice, iou, nsd, hd95 FROM eval_cases WHERE run_id = ?",
                              arguments: [run])
         }
         let groups = try catalog.reportGroups(sources: rows.map { (sourceID: $0["source_id"], classID: $0["class_id"]) })
-        return rows.compactMap { r in groups[r["source_id"]]?[r["class_id"]].map { Self.scored(r, id: r["source_id"], $0) } }
+        return rows.compactMap { r in
+            let part = Int64(bitPattern: StableHash.fnv1a("\(r["axis"] as String)/\(r["class_id"] as Int64)/\(r["instance"] as Int)"))
+            return groups[r["source_id"]]?[r["class_id"]].map { Self.scored(r, key: ItemKey(id: r["source_id"], detail: part), $0) }
+        }
     }
 
-    private static func scored(_ r: Row, id: Int64, _ g: ReportGroups) -> Scored {
-        Scored(variant: Variant(proto: r["protocol"], step: r["step"], output: r["output"]), id: id, modality: g.modality, className: g.className,
-               dataset: g.dataset, scores: SegmentationScores(dice: r["dice"], iou: r["iou"], nsd: r["nsd"], hd95: r["hd95"]))
+    private static func scored(_ r: Row, key: ItemKey, _ g: ReportGroups) -> Scored {
+        Scored(variant: Variant(proto: r["protocol"], step: r["step"], output: r["output"]), key: key, caseID: g.caseID, modality: g.modality,
+               className: g.className, dataset: g.dataset, scores: SegmentationScores(dice: r["dice"], iou: r["iou"], nsd: r["nsd"], hd95: r["hd95"]))
     }
 
     public func examples(run: Int64) throws -> [Example] {

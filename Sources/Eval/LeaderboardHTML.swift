@@ -1,161 +1,239 @@
 import Foundation
 
-/// The leaderboard as one self-contained HTML page: sortable tables, SVG charts per modality and
-/// per class, the click curve, and overlay thumbnails of each run's best and worst masks (inline
-/// PNG data), with no script or style fetched from anywhere.
+/// The leaderboard as an HTML page in the report folder: the comparison tables drawn in the page
+/// from data it carries, so that a reader switches level, protocol output, metric and grouping, and
+/// sorts by any column, without regenerating; the charts inline; thumbnails from `thumbs/`. It
+/// fetches nothing from anywhere else.
 extension LeaderboardReport {
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
-
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    /// The tables as compact JSON for the page's script: per row the group, counts, best run and
+    /// one array per run [mean, low, high, n, rank kept, Δ, Δ low, Δ high, p, p Holm] (or null).
+    func pageData() throws -> String {
+        func r(_ v: Double?) -> Any { v.map { ($0 * 10000).rounded() / 10000 } ?? NSNull() }
+        let data: [String: Any] = [
+            "runs": runs.map(\.name),
+            "baseline": runs.firstIndex { $0.name == baseline } ?? 0,
+            "primary": primaryVariant?.protocolLabel ?? "",
+            "tables": tables.map { t -> [String: Any] in
+                ["protocol": t.variant.protocolLabel, "output": t.variant.output, "level": t.level, "grouping": t.grouping.rawValue,
+                 "metric": t.metric.label, "columns": t.grouping.columns,
+                 "rows": t.rows.map { row -> [Any] in
+                     [row.group, row.cases, row.items, row.leftOut, row.best ?? NSNull(), row.cells.map { c -> Any in
+                         guard let c else { return NSNull() }
+                         let d = c.difference
+                         return [r(c.mean), r(c.low), r(c.high), c.n, r(c.rankKept), r(d?.mean), r(d?.low), r(d?.high), r(d?.p), r(d?.pHolm)]
+                     }]
+                 }]
+            },
+            "thumbs": thumbnails.map { [$0.group, $0.run, $0.kind, r($0.dice), thumbnailPath($0)] },
+        ]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: data, options: [.sortedKeys]), as: UTF8.self)
+        return json.replacingOccurrences(of: "</", with: "<\\/")
     }
 
-    public func html() -> String {
-        let runNames = runs.map(\.name)
-        func color(_ run: String) -> String { Self.palette[(runNames.firstIndex(of: run) ?? 0) % Self.palette.count] }
-        var body = "<h1>medcat leaderboard</h1>\n<p>Means over masks with 95&nbsp;% bootstrap intervals; NSD at \(Self.escape(tolerance)); HD95 in mm. "
-        body += "<i>first</i> is SAM's single-mask output, <i>oracle</i> the best of its three multimask outputs. Click a column to sort.</p>\n"
-        body += "<p>" + runNames.map { "<span class=key style=\"background:\(color($0))\"></span>\(Self.escape($0))" }.joined(separator: " &nbsp; ") + "</p>\n"
+    public func html() throws -> String {
+        var body = "<h1>medcat leaderboard</h1>\n<p>\(Self.escape(Self.intro)) NSD at \(Self.escape(tolerance)); HD95 in mm. "
+        body += "Reference run: <b>\(Self.escape(baseline))</b>. Click a column to sort.</p>\n"
+        body += "<h2>Runs</h2>\n<table class=sortable><thead><tr>"
+            + ["run", "model", "checkpoint", "data", "images", "masks", "protocols", "seconds"].enumerated().map { i, h in
+                [0, 1, 2, 3, 6].contains(i) ? "<th class=g>\(h)</th>" : "<th>\(h)</th>"
+            }.joined() + "</tr></thead><tbody>\n"
+        for r in runs {
+            let cells = [r.name, r.model, String(r.checkpointHash.prefix(12)), r.settings.dataDescription, "\(r.images)", "\(r.masks)",
+                         r.settings.protocols.map(\.rawValue).joined(separator: ", "), Self.number(r.seconds, 1)]
+            body += "<tr>" + cells.enumerated().map { i, s in
+                let cell = [0, 1, 2, 3, 6].contains(i) ? "<td class=g>" : "<td>"
+                return cell + (i == 0 ? "<span class=key style=\"background:\(color(r.name))\"></span>" : "") + "\(Self.escape(s))</td>"
+            }.joined() + "</tr>\n"
+        }
+        body += "</tbody></table>\n"
+        for n in notes { body += "<p class=note>\(Self.escape(n))</p>\n" }
+        body += """
+            <h2>Runs side by side</h2>
+            <div class=controls>
+            <label>level <select id=level></select></label>
+            <label>protocol <select id=protocol></select></label>
+            <label>output <select id=output></select></label>
+            <label>metric <select id=metric></select></label>
+            <label>rows <select id=grouping></select></label>
+            </div>
+            <div id=matrix></div>
+            <h3>Ranking stability</h3>
+            <p>Rank in the row, and how often the run keeps it over the case bootstrap's resamples.</p>
+            <div id=stability></div>
 
-        body += "<h2>Runs</h2>\n" + table(["run", "model", "checkpoint", "data", "images", "masks", "protocols", "seconds"], runs.map { r in
-            [.text(r.name), .text(r.model), .text(String(r.checkpointHash.prefix(12))), .text(r.settings.dataDescription), .number(Double(r.images), "\(r.images)"),
-             .number(Double(r.masks), "\(r.masks)"), .text(r.settings.protocols.map(\.rawValue).joined(separator: ", ")),
-             .number(r.seconds ?? 0, Self.number(r.seconds, 1))]
-        })
-        body += "<h2>Overall</h2>\n" + table(["protocol", "run", "Dice", "IoU", "NSD", "HD95", "class-mean Dice", "masks"],
-                                             ranked(level: "mask", kind: "overall").map { e, g in
-            [.text(e.variant.label), .text(e.run), metric(g.dice), metric(g.iou), metric(g.nsd), metric(g.hd95, 2), metric(g.classMeanDice),
-             .number(Double(g.count), "\(g.count)")]
-        })
-        if let p = primaryVariant {
-            for kind in ["modality", "class", "dataset"] {
-                let rows = ranked(level: "mask", kind: kind).filter { $0.0.variant == p }
-                body += "<h2>By \(kind) <small>(\(Self.escape(p.label)))</small></h2>\n"
-                if kind != "dataset" { body += barChart(rows.map { ($0.1.name, $0.0.run, $0.1.dice) }, color: color) }
-                body += table([kind, "run", "Dice", "IoU", "NSD", "HD95", "masks"], rows.map { e, g in
-                    [.text(g.name), .text(e.run), metric(g.dice), metric(g.iou), metric(g.nsd), metric(g.hd95, 2), .number(Double(g.count), "\(g.count)")]
-                })
+            """
+        let charts = charts()
+        if !charts.isEmpty {
+            body += "<h2>Charts</h2>\n"
+            for (path, svg) in charts {
+                body += "<figure class=chart>" + svg.replacingOccurrences(of: "<svg xmlns", with: "<svg class=\"chart\" xmlns")
+                    + "<figcaption><a href=\"\(path)\">\(path)</a></figcaption></figure>\n"
             }
         }
-        let cases = ranked(level: "case", kind: "class").filter { $0.0.variant.output == "first" }
-        if !cases.isEmpty {
-            body += "<h2>3D cases by class <small>(slices stacked per volume)</small></h2>\n"
-            body += table(["protocol", "class", "run", "Dice", "NSD", "HD95", "cases"], cases.map { e, g in
-                [.text(e.variant.label), .text(g.name), .text(e.run), metric(g.dice), metric(g.nsd), metric(g.hd95, 2), .number(Double(g.count), "\(g.count)")]
-            })
-        }
-        if !clicks.isEmpty { body += "<h2>Dice after each click</h2>\n" + clickChart(color: color) }
         if !thumbnails.isEmpty {
-            body += "<h2>Best and worst masks <small>(prediction red, truth outlined yellow)</small></h2>\n"
-            for run in runNames {
-                let mine = thumbnails.filter { $0.run == run }
-                guard !mine.isEmpty else { continue }
-                body += "<h3>\(Self.escape(run)) · \(Self.escape(mine[0].variant.label))</h3>\n<div class=thumbs>\n"
-                for t in mine.sorted(by: { ($0.kind, -$0.dice) < ($1.kind, -$1.dice) }) {
-                    body += "<figure><img alt=\"mask \(t.maskID)\" src=\"data:image/png;base64,\(t.png.base64EncodedString())\">"
-                    body += "<figcaption>\(t.kind) · Dice \(Self.number(t.dice)) · \(Self.escape(t.label)) · mask \(t.maskID)</figcaption></figure>\n"
-                }
-                body += "</div>\n"
-            }
+            body += """
+                <h2>Best, median and worst masks <small>(prediction red, truth outlined yellow)</small></h2>
+                <label>group <select id=thumbgroup></select></label>
+                <div id=thumbs class=thumbs></div>
+
+                """
         }
+        body += "<h2>Each run</h2>\n<table class=sortable><thead><tr>"
+            + ["protocol", "run", "Dice", "IoU", "NSD", "HD95", "class-mean Dice", "masks"].enumerated().map { i, h in
+                i < 2 ? "<th class=g>\(h)</th>" : "<th>\(h)</th>"
+            }.joined() + "</tr></thead><tbody>\n"
+        for e in entries where e.level == "mask" {
+            guard let g = e.groups.first(where: { $0.kind == "overall" }) else { continue }
+            let cells: [(Double?, String)] = [(nil, e.variant.label), (nil, e.run), (g.dice.mean, Self.withCI(g.dice)), (g.iou.mean, Self.withCI(g.iou)),
+                                              (g.nsd.mean, Self.withCI(g.nsd)), (g.hd95.mean, Self.withCI(g.hd95, 2)),
+                                              (g.classMeanDice.mean, Self.withCI(g.classMeanDice)), (Double(g.count), "\(g.count)")]
+            body += "<tr>" + cells.map { v, s in
+                "<td\(v == nil ? " class=g" : "") data-v=\"\(v.map { "\($0)" } ?? Self.escape(s))\">\(Self.escape(s))</td>"
+            }.joined() + "</tr>\n"
+        }
+        body += "</tbody></table>\n"
         return """
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><title>medcat leaderboard</title>
             <style>
-            body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-            table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}
-            th{cursor:pointer;background:#f4f4f4;user-select:none}th:hover{background:#e8e8e8}td:nth-child(-n+2){text-align:left}
-            .ci{color:#888;font-size:85%}.key{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}
-            .thumbs{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0;width:200px}figure img{width:200px;image-rendering:pixelated}
-            figcaption{font-size:12px;color:#555}small{color:#777;font-weight:normal}
+            body{font:14px/1.4 system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+            table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
+            th{cursor:pointer;background:#f4f4f4;user-select:none}th:hover{background:#e8e8e8}td.g,th.g{text-align:left}
+            #matrix,#stability{overflow-x:auto}.ci{color:#888;font-size:85%}.best{font-weight:bold}.up{color:#1a7f37}.down{color:#b42318}
+            .key{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:middle}.note{background:#fff8e1;padding:4px 8px}
+            .controls label{margin-right:1em}.thumbs{display:flex;flex-wrap:wrap;gap:10px}figure{margin:0}
+            .thumbs figure{width:200px}.thumbs img{width:200px;image-rendering:pixelated}figcaption{font-size:12px;color:#555}
+            small{color:#777;font-weight:normal}svg.chart{max-width:100%;height:auto}
             </style></head><body>
             \(body)
+            <script id=data type="application/json">\(try pageData())</script>
             <script>
-            document.querySelectorAll('table.sortable th').forEach(function (th, _) {
-              th.addEventListener('click', function () {
-                var table = th.closest('table'), tbody = table.tBodies[0], col = Array.prototype.indexOf.call(th.parentNode.children, th);
-                var down = th.dataset.dir !== 'down'; th.dataset.dir = down ? 'down' : 'up';
-                var rows = Array.prototype.slice.call(tbody.rows);
-                rows.sort(function (a, b) {
-                  var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-                  var nx = parseFloat(x), ny = parseFloat(y), r;
-                  if (!isNaN(nx) && !isNaN(ny)) r = nx - ny; else r = String(x).localeCompare(String(y));
-                  return down ? -r : r;
-                });
-                rows.forEach(function (r) { tbody.appendChild(r); });
-              });
-            });
+            \(Self.script)
             </script>
             </body></html>
 
             """
     }
 
-    enum Cell { case text(String), number(Double, String), html(Double?, String) }
-
-    func metric(_ m: MetricSummary, _ digits: Int = 3) -> Cell {
-        guard let mean = m.mean else { return .html(nil, "–") }
-        let ci = m.low.map { "<span class=ci> [\(Self.number($0, digits))–\(Self.number(m.high, digits))]</span>" } ?? ""
-        return .html(mean, Self.number(mean, digits) + ci)
-    }
-
-    func table(_ header: [String], _ rows: [[Cell]]) -> String {
-        var t = "<table class=sortable><thead><tr>" + header.map { "<th>\(Self.escape($0))</th>" }.joined() + "</tr></thead><tbody>\n"
-        for row in rows {
-            t += "<tr>" + row.map { cell in
-                switch cell {
-                case let .text(s): "<td data-v=\"\(Self.escape(s))\">\(Self.escape(s))</td>"
-                case let .number(v, s): "<td data-v=\"\(v)\">\(Self.escape(s))</td>"
-                case let .html(v, s): "<td data-v=\"\(v.map { "\($0)" } ?? "")\">\(s)</td>"
-                }
-            }.joined() + "</tr>\n"
-        }
-        return t + "</tbody></table>\n"
-    }
-
-    /// Horizontal Dice bars per group and run, with the bootstrap interval as a whisker.
-    func barChart(_ rows: [(group: String, run: String, dice: MetricSummary)], color: (String) -> String) -> String {
-        let groups = rows.map(\.group).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        let runsPerGroup = max(1, Set(rows.map(\.run)).count), bar = 12, gap = 8, left = 170, width = 420
-        let height = groups.count * (runsPerGroup * bar + gap) + 24
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(left + width + 60)\" height=\"\(height)\" font-size=\"11\">\n"
-        for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
-            let x = left + Int(tick * Double(width))
-            svg += "<line x1=\"\(x)\" y1=\"0\" x2=\"\(x)\" y2=\"\(height - 16)\" stroke=\"#ddd\"/><text x=\"\(x)\" y=\"\(height - 4)\" text-anchor=\"middle\">\(tick)</text>\n"
-        }
-        var y = 0
-        for g in groups {
-            let mine = rows.filter { $0.group == g }
-            svg += "<text x=\"\(left - 6)\" y=\"\(y + mine.count * bar / 2 + 4)\" text-anchor=\"end\">\(Self.escape(g))</text>\n"
-            for r in mine {
-                let w = Int((r.dice.mean ?? 0) * Double(width))
-                svg += "<rect x=\"\(left)\" y=\"\(y)\" width=\"\(w)\" height=\"\(bar - 2)\" fill=\"\(color(r.run))\"><title>\(Self.escape(r.run)): Dice \(Self.number(r.dice.mean))</title></rect>\n"
-                if let lo = r.dice.low, let hi = r.dice.high {
-                    let (a, b) = (left + Int(lo * Double(width)), left + Int(hi * Double(width)))
-                    svg += "<line x1=\"\(a)\" y1=\"\(y + bar / 2 - 1)\" x2=\"\(b)\" y2=\"\(y + bar / 2 - 1)\" stroke=\"#333\"/>\n"
-                }
-                y += bar
+    /// The page's behaviour: fills the selectors from the data, draws the chosen table, sorts on a
+    /// header click, and marks the page ready (`data-ready` on body) once the first table is drawn.
+    static let script = #"""
+        (function () {
+          'use strict';
+          var D = JSON.parse(document.getElementById('data').textContent);
+          var sel = {}; ['level', 'protocol', 'output', 'metric', 'grouping'].forEach(function (k) { sel[k] = document.getElementById(k); });
+          function fmt(v, d) { return v === null || v === undefined ? '' : v.toFixed(d === undefined ? 3 : d); }
+          function sgn(v) { return v === null ? '' : (v >= 0 ? '+' : '\u2212') + Math.abs(v).toFixed(3); }
+          function pv(p) { return p === null ? '\u2013' : (p < 0.001 ? '<0.001' : p.toFixed(3)); }
+          function esc(s) { return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;'); }
+          function uniq(a) { return a.filter(function (x, i) { return a.indexOf(x) === i; }); }
+          function options(el, values, keep) {
+            var old = el.value;
+            el.innerHTML = values.map(function (v) { return '<option>' + esc(v) + '</option>'; }).join('');
+            if (values.indexOf(old) >= 0) el.value = old; else if (keep && values.indexOf(keep) >= 0) el.value = keep;
+          }
+          function chosen() {
+            return D.tables.filter(function (t) {
+              return t.level === sel.level.value && t.protocol === sel.protocol.value && t.output === sel.output.value && t.metric === sel.metric.value &&
+                t.grouping === sel.grouping.value;
+            })[0];
+          }
+          function refill() {
+            var tabs = D.tables.filter(function (t) { return t.level === sel.level.value; });
+            options(sel.protocol, uniq(tabs.map(function (t) { return t.protocol; })), D.primary);
+            tabs = tabs.filter(function (t) { return t.protocol === sel.protocol.value; });
+            options(sel.output, uniq(tabs.map(function (t) { return t.output; })), 'first');
+            options(sel.metric, uniq(tabs.map(function (t) { return t.metric; })));
+            options(sel.grouping, uniq(tabs.map(function (t) { return t.grouping; })), 'modality · class');
+          }
+          function draw() {
+            var t = chosen(), m = document.getElementById('matrix'), s = document.getElementById('stability');
+            if (!t) { m.innerHTML = '<p>No results for this choice.</p>'; s.innerHTML = ''; return; }
+            var present = D.runs.map(function (_, r) { return t.rows.some(function (row) { return row[5][r] !== null; }); });
+            var runs = D.runs.map(function (n, r) { return r; }).filter(function (r) { return present[r]; });
+            var others = runs.filter(function (r) { return r !== D.baseline; });
+            var withRef = present[D.baseline];
+            var h = '<table class=sortable><thead><tr>' + t.columns.map(function (c) { return '<th class=g>' + esc(c) + '</th>'; }).join('') +
+              '<th>cases</th><th>' + (t.level === 'case' ? 'volumes' : 'masks') + '</th>' +
+              runs.map(function (r) { return '<th>' + esc(D.runs[r]) + (r === D.baseline ? ' (ref.)' : '') + '</th>'; }).join('') +
+              (withRef ? others.map(function (r) { return '<th>\u0394 ' + esc(D.runs[r]) + '</th><th>p</th>'; }).join('') : '') + '</tr></thead><tbody>';
+            t.rows.forEach(function (row) {
+              h += '<tr>' + row[0].map(function (g) { return '<td class=g data-v="' + esc(g) + '">' + esc(g) + '</td>'; }).join('') +
+                '<td data-v="' + row[1] + '">' + row[1] + '</td><td data-v="' + row[2] + '"' + (row[3] ? ' title="' + row[3] + ' left out: not scored alike by every run"' : '') + '>' + row[2] + (row[3] ? '*' : '') + '</td>';
+              runs.forEach(function (r) {
+                var c = row[5][r];
+                if (!c || c[0] === null) { h += '<td data-v=""></td>'; return; }
+                h += '<td data-v="' + c[0] + '"' + (row[4] === r ? ' class=best' : '') + '>' + fmt(c[0]) +
+                  (c[1] !== null ? '<span class=ci> [' + fmt(c[1]) + '\u2013' + fmt(c[2]) + ']</span>' : '') + '</td>';
+              });
+              if (withRef) others.forEach(function (r) {
+                var c = row[5][r];
+                if (!c || c[5] === null) { h += '<td data-v=""></td><td data-v=""></td>'; return; }
+                var cls = c[9] !== null && c[9] < 0.05 ? (c[5] > 0 ? ' class=up' : ' class=down') : '';
+                h += '<td data-v="' + c[5] + '"' + cls + '>' + sgn(c[5]) + (c[6] !== null ? '<span class=ci> [' + sgn(c[6]) + ', ' + sgn(c[7]) + ']</span>' : '') +
+                  '</td><td data-v="' + (c[9] === null ? '' : c[9]) + '">' + pv(c[9]) + '</td>';
+              });
+              h += '</tr>';
+            });
+            m.innerHTML = h + '</tbody></table>';
+            var stable = t.rows.filter(function (row) { return row[5].some(function (c) { return c && c[4] !== null; }); });
+            if (!stable.length) { s.innerHTML = '<p>Needs two or more runs and at least 5 cases in a row.</p>'; }
+            else {
+              var k = '<table class=sortable><thead><tr>' + t.columns.map(function (c) { return '<th class=g>' + esc(c) + '</th>'; }).join('') +
+                runs.map(function (r) { return '<th>' + esc(D.runs[r]) + '</th>'; }).join('') + '</tr></thead><tbody>';
+              stable.forEach(function (row) {
+                var means = runs.map(function (r) { var c = row[5][r]; return c && c[0] !== null ? c[0] : -Infinity; });
+                k += '<tr>' + row[0].map(function (g) { return '<td class=g data-v="' + esc(g) + '">' + esc(g) + '</td>'; }).join('');
+                runs.forEach(function (r, i) {
+                  var c = row[5][r];
+                  if (!c || c[4] === null) { k += '<td data-v=""></td>'; return; }
+                  var rank = 1 + means.filter(function (x) { return x > means[i]; }).length;
+                  k += '<td data-v="' + c[4] + '">' + rank + ' (' + Math.round(100 * c[4]) + ' %)</td>';
+                });
+                k += '</tr>';
+              });
+              s.innerHTML = k + '</tbody></table>';
             }
-            y += gap
-        }
-        return svg + "</svg>\n"
-    }
-
-    /// Mean Dice against the number of clicks, one line per run.
-    func clickChart(color: (String) -> String) -> String {
-        let n = clicks.map(\.dice.count).max() ?? 1, (w, h, left, bottom) = (420, 200, 40, 24)
-        func x(_ k: Int) -> Int { left + (n == 1 ? 0 : (k - 1) * w / (n - 1)) }
-        func y(_ d: Double) -> Int { Int(Double(h) * (1 - d)) + 6 }
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(left + w + 20)\" height=\"\(h + bottom + 10)\" font-size=\"11\">\n"
-        for tick in stride(from: 0.0, through: 1.0, by: 0.25) {
-            svg += "<line x1=\"\(left)\" y1=\"\(y(tick))\" x2=\"\(left + w)\" y2=\"\(y(tick))\" stroke=\"#ddd\"/><text x=\"\(left - 4)\" y=\"\(y(tick) + 4)\" text-anchor=\"end\">\(tick)</text>\n"
-        }
-        for k in 1...n { svg += "<text x=\"\(x(k))\" y=\"\(h + bottom)\" text-anchor=\"middle\">\(k)</text>\n" }
-        for c in clicks {
-            let pts = c.dice.enumerated().compactMap { k, d in d.map { "\(x(k + 1)),\(y($0))" } }
-            svg += "<polyline fill=\"none\" stroke=\"\(color(c.run))\" stroke-width=\"2\" points=\"\(pts.joined(separator: " "))\"><title>\(Self.escape(c.run))</title></polyline>\n"
-        }
-        return svg + "</svg>\n"
-    }
+          }
+          document.addEventListener('click', function (ev) {
+            var th = ev.target.closest && ev.target.closest('table.sortable th');
+            if (!th) return;
+            var table = th.closest('table'), tbody = table.tBodies[0], col = Array.prototype.indexOf.call(th.parentNode.children, th);
+            var down = th.dataset.dir !== 'down'; th.dataset.dir = down ? 'down' : 'up';
+            var rows = Array.prototype.slice.call(tbody.rows);
+            rows.sort(function (a, b) {
+              var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
+              if (x === undefined) x = a.cells[col].textContent;
+              if (y === undefined) y = b.cells[col].textContent;
+              var nx = parseFloat(x), ny = parseFloat(y), r;
+              if (x === '' || y === '') r = (x === '') - (y === '');
+              else if (!isNaN(nx) && !isNaN(ny)) r = down ? ny - nx : nx - ny;
+              else r = down ? String(y).localeCompare(String(x)) : String(x).localeCompare(String(y));
+              return r;
+            });
+            rows.forEach(function (r) { tbody.appendChild(r); });
+          });
+          options(sel.level, uniq(D.tables.map(function (t) { return t.level; })), 'mask');
+          refill();
+          sel.level.addEventListener('change', function () { refill(); draw(); });
+          sel.protocol.addEventListener('change', function () { refill(); draw(); });
+          sel.output.addEventListener('change', draw);
+          sel.metric.addEventListener('change', draw);
+          sel.grouping.addEventListener('change', draw);
+          draw();
+          var tg = document.getElementById('thumbgroup');
+          if (tg) {
+            options(tg, uniq(D.thumbs.map(function (t) { return t[0]; })).sort());
+            var showThumbs = function () {
+              document.getElementById('thumbs').innerHTML = D.thumbs.filter(function (t) { return t[0] === tg.value; }).map(function (t) {
+                return '<figure><img loading=lazy alt="' + esc(t[2]) + '" src="' + esc(t[4]) + '"><figcaption>' + esc(t[1]) + ' · ' + esc(t[2]) +
+                  ' · Dice ' + fmt(t[3]) + '</figcaption></figure>';
+              }).join('');
+            };
+            tg.addEventListener('change', showThumbs);
+            showThumbs();
+          }
+          document.body.dataset.ready = String(Math.round(performance.now()));
+        })();
+        """#
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import XCTest
 
 @testable import TestSupport
@@ -55,9 +56,10 @@ final class RealDataEvalCLITests: BinaryTestCase {
         XCTAssertEqual(mean(box, "hd95"), mean(replayed["box@0·first"], "hd95"))
         // High-contrast boxes: LiteMedSAM with a box prompt segments them well.
         XCTAssertGreaterThan(try XCTUnwrap(mean(box, "dice")), 0.85)
+        // One patient: 13 masks, one case, too few cases for an interval.
         let dice = try XCTUnwrap(box["dice"] as? [String: Any])
-        XCTAssertLessThanOrEqual(dice["low"] as! Double, dice["mean"] as! Double)
-        XCTAssertGreaterThanOrEqual(dice["high"] as! Double, dice["mean"] as! Double)
+        XCTAssertEqual(dice["cases"] as? Int, 1)
+        XCTAssertNil(dice["low"]); XCTAssertNil(dice["high"])
         XCTAssertNotNil(zero["points3@0·oracle"])
         XCTAssertNotNil(zero["clicks@3·first"])
         XCTAssertNil(zero["clicks@2·first"], "only the final click is a leaderboard entry")
@@ -69,21 +71,62 @@ final class RealDataEvalCLITests: BinaryTestCase {
         let cases = overall(report, run: "zero-shot", level: "case", kind: "class")
         XCTAssertEqual(cases["box@0·first/kidney"]?["count"] as? Int, 1)
         XCTAssertGreaterThan(try XCTUnwrap(mean(cases["box@0·first/kidney"], "dice")), 0.85)
-        let curves = try XCTUnwrap(report["clicks"] as? [[String: Any]])
-        XCTAssertEqual((curves.first?["dice"] as? [Any])?.count, 3)
+        // Curves per modality: Dice after 3 points, and after each of 3 clicks.
+        let curves = try XCTUnwrap(report["curves"] as? [[String: Any]])
+        let clicks = try XCTUnwrap(curves.first { $0["run"] as? String == "zero-shot" && $0["kind"] as? String == "clicks" })
+        XCTAssertEqual(clicks["modality"] as? String, "ct"); XCTAssertEqual(clicks["x"] as? [Int], [1, 2, 3])
+        XCTAssertEqual((clicks["dice"] as? [Any])?.count, 3)
+        XCTAssertEqual(curves.first { $0["kind"] as? String == "points" }?["x"] as? [Int], [3])
 
-        // The other formats, self-contained and free of file paths.
-        let html = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.html"), encoding: .utf8)
-        for needle in ["<table class=sortable>", "<svg", "data:image/png;base64,", "kidney_tumor", "zero-shot", "<script>"] {
+        // The runs side by side: the replayed run saw the same prompts, so every mask is compared
+        // and every difference is zero (nothing to test).
+        let tables = try XCTUnwrap(report["tables"] as? [[String: Any]])
+        let matrix = try XCTUnwrap(tables.first {
+            ($0["variant"] as? [String: Any])?["proto"] as? String == "box" && ($0["variant"] as? [String: Any])?["output"] as? String == "first"
+                && $0["level"] as? String == "mask" && $0["grouping"] as? String == "modality · class" && $0["metric"] as? String == "dice"
+        })
+        XCTAssertEqual(matrix["runs"] as? [String], ["zero-shot", "replayed"])
+        let rows = try XCTUnwrap(matrix["rows"] as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["group"] as? [String] }, [["ct", "kidney"], ["ct", "kidney_tumor"]])
+        XCTAssertEqual(rows.map { $0["items"] as? Int }, [8, 5]); XCTAssertEqual(rows.map { $0["left_out"] as? Int }, [0, 0])
+        for row in rows {
+            let cells = try XCTUnwrap(row["cells"] as? [[String: Any]])
+            let difference = try XCTUnwrap(cells[1]["difference"] as? [String: Any])
+            XCTAssertEqual(try XCTUnwrap(difference["mean"] as? Double), 0, accuracy: 1e-12)
+            XCTAssertNil(difference["p"])
+        }
+
+        // The other formats: the page and the Markdown show the same charts and thumbnails, files
+        // in the report folder; nothing is fetched from elsewhere and no file path is written.
+        let folder = dir.appendingPathComponent("report")
+        let html = try String(contentsOf: folder.appendingPathComponent("leaderboard.html"), encoding: .utf8)
+        for needle in ["<table class=sortable>", "<svg", "id=thumbgroup", "kidney_tumor", "zero-shot", "<script>", "id=protocol", "id=output", "id=metric"] {
             XCTAssertTrue(html.contains(needle), "HTML lacks \(needle)")
         }
         XCTAssertFalse(html.contains("src=\"http") || html.contains("<link"), "the page fetches nothing")
         XCTAssertFalse(html.contains(dir.path))
-        let md = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.md"), encoding: .utf8)
+        let md = try String(contentsOf: folder.appendingPathComponent("leaderboard.md"), encoding: .utf8)
         XCTAssertTrue(md.contains("| box · first | zero-shot |"), md)
-        let csv = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.csv"), encoding: .utf8)
-        XCTAssertTrue(csv.hasPrefix("run,model,protocol,step,output,level,group_kind,group,count,metric,mean,ci_low,ci_high,n,undefined\n"))
+        XCTAssertTrue(md.contains("| ct | kidney | 1 | 8 |"), md)
+        let charts = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("charts").path).sorted()
+        XCTAssertEqual(charts, ["box-vs-points.svg", "curves-ct.svg", "dice-box-first.svg"])
+        for chart in charts {
+            XCTAssertTrue(md.contains("(charts/\(chart))"), "the Markdown shows \(chart)")
+            XCTAssertTrue(try String(contentsOf: folder.appendingPathComponent("charts/\(chart)"), encoding: .utf8).hasPrefix("<svg xmlns="))
+        }
+        let thumbs = try XCTUnwrap(FileManager.default.enumerator(atPath: folder.appendingPathComponent("thumbs").path)?.allObjects as? [String])
+            .filter { $0.hasSuffix(".png") }
+        // Two runs × two classes × best, median and worst.
+        XCTAssertEqual(thumbs.count, 12, "\(thumbs)")
+        for t in thumbs {
+            XCTAssertTrue(md.contains("(thumbs/\(t))"), "the Markdown shows \(t)")
+            XCTAssertEqual(try Raster.decode(Data(contentsOf: folder.appendingPathComponent("thumbs/\(t)")), format: .png).components, 3)
+        }
+        let csv = try String(contentsOf: folder.appendingPathComponent("leaderboard.csv"), encoding: .utf8)
+        XCTAssertTrue(csv.hasPrefix("run,model,protocol,step,output,level,group_kind,group,count,metric,mean,ci_low,ci_high,n,cases,undefined\n"))
         XCTAssertTrue(csv.contains("zero-shot,lite_medsam.pth,box,0,first,mask,overall,all,13,dice,"), csv)
+        let comparison = try String(contentsOf: folder.appendingPathComponent("comparison.csv"), encoding: .utf8)
+        XCTAssertTrue(comparison.contains("mask,box,0,first,modality · class,ct · kidney,dice,replayed,zero-shot,1,8,0,"), comparison)
 
         // A name in use needs --replace.
         let (_, taken) = try medcat(["eval", "--checkpoint", weights, "--name", "replayed", "--protocol", "box"] + all, expect: 1)

@@ -62,7 +62,7 @@ final class EvalStoreTests: TemporaryDirectoryTestCase {
         let store = try EvalStore(catalog: Catalog(path: path))
         XCTAssertEqual(try store.runs().map(\.name), ["old"])
         let applied = try DatabaseQueue(path: path).read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier") }
-        XCTAssertEqual(applied, ["eval_v1_runs_scores_examples", "v1_catalog", "v3_blob_hashes_unindexed", "v4_mask_lists",
+        XCTAssertEqual(applied, ["eval_v1_runs_scores_examples", "eval_v2_prompt_keys", "v1_catalog", "v3_blob_hashes_unindexed", "v4_mask_lists",
                                  "v5_unmapped_classes_and_official_splits"])
     }
 }

@@ -194,6 +194,10 @@ final class DatasetsAsTheyComeTests: TemporaryDirectoryTestCase {
         let dup = try XCTUnwrap(try c.stats().duplicates)
         XCTAssertEqual(dup.sharedImages, 8)
         XCTAssertEqual(dup.crossDataset, [DuplicateReport.Pair(datasets: ["dataset700_kidney", "kits19"], images: 8)])
+        // For the leaderboard's statistics the two cases are one unit, named by the first of them.
+        let groups = try c.caseGroups()
+        XCTAssertEqual(groups.count, 2); XCTAssertEqual(Set(groups.values).count, 1)
+        XCTAssertEqual(groups.values.first, groups.keys.min())
         // A re-split keeps the group together.
         try c.resplit(SplitPolicy(train: 1, val: 0, test: 0, seed: 3))
         XCTAssertEqual(try c.count(Selection(datasets: ["kits19"], splits: [.test])), 13)
