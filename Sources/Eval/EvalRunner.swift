@@ -133,6 +133,9 @@ public final class EvalRunner: @unchecked Sendable {
         var rows: [EvalStore.MaskScore] = []
         var slices = truths.map { Slice(truth: $0.pixels, predictions: [:]) }
         var used: [EvalProtocol: [Prompt]] = [:]
+        // Protocols that start from the same prompts (clicks starts as points1) share the first
+        // decode: the same batch gives the same outputs.
+        var firstSteps: [(prompts: [Prompt], decoded: Decoded)] = []
         let spacing = [image.spacing[0], image.spacing[1], 1]
 
         // Interior points cost a distance transform each: computed once per mask, for all protocols.
@@ -162,10 +165,17 @@ public final class EvalRunner: @unchecked Sendable {
                         else { active[k] = false }  // exact: nothing left to correct
                     }
                 }
-                let (logits, iou) = try withoutGrad { try decode(prompts, prepared: prepared, embedding: embedding, maskInput: lowRes) }
-                lowRes = try logits.lowRes.narrow(1, 0, 1)
-                let outputs = try logits.full.gt(0).to(.u8, device: .cpu).values(as: UInt8.self)  // B×4×h×w
-                let predicted = try iou.to(.f32, device: .cpu).floats()
+                let decoded: Decoded
+                if lowRes == nil, let same = firstSteps.first(where: { $0.prompts == prompts }) {
+                    decoded = same.decoded
+                } else {
+                    let (logits, iou) = try withoutGrad { try decode(prompts, prepared: prepared, embedding: embedding, maskInput: lowRes) }
+                    decoded = Decoded(lowRes: logits.lowRes, outputs: try logits.full.gt(0).to(.u8, device: .cpu).values(as: UInt8.self),
+                                      predicted: try iou.to(.f32, device: .cpu).floats())
+                    if lowRes == nil { firstSteps.append((prompts, decoded)) }
+                }
+                lowRes = try decoded.lowRes.narrow(1, 0, 1)
+                let (outputs, predicted) = (decoded.outputs, decoded.predicted)
                 var stepRows: [EvalStore.MaskScore] = []
                 for k in truths.indices {
                     if step > 1 && !active[k] {  // the prediction was already exact: it stands for this step too
@@ -200,6 +210,10 @@ public final class EvalRunner: @unchecked Sendable {
         for k in slices.indices { slices[k].predictions = slices[k].predictions.filter { isFinal($0.key) } }
         return Evaluated(rows: rows, slices: slices, prompts: used)
     }
+
+    /// A decoded batch: low-res logits B×4×4G×4G, the thresholded outputs at the image size B×4×H×W
+    /// and the IoU predictions B×4.
+    struct Decoded { var lowRes: Tensor; var outputs: [UInt8]; var predicted: [Float] }
 
     /// Decodes a batch of prompts (one per mask) against one image: all four outputs, as low-res
     /// logits B×4×4G×4G and upsampled to the image B×4×H×W, with their IoU predictions B×4.
