@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The Python side of the evaluation benchmarks (MONAI 1.4 metrics, LiteMedSAM in PyTorch):
     eval_peer.py metrics N                         Dice, IoU, NSD (2 mm), HD95 of N 256×256 mask pairs
-    eval_peer.py lite-eval SA_MED2D_DIR N WEIGHTS  box-prompt evaluation of the first N images of a
-                                                   `medcat export --format sa-med2d` folder
+    eval_peer.py lite-eval SA_MED2D_DIR N WEIGHTS [THREADS]
+                                                   box-prompt evaluation of the first N images of a
+                                                   `medcat export --format sa-med2d` folder, on THREADS
+                                                   torch threads (default: torch's, all cores)
 Both print one JSON line. lite-eval does what `medcat eval --protocol box` does per image: encode
 once, decode every mask's tight box (single and multimask outputs), threshold at the image size,
 and score the first output and the best of the three with the four metrics.
@@ -60,6 +62,8 @@ elif mode == "lite-eval":
     from PIL import Image
     from reference_models import build_lite_medsam
     folder, count, weights = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    if len(sys.argv) > 5:
+        torch.set_num_threads(int(sys.argv[5]))
     index = {}
     for f in glob.glob(os.path.join(folder, "image2label_*.json")):
         index.update(json.load(open(f)))

@@ -4,7 +4,8 @@
 #   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
 #   BENCH_PARTS     which sections run (default "ingest catalog sam eval train")
 #   BENCH_EVAL_IMAGES  images of the evaluation benchmark (default 24)
-#   BENCH_THREADS   libtorch threads for the SAM section, both sides (default: all cores)
+#   BENCH_THREADS   libtorch threads in all for the SAM, evaluation and training sections, both sides (default: all cores)
+#   BENCH_EVAL_WORKERS  medcat eval --workers of the evaluation benchmark (default: BENCH_THREADS, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 medcat=${1:-.build/release/medcat}
@@ -148,21 +149,35 @@ if want eval; then
 pyref
 eval_catalog
 n=${BENCH_EVAL_IMAGES:-24}
-echo "== evaluation: LiteMedSAM, box prompt, CPU, first $n images of Colin27 + AAL (MR, 116 regions)"
-me=$("$medcat" eval --catalog "$cat" --checkpoint .deps/data/lite_medsam.pth --protocol box --limit "$n" --name bench 2>/dev/null)
-pe=$(PYTHONPATH=.deps/pymetrics:.deps/pyref:.deps/py python3 bench/eval_peer.py lite-eval "$out/eval/sa-med2d" "$n" .deps/data/lite_medsam.pth)
+threads=${BENCH_THREADS:-$(nproc)}
+workers=${BENCH_EVAL_WORKERS:-$threads}
+echo "== evaluation: LiteMedSAM, box prompt, CPU, $threads threads in all on each side, first $n images of Colin27 + AAL (MR, 116 regions)"
+eval_medcat() { "$medcat" eval --catalog "$cat" --checkpoint .deps/data/lite_medsam.pth --protocol box --limit "$n" --workers "$1" --threads "$threads" --name "bench-w$1" 2>/dev/null; }
+me1=$(eval_medcat 1)
+pe=$(PYTHONPATH=.deps/pymetrics:.deps/pyref:.deps/py python3 bench/eval_peer.py lite-eval "$out/eval/sa-med2d" "$n" .deps/data/lite_medsam.pth "$threads")
+men=$(eval_medcat "$workers")
+# The peer again with the allocator settings medcat sets for itself (mallopt in mc_keep_freed_memory).
+ph=$(GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647:glibc.malloc.arena_max=1 \
+    PYTHONPATH=.deps/pymetrics:.deps/pyref:.deps/py python3 bench/eval_peer.py lite-eval "$out/eval/sa-med2d" "$n" .deps/data/lite_medsam.pth "$threads")
 mm=$("$(dirname "$medcat")/medcat-eval-bench" metrics 200)
 pm=$(PYTHONPATH=.deps/pymetrics:.deps/pyref python3 bench/eval_peer.py metrics 200)
-python3 - "$me" "$pe" "$mm" "$pm" <<'PY'
+python3 - "$me1" "$men" "$pe" "$mm" "$pm" "$workers" "$threads" "$ph" <<'PY'
 import json, re, sys
-m = re.search(r"(\d+) images, (\d+) masks in ([\d.]+) s", sys.argv[1])
-images, masks, seconds = int(m[1]), int(m[2]), float(m[3])
-dice = float(re.search(r"box · first +\d+ +([\d.]+)", sys.argv[1])[1])
-p = json.loads(sys.argv[2])
-print(f"eval (box, first + oracle outputs, 4 metrics): medcat {images / seconds:.2f} images/s ({masks} masks)"
-      f" vs python+MONAI {p['images_per_s']:.2f} images/s ({p['masks']} masks)  ratio {images / seconds / p['images_per_s']:.2f}x")
-print(f"same work: box first-output Dice medcat {dice:.3f}, python {p['box_first_dice']:.3f} (python sees the padded 256 px grid)")
-mm, pm = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+def rate(text):
+    m = re.search(r"(\d+) images, (\d+) masks in ([\d.]+) s", text)
+    return int(m[1]) / float(m[3]), int(m[2]), float(re.search(r"box · first +\d+ +([\d.]+)", text)[1])
+(r1, masks, dice), (rn, _, dice_n) = rate(sys.argv[1]), rate(sys.argv[2])
+p, workers, threads = json.loads(sys.argv[3]), int(sys.argv[6]), int(sys.argv[7])
+print(f"eval (box, first + oracle outputs, 4 metrics), {threads} threads on each side: python+MONAI {p['images_per_s']:.2f} images/s ({p['masks']} masks,"
+      f" {p['threads']} torch threads)")
+print(f"  medcat --workers 1: {r1:.2f} images/s ({masks} masks)  ratio {r1 / p['images_per_s']:.2f}x")
+print(f"  medcat --workers {workers} ({max(1, threads // workers)} thread(s) each): {rn:.2f} images/s  ratio {rn / p['images_per_s']:.2f}x (goal >= 1.5x)")
+ph = json.loads(sys.argv[8])["images_per_s"]
+print(f"  python+MONAI with medcat's allocator settings (GLIBC_TUNABLES: no mmap, no trimming, one arena): {ph:.2f} images/s;"
+      f" medcat --workers 1 {r1 / ph:.2f}x, --workers {workers} {rn / ph:.2f}x")
+print(f"same work: box first-output Dice medcat {dice:.3f} ({dice_n:.3f} with {workers} workers), python {p['box_first_dice']:.3f}"
+      f" (python sees the padded 256 px grid)")
+mm, pm = json.loads(sys.argv[4]), json.loads(sys.argv[5])
 print(f"metrics per 256x256 mask (Dice, IoU, NSD, HD95): medcat {mm['ms_per_mask']:.2f} ms vs MONAI {pm['ms_per_mask']:.2f} ms"
       f"  ratio {pm['ms_per_mask'] / mm['ms_per_mask']:.1f}x faster")
 worst = max(abs(mm[k] - pm[k]) for k in ("dice", "iou", "nsd", "hd95"))

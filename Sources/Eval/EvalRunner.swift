@@ -6,7 +6,8 @@ import Torch
 
 /// Runs a SAM model over a catalog selection under the settings' prompt protocols and records
 /// every score in the catalog. One image is embedded once; all its masks are decoded as one batch.
-public final class EvalRunner {
+/// Images are evaluated on `workers` threads and recorded in catalog order.
+public final class EvalRunner: @unchecked Sendable {
     public let sam: Sam
     public let settings: EvalSettings
     let store: EvalStore
@@ -17,11 +18,15 @@ public final class EvalRunner {
     public private(set) var used: [EvalProtocol: PromptFile] = [:]
     var classIDs: [String: Int64] = [:]
     let jitter: BoxJitter
+    /// Images evaluated at once, each on its own thread with its share of `threads`.
+    let workers: Int
+    /// libtorch threads in all; nil: libtorch's own count (all cores).
+    let threads: Int?
 
     public struct Summary: Sendable { public var run: Int64, images: Int, masks: Int, seconds: Double }
 
-    public init(sam: Sam, catalog: Catalog, settings: EvalSettings, replay: [PromptFile] = []) throws {
-        self.sam = sam; self.settings = settings
+    public init(sam: Sam, catalog: Catalog, settings: EvalSettings, replay: [PromptFile] = [], workers: Int = 1, threads: Int? = nil) throws {
+        self.sam = sam; self.settings = settings; self.workers = max(1, workers); self.threads = threads
         jitter = try BoxJitter.parse(settings.boxJitter)
         store = try EvalStore(catalog: catalog)
         reader = SampleReader(catalog: catalog)
@@ -39,6 +44,9 @@ public final class EvalRunner {
     /// The predictions and truth of one mask kept until its volume is complete (3D scores).
     struct Slice { var truth: [UInt8]; var predictions: [EvalStore.Variant: [UInt8]] }
     struct CaseKey: Hashable { var axis: String, className: String, instance: Int }
+    /// One image's results: its score rows, each mask's slice and the initial prompts used (by
+    /// protocol, one per mask).
+    struct Evaluated { var rows: [EvalStore.MaskScore]; var slices: [Slice]; var prompts: [EvalProtocol: [Prompt]] }
 
     public func run(name: String, model: String, checkpointHash: String, replace: Bool = false,
                     progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
@@ -68,12 +76,16 @@ public final class EvalRunner {
             try store.record(run: runID, masks: [], cases: rows)
         }
 
-        try reader.forEach(settings.selection, limit: settings.limit) { image in
+        func record(_ image: SampleReader.Image, _ evaluated: Evaluated) throws {
             if volume?.source != image.sourceID {
                 try flushVolume()
                 volume = (image.sourceID, 0, image.spacing, (image.contentWidth, image.contentHeight), [:])
             }
-            var (rows, perMask) = try evaluate(image)
+            var rows = evaluated.rows
+            let perMask = evaluated.slices
+            for (proto, prompts) in evaluated.prompts {
+                for (k, m) in image.masks.enumerated() { used[proto]!.prompts[Int(m.id)] = prompts[k] }
+            }
             for i in rows.indices {
                 rows[i].promptKey = EvalProtocol(rawValue: rows[i].variant.proto).flatMap { used[$0]?.prompts[Int(rows[i].maskID)]?.stableKey }
             }
@@ -92,6 +104,19 @@ public final class EvalRunner {
             images += 1; masks += image.masks.count
             progress?(images, masks)
         }
+
+        // libtorch's thread count is the calling thread's: each worker sets its share. Results are
+        // the same for any number of workers at the same threads per worker; a different thread
+        // count rounds libtorch's convolutions differently (predicted IoU moves by about 1e-6).
+        let perWorker = max(1, (threads ?? Runtime.threads) / workers)
+        let pool = OrderedWorkers<SampleReader.Image, Evaluated>(workers: workers, window: 2 * workers,
+                                                                 setUp: { Runtime.threads = perWorker }) { [self] in try evaluate($0) }
+        defer { pool.stop() }
+        try reader.forEach(settings.selection, limit: settings.limit) { image in
+            pool.submit(image)
+            while pool.inFlight >= pool.window { let (image, evaluated) = try pool.next(); try record(image, evaluated) }
+        }
+        while pool.inFlight > 0 { let (image, evaluated) = try pool.next(); try record(image, evaluated) }
         try flushVolume()
         let seconds = Date().timeIntervalSince(start)
         try store.finish(run: runID, images: images, masks: masks, seconds: seconds, examples: examples.all)
@@ -106,8 +131,9 @@ public final class EvalRunner {
         return EvalStore.Variant(proto: p.rawValue, step: settings.steps(p).last ?? 0, output: "first")
     }
 
-    /// Scores every mask of one image under every protocol.
-    func evaluate(_ image: SampleReader.Image) throws -> ([EvalStore.MaskScore], [Slice]) {
+    /// Scores every mask of one image under every protocol. Runs on the worker threads: it reads the
+    /// runner's settings and nothing it writes.
+    func evaluate(_ image: SampleReader.Image) throws -> Evaluated {
         let (w, h, c) = (image.contentWidth, image.contentHeight, image.channels)
         let pixels = try reader.contentPixels(image).map(Float.init)
         let truths = try image.masks.map { BinaryMask(width: w, height: h, pixels: try reader.contentMask($0, of: image)) }
@@ -116,6 +142,10 @@ public final class EvalRunner {
         let embedding = try withoutGrad { try sam.embed(prepared.tensor) }
         var rows: [EvalStore.MaskScore] = []
         var slices = truths.map { Slice(truth: $0.pixels, predictions: [:]) }
+        var used: [EvalProtocol: [Prompt]] = [:]
+        // Protocols that start from the same prompts (clicks starts as points1) share the first
+        // decode: the same batch gives the same outputs.
+        var firstSteps: [(prompts: [Prompt], decoded: Decoded)] = []
         let spacing = [image.spacing[0], image.spacing[1], 1]
 
         // Interior points cost a distance transform each: computed once per mask, for all protocols.
@@ -133,7 +163,7 @@ public final class EvalRunner {
                     return interior[k]!
                 }
             }
-            for (k, m) in image.masks.enumerated() { used[proto]!.prompts[Int(m.id)] = prompts[k] }
+            used[proto] = prompts
             var lowRes: Tensor?
             var current: [BinaryMask] = truths
             var active = [Bool](repeating: true, count: truths.count)
@@ -145,10 +175,17 @@ public final class EvalRunner {
                         else { active[k] = false }  // exact: nothing left to correct
                     }
                 }
-                let (logits, iou) = try withoutGrad { try decode(prompts, prepared: prepared, embedding: embedding, maskInput: lowRes) }
-                lowRes = try logits.lowRes.narrow(1, 0, 1)
-                let outputs = try logits.full.gt(0).to(.u8, device: .cpu).values(as: UInt8.self)  // B×4×h×w
-                let predicted = try iou.to(.f32, device: .cpu).floats()
+                let decoded: Decoded
+                if lowRes == nil, let same = firstSteps.first(where: { $0.prompts == prompts }) {
+                    decoded = same.decoded
+                } else {
+                    let (logits, iou) = try withoutGrad { try decode(prompts, prepared: prepared, embedding: embedding, maskInput: lowRes) }
+                    decoded = Decoded(lowRes: logits.lowRes, outputs: try logits.full.gt(0).to(.u8, device: .cpu).values(as: UInt8.self),
+                                      predicted: try iou.to(.f32, device: .cpu).floats())
+                    if lowRes == nil { firstSteps.append((prompts, decoded)) }
+                }
+                lowRes = try decoded.lowRes.narrow(1, 0, 1)
+                let (outputs, predicted) = (decoded.outputs, decoded.predicted)
                 var stepRows: [EvalStore.MaskScore] = []
                 for k in truths.indices {
                     if step > 1 && !active[k] {  // the prediction was already exact: it stands for this step too
@@ -181,8 +218,12 @@ public final class EvalRunner {
         }
         // Volumes and thumbnails need only each protocol's final output.
         for k in slices.indices { slices[k].predictions = slices[k].predictions.filter { isFinal($0.key) } }
-        return (rows, slices)
+        return Evaluated(rows: rows, slices: slices, prompts: used)
     }
+
+    /// A decoded batch: low-res logits B×4×4G×4G, the thresholded outputs at the image size B×4×H×W
+    /// and the IoU predictions B×4.
+    struct Decoded { var lowRes: Tensor; var outputs: [UInt8]; var predicted: [Float] }
 
     /// Decodes a batch of prompts (one per mask) against one image: all four outputs, as low-res
     /// logits B×4×4G×4G and upsampled to the image B×4×H×W, with their IoU predictions B×4.

@@ -10,6 +10,8 @@ final class EvalCLITests: BinaryTestCase {
             (["eval", "--checkpoint", "x.pth", "--protocol", "lasso"], "The value 'lasso' is invalid for '--protocol <protocol>'"),
             (["eval", "--checkpoint", "x.pth", "--box-jitter", "lots"], "--box-jitter must be"),
             (["eval", "--checkpoint", "x.pth", "--clicks", "0"], "--clicks must be at least 1"),
+            (["eval", "--checkpoint", "x.pth", "--workers", "0"], "--workers must be at least 1"),
+            (["eval", "--checkpoint", "x.pth", "--threads", "0"], "--threads must be at least 1"),
             (["eval", "--checkpoint", "x.pth", "--split", "holdout"], "The value 'holdout' is invalid for '--split <split>'"),
             (["leaderboard", "--bootstrap=-1"], "--bootstrap must be 0 or more"),
         ])

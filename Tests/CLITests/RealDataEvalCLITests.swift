@@ -132,4 +132,43 @@ final class RealDataEvalCLITests: BinaryTestCase {
         let (_, taken) = try medcat(["eval", "--checkpoint", weights, "--name", "replayed", "--protocol", "box"] + all, expect: 1)
         XCTAssertTrue(taken.contains("an evaluation named 'replayed' exists"), taken)
     }
+
+    /// Two workers record what one records, row for row, when each has the libtorch threads the
+    /// one had (a different thread count rounds libtorch's convolutions differently).
+    func testTwoWorkersRecordWhatOneRecords() throws {
+        let weights = try PackageFiles.realData("lite_medsam.pth").path
+        try Self.kits(1, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try medcat(["ingest", "raw"])
+        let settings = ["--checkpoint", weights, "--split", "train", "--split", "val", "--split", "test",
+                        "--protocol", "box", "--protocol", "points1", "--protocol", "clicks", "--clicks", "3"]
+        try medcat(["eval", "--name", "one", "--workers", "1", "--threads", "1", "--save-prompts", "one.json"] + settings)
+        try medcat(["eval", "--name", "two", "--workers", "2", "--threads", "2", "--save-prompts", "two.json"] + settings)
+
+        // Every row of each run, read by Python's sqlite3 (floats as repr, which round-trips).
+        let dump = """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            for table, columns in [("eval_masks", "protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou"),
+                                   ("eval_cases", "protocol, step, output, source_id, axis, class_id, instance, slices, dice, iou, nsd, hd95"),
+                                   ("eval_examples", "protocol, step, output, kind, mask_id, dice, width, height, prediction")]:
+                rows = db.execute(f"SELECT {columns} FROM {table} WHERE run_id = (SELECT id FROM eval_runs WHERE name = ?) ORDER BY {columns}",
+                                  (sys.argv[2],)).fetchall()
+                print(table, len(rows), repr(rows))
+            """
+        let rows = try ["one", "two"].map { name in
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", dump, dir.appendingPathComponent("medcat.sqlite").path, name]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0)
+            return text.split(separator: "\n").map(String.init)
+        }
+        XCTAssertEqual(rows[0].map { $0.split(separator: " ").prefix(2).joined(separator: " ") }, ["eval_masks 130", "eval_cases 12", "eval_examples 15"])
+        XCTAssertEqual(rows[0], rows[1])
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("one.json")), try Data(contentsOf: dir.appendingPathComponent("two.json")))
+    }
 }
