@@ -148,7 +148,7 @@ final class RealDataEvalCLITests: BinaryTestCase {
         let dump = """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
-            for table, columns in [("eval_masks", "protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou"),
+            for table, columns in [("eval_masks", "protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou, prompt_key"),
                                    ("eval_cases", "protocol, step, output, source_id, axis, class_id, instance, slices, dice, iou, nsd, hd95"),
                                    ("eval_examples", "protocol, step, output, kind, mask_id, dice, width, height, prediction")]:
                 rows = db.execute(f"SELECT {columns} FROM {table} WHERE run_id = (SELECT id FROM eval_runs WHERE name = ?) ORDER BY {columns}",
@@ -167,7 +167,8 @@ final class RealDataEvalCLITests: BinaryTestCase {
             XCTAssertEqual(p.terminationStatus, 0)
             return text.split(separator: "\n").map(String.init)
         }
-        XCTAssertEqual(rows[0].map { $0.split(separator: " ").prefix(2).joined(separator: " ") }, ["eval_masks 130", "eval_cases 12", "eval_examples 15"])
+        XCTAssertEqual(rows[0].map { $0.split(separator: " ").prefix(2).joined(separator: " ") }, ["eval_masks 130", "eval_cases 12", "eval_examples 6"],
+                       "two classes: the best, median and worst mask of each")
         XCTAssertEqual(rows[0], rows[1])
         XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("one.json")), try Data(contentsOf: dir.appendingPathComponent("two.json")))
     }
