@@ -259,8 +259,7 @@ struct ExampleKeeper {
     }
 
     var all: [EvalStore.Example] {
-        groups.keys.sorted().flatMap { name -> [EvalStore.Example] in
-            let g = groups[name]!
+        groups.sorted { $0.key < $1.key }.flatMap { _, g -> [EvalStore.Example] in
             let median = g.dice.sorted()[(g.dice.count - 1) / 2]
             let nearest = g.sample.min { (abs($0.dice - median), $0.maskID) < (abs($1.dice - median), $1.maskID) }
             return [("best", g.best), ("median", nearest), ("worst", g.worst)].compactMap { kind, e in
