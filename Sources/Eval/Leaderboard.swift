@@ -229,7 +229,8 @@ extension LeaderboardReport {
         if present.contains(t.baseline) { header += compared.flatMap { ["Δ \(t.runs[$0])", "p"] } }
         var md = "| " + header.joined(separator: " | ") + " |\n|" + String(repeating: "---|", count: header.count) + "\n"
         for row in t.rows {
-            var cells = row.group + ["\(row.cases)", "\(row.items)"]
+            let few = row.cases < CaseStatistics.minimumCases
+            var cells = row.group + ["\(row.cases)\(few ? "†" : "")", "\(row.items)"]
             cells += present.map { r in
                 let text = Self.cellText(row.cells[r])
                 return r == row.best && !text.isEmpty ? "**\(text)**" : text
@@ -238,6 +239,9 @@ extension LeaderboardReport {
                 cells += compared.flatMap { r in [Self.differenceText(row.cells[r]?.difference), Self.pValue(row.cells[r]?.difference?.pHolm)] }
             }
             md += "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
+        }
+        if t.rows.contains(where: { $0.cases < CaseStatistics.minimumCases }) {
+            md += "\n† fewer than \(CaseStatistics.minimumCases) cases: too few for an interval or a test.\n"
         }
         return md
     }

@@ -13,6 +13,7 @@ extension LeaderboardReport {
             "runs": runs.map(\.name),
             "baseline": runs.firstIndex { $0.name == baseline } ?? 0,
             "primary": primaryVariant?.protocolLabel ?? "",
+            "minimumCases": CaseStatistics.minimumCases,
             "tables": tables.map { t -> [String: Any] in
                 ["protocol": t.variant.protocolLabel, "output": t.variant.output, "level": t.level, "grouping": t.grouping.rawValue,
                  "metric": t.metric.label, "columns": t.grouping.columns,
@@ -159,7 +160,8 @@ extension LeaderboardReport {
               (withRef ? others.map(function (r) { return '<th>\u0394 ' + esc(D.runs[r]) + '</th><th>p</th>'; }).join('') : '') + '</tr></thead><tbody>';
             t.rows.forEach(function (row) {
               h += '<tr>' + row[0].map(function (g) { return '<td class=g data-v="' + esc(g) + '">' + esc(g) + '</td>'; }).join('') +
-                '<td data-v="' + row[1] + '">' + row[1] + '</td><td data-v="' + row[2] + '"' + (row[3] ? ' title="' + row[3] + ' left out: not scored alike by every run"' : '') + '>' + row[2] + (row[3] ? '*' : '') + '</td>';
+                '<td data-v="' + row[1] + '"' + (row[1] < D.minimumCases ? ' title="too few cases for an interval or a test"' : '') + '>' + row[1] +
+                (row[1] < D.minimumCases ? '\u2020' : '') + '</td><td data-v="' + row[2] + '"' + (row[3] ? ' title="' + row[3] + ' left out: not scored alike by every run"' : '') + '>' + row[2] + (row[3] ? '*' : '') + '</td>';
               runs.forEach(function (r) {
                 var c = row[5][r];
                 if (!c || c[0] === null) { h += '<td data-v=""></td>'; return; }

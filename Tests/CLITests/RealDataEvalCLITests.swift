@@ -107,7 +107,8 @@ final class RealDataEvalCLITests: BinaryTestCase {
         XCTAssertFalse(html.contains(dir.path))
         let md = try String(contentsOf: folder.appendingPathComponent("leaderboard.md"), encoding: .utf8)
         XCTAssertTrue(md.contains("| box · first | zero-shot |"), md)
-        XCTAssertTrue(md.contains("| ct | kidney | 1 | 8 |"), md)
+        XCTAssertTrue(md.contains("| ct | kidney | 1† | 8 |"), md)
+        XCTAssertTrue(md.contains("† fewer than 5 cases: too few for an interval or a test."), md)
         let charts = try FileManager.default.contentsOfDirectory(atPath: folder.appendingPathComponent("charts").path).sorted()
         XCTAssertEqual(charts, ["box-vs-points.svg", "curves-ct.svg", "dice-box-first.svg"])
         for chart in charts {
