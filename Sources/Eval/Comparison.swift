@@ -97,26 +97,29 @@ public struct ComparisonTable: Codable, Sendable {
         let present = perRun.indices.filter { !perRun[$0].isEmpty }
         let keySets = present.map { Set(perRun[$0].map(\.key)) }
         let common = keySets.dropFirst().reduce(keySets[0]) { $0.intersection($1) }
-        var values: [Int: [EvalStore.ItemKey: (caseID: Int64, value: Double?)]] = [:]
+        // In the runs' own item order (the store's key order), never a dictionary's: sums, and so
+        // the report's last digits, come out the same every time.
+        var values: [Int: [(key: EvalStore.ItemKey, caseID: Int64, value: Double?)]] = [:]
         for r in present {
-            for item in perRun[r] where common.contains(item.key) { values[r, default: [:]][item.key] = (item.caseID, item.scores[keyPath: metric.path]) }
+            values[r] = perRun[r].filter { common.contains($0.key) }.map { ($0.key, $0.caseID, $0.scores[keyPath: metric.path]) }
         }
-        let caseIDs = Set(values.values.flatMap { $0.values.map(\.caseID) }).sorted()
-        func series(_ pairs: some Sequence<(caseID: Int64, value: Double?)>) -> CaseStatistics.Cases {
+        let caseIDs = Set(values.values.flatMap { $0.map(\.caseID) }).sorted()
+        func series(_ pairs: [(caseID: Int64, value: Double?)]) -> CaseStatistics.Cases {
             var c = CaseStatistics.Cases(caseIDs: caseIDs)
             for (id, v) in pairs { if let v { c.add(v, case: id) } }
             return c
         }
-        let runSeries = Dictionary(uniqueKeysWithValues: present.map { r in (r, series(values[r, default: [:]].values)) })
+        let runSeries = Dictionary(uniqueKeysWithValues: present.map { r in (r, series(values[r, default: []].map { ($0.caseID, $0.value) })) })
         let kept = CaseStatistics.rankStability(present.map { runSeries[$0]! }, resamples: resamples, seed: seed)
         var cells = [Cell?](repeating: nil, count: perRun.count)
         for (i, r) in present.enumerated() {
             let s = runSeries[r]!
             let interval = CaseStatistics.interval(s, resamples: resamples, seed: seed)
             var cell = Cell(mean: s.mean, low: interval?.low, high: interval?.high, n: s.values, rankKept: kept?[i])
-            if r != baseline, let base = values[baseline], let mine = values[r] {
-                let d = series(mine.compactMap { key, v in
-                    guard let a = v.value, let b = base[key]?.value else { return nil }
+            if r != baseline, let reference = values[baseline], let mine = values[r] {
+                let base = Dictionary(uniqueKeysWithValues: reference.map { ($0.key, $0.value) })
+                let d = series(mine.compactMap { v in
+                    guard let a = v.value, let b = base[v.key] ?? nil else { return nil }
                     return (v.caseID, a - b)
                 })
                 let dInterval = CaseStatistics.interval(d, resamples: resamples, seed: seed)
@@ -128,6 +131,7 @@ public struct ComparisonTable: Codable, Sendable {
         }
         let ranked = present.filter { cells[$0]?.mean != nil }
         let best = ranked.count > 1 ? ranked.max { (cells[$0]!.mean!, -$0) < (cells[$1]!.mean!, -$1) } : nil
-        return Row(group: key, cases: caseIDs.count, items: common.count, leftOut: keySets.map { $0.count - common.count }.max() ?? 0, cells: cells, best: best)
+        return Row(group: key, cases: caseIDs.count, items: common.count, leftOut: keySets.map { $0.count - common.count }.max() ?? 0,
+                   cells: cells, best: best)
     }
 }

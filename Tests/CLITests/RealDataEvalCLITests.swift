@@ -49,6 +49,12 @@ final class RealDataEvalCLITests: BinaryTestCase {
         try medcat(["eval", "--checkpoint", weights, "--name", "replayed", "--protocol", "box", "--prompts", "prompts.json"] + all)
         try medcat(["leaderboard", "--out", "report", "--bootstrap", "200"])
         let report = try json("report/leaderboard.json")
+        // Another process (another hash seed) writes the same report, to the last digit.
+        try medcat(["leaderboard", "--out", "again", "--bootstrap", "200"])
+        for file in ["leaderboard.json", "leaderboard.md", "comparison.csv"] {
+            XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("report/\(file)")),
+                           try Data(contentsOf: dir.appendingPathComponent("again/\(file)")), file)
+        }
         let zero = overall(report, run: "zero-shot"), replayed = overall(report, run: "replayed")
         let box = try XCTUnwrap(zero["box@0·first"])
         XCTAssertEqual(box["count"] as? Int, 13)
