@@ -55,13 +55,14 @@ public enum Aggregation {
     public static func summary(_ items: [EvalStore.Scored], _ metric: KeyPath<SegmentationScores, Double?>, byClass: Bool = false,
                                resamples: Int, seed: UInt64) -> MetricSummary {
         let classes = byClass ? Dictionary(uniqueKeysWithValues: Set(items.map(\.className)).sorted().enumerated().map { ($1, $0) }) : [:]
-        var cases = CaseStatistics.Cases(strataCount: max(1, classes.count))
+        // Cases in id order: the draws pick the same cases whatever order the scores were read in.
+        var cases = CaseStatistics.Cases(caseIDs: Set(items.map(\.caseID)).sorted(), strataCount: max(1, classes.count))
         var undefined = 0
         for item in items {
             guard let v = item.scores[keyPath: metric] else { undefined += 1; continue }
             cases.add(v, case: item.caseID, stratum: classes[item.className] ?? 0)
         }
         let interval = CaseStatistics.interval(cases, resamples: resamples, seed: seed)
-        return MetricSummary(mean: cases.mean, low: interval?.low, high: interval?.high, n: cases.values, cases: cases.count, undefined: undefined)
+        return MetricSummary(mean: cases.mean, low: interval?.low, high: interval?.high, n: cases.values, cases: cases.populated, undefined: undefined)
     }
 }

@@ -67,10 +67,10 @@ public enum CaseStatistics {
             var total = 0.0, n = 0
             for s in strata {
                 var sum = 0.0, count = 0
-                for k in s.indices {
-                    let w = weights?[k] ?? 1
-                    guard w > 0 else { continue }
-                    sum += Double(w) * s[k].sum; count += w * s[k].count
+                if let weights {
+                    for k in s.indices where weights[k] > 0 { sum += Double(weights[k]) * s[k].sum; count += weights[k] * s[k].count }
+                } else {
+                    for t in s { sum += t.sum; count += t.count }
                 }
                 if count > 0 { total += sum / Double(count); n += 1 }
             }
@@ -123,10 +123,12 @@ public enum CaseStatistics {
 
     /// Competition ranks, highest first; runs without a value rank last. Ties share the better rank.
     public static func ranks(_ means: [Double?]) -> [Int] {
-        means.map { m in
-            guard let m else { return means.count }
-            return 1 + means.filter { ($0 ?? -.infinity) > m }.count
+        let order = means.indices.sorted { (means[$0] ?? -.infinity) > (means[$1] ?? -.infinity) }
+        var out = [Int](repeating: means.count, count: means.count)
+        for (position, i) in order.enumerated() where means[i] != nil {
+            out[i] = position > 0 && means[order[position - 1]] == means[i] ? out[order[position - 1]] : position + 1
         }
+        return out
     }
 
     // MARK: paired tests

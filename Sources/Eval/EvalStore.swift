@@ -146,7 +146,10 @@ public struct EvalStore {
 
     public func maskScores(run: Int64) throws -> [Scored] {
         let rows = try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT protocol, step, output, mask_id, dice, iou, nsd, hd95, prompt_key FROM eval_masks WHERE run_id = ?",
+            try Row.fetchAll(db, sql: """
+                SELECT protocol, step, output, mask_id, dice, iou, nsd, hd95, prompt_key FROM eval_masks WHERE run_id = ?
+                ORDER BY protocol, step, output, mask_id
+                """,
                              arguments: [run])
         }
         let groups = try catalog.reportGroups(maskIDs: rows.map { $0["mask_id"] })
@@ -157,7 +160,10 @@ public struct EvalStore {
 
     public func caseScores(run: Int64) throws -> [Scored] {
         let rows = try db.read { db in
-            try Row.fetchAll(db, sql: "SELECT protocol, step, output, source_id, axis, class_id, instance, dice, iou, nsd, hd95 FROM eval_cases WHERE run_id = ?",
+            try Row.fetchAll(db, sql: """
+                SELECT protocol, step, output, source_id, axis, class_id, instance, dice, iou, nsd, hd95 FROM eval_cases WHERE run_id = ?
+                ORDER BY protocol, step, output, source_id, axis, class_id, instance
+                """,
                              arguments: [run])
         }
         let groups = try catalog.reportGroups(sources: rows.map { (sourceID: $0["source_id"], classID: $0["class_id"]) })

@@ -52,6 +52,12 @@ final class LeaderboardStatisticsTests: XCTestCase {
         }
     }
 
+    func testRanksAreCompetitionRanks() {
+        XCTAssertEqual(CaseStatistics.ranks([0.5, 0.9, nil, 0.5, 0.7]), [3, 1, 5, 3, 2])
+        XCTAssertEqual(CaseStatistics.ranks([0.2, 0.2, 0.2]), [1, 1, 1])
+        XCTAssertEqual(CaseStatistics.ranks([]), [])
+    }
+
     func testHolmMatchesReference() throws {
         for f in try fixture().holm {
             let adjusted = CaseStatistics.holm(f.p)
@@ -92,6 +98,23 @@ final class LeaderboardStatisticsTests: XCTestCase {
         // 12 cases: the half-width is about 1.96 · 0.2 / √12 ≈ 0.113; 120 masks as cases: ≈ 0.036.
         XCTAssertEqual((a.high! - a.low!) / 2, 1.96 * 0.2 / 12.0.squareRoot(), accuracy: 0.03)
         XCTAssertEqual((b.high! - b.low!) / 2, 1.96 * 0.2 / 120.0.squareRoot(), accuracy: 0.01)
+    }
+
+    /// The draws pick cases by id, not by the order the scores were read in.
+    func testIntervalsDoNotDependOnTheOrderOfTheScores() throws {
+        var rng = SeededGenerator(seed: 11)
+        var items: [EvalStore.Scored] = []
+        for m in 0..<60 {
+            let dice = Double.random(in: 0..<1, using: &rng)
+            items.append(item(mask: Int64(m), case: Int64(m % 9), dice, cls: m % 2 == 0 ? "a" : "b"))
+        }
+        let a = Aggregation.groups(items, resamples: 300), b = Aggregation.groups(items.shuffled(using: &rng), resamples: 300)
+        for (x, y) in zip(a, b) {
+            for (p, q) in [(x.dice, y.dice), (x.classMeanDice, y.classMeanDice)] {
+                XCTAssertEqual(try XCTUnwrap(p.low), try XCTUnwrap(q.low), accuracy: 1e-12, "\(x.kind) \(x.name)")
+                XCTAssertEqual(try XCTUnwrap(p.high), try XCTUnwrap(q.high), accuracy: 1e-12, "\(x.kind) \(x.name)")
+            }
+        }
     }
 
     func testMeansOverMasksAndOverClasses() {
