@@ -69,6 +69,10 @@ public struct EvalSettings: Codable, Equatable, Sendable {
         return Prompt(points: Array(interior().prefix(p.initialPoints)))
     }
 
+    /// Whether a score is its protocol's last step (the click protocol's final click): the output
+    /// volumes, thumbnails and the leaderboard report.
+    func isFinal(_ v: EvalStore.Variant) -> Bool { v.proto != EvalProtocol.clicks.rawValue || v.step == clicks }
+
     /// Step numbers recorded for a protocol: click counts for `clicks`, a single 0 otherwise.
     func steps(_ p: EvalProtocol) -> [Int] { p == .clicks ? Array(1...clicks) : [0] }
 }

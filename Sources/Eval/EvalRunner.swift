@@ -123,8 +123,6 @@ public final class EvalRunner: @unchecked Sendable {
         return Summary(run: runID, images: images, masks: masks, seconds: seconds)
     }
 
-    func isFinal(_ v: EvalStore.Variant) -> Bool { v.proto != EvalProtocol.clicks.rawValue || v.step == settings.clicks }
-
     /// The output thumbnails show: the box protocol's when it runs, else the first protocol's final one.
     var primaryVariant: EvalStore.Variant {
         let p = settings.protocols.contains(.box) ? .box : settings.protocols.first ?? .box
@@ -217,7 +215,7 @@ public final class EvalRunner: @unchecked Sendable {
             }
         }
         // Volumes and thumbnails need only each protocol's final output.
-        for k in slices.indices { slices[k].predictions = slices[k].predictions.filter { isFinal($0.key) } }
+        for k in slices.indices { slices[k].predictions = slices[k].predictions.filter { settings.isFinal($0.key) } }
         return Evaluated(rows: rows, slices: slices, prompts: used)
     }
 

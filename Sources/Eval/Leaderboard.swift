@@ -60,18 +60,9 @@ public struct LeaderboardReport: Codable {
             notes.append("Some runs predate recorded prompt keys: their masks are matched by mask alone, not by first prompt.")
         }
         if Set(runs.map(\.settings.tolerance)).count > 1 { notes.append("The runs use different NSD tolerances; NSD columns are not comparable.") }
-        let finals = zip(runs, masks).map { run, items in
-            items.filter { $0.variant.proto != EvalProtocol.clicks.rawValue || $0.variant.step == run.settings.clicks }
-        }
-
-        var entries: [Entry] = []
-        for (r, run) in runs.enumerated() {
-            for (level, items) in [("mask", finals[r]), ("case", cases[r])] {
-                for (variant, group) in Dictionary(grouping: items, by: \.variant).sorted(by: { $0.key < $1.key }) {
-                    entries.append(Entry(run: run.name, model: run.model, variant: variant, level: level,
-                                         groups: Aggregation.groups(group, resamples: resamples)))
-                }
-            }
+        let finals = zip(runs, masks).map { run, items in items.filter { run.settings.isFinal($0.variant) } }
+        let entries = zip(runs, zip(finals, cases)).flatMap { run, scores in
+            Self.entries(run: run, masks: scores.0, cases: scores.1, resamples: resamples)
         }
 
         let names = runs.map(\.name)
@@ -137,6 +128,24 @@ public struct LeaderboardReport: Codable {
                                  thumbnails: thumbs)
     }
 
+    /// One run's results per protocol output and group, from its final-step mask scores and its 3D scores.
+    static func entries(run: EvalStore.Run, masks: [EvalStore.Scored], cases: [EvalStore.Scored], resamples: Int) -> [Entry] {
+        [("mask", masks), ("case", cases)].flatMap { level, items in
+            Dictionary(grouping: items, by: \.variant).sorted { $0.key < $1.key }.map { variant, group in
+                Entry(run: run.name, model: run.model, variant: variant, level: level, groups: Aggregation.groups(group, resamples: resamples))
+            }
+        }
+    }
+
+    /// The overall means of one run per protocol output, without intervals or comparisons: what
+    /// `medcat eval` prints when it finishes.
+    public static func overview(catalog: Catalog, run name: String) throws -> [Entry] {
+        let store = try EvalStore(catalog: catalog)
+        guard let run = try store.runs(names: [name]).first else { return [] }
+        let masks = try store.maskScores(run: run.id).filter { run.settings.isFinal($0.variant) }
+        return entries(run: run, masks: masks, cases: [], resamples: 0)
+    }
+
     /// The output reports lead with: the box protocol's first output when evaluated, else the first one.
     public var primaryVariant: EvalStore.Variant? {
         let variants = Set(tables.filter { $0.level == "mask" }.map(\.variant))
@@ -161,6 +170,18 @@ public struct LeaderboardReport: Codable {
     func thumbnailPath(_ t: Thumbnail) -> String {
         let r = runs.firstIndex { $0.name == t.run } ?? 0
         return "thumbs/\(r + 1)-\(Self.slug(t.run))/\(Self.slug(t.group))-\(t.kind)-\(t.maskID).png"
+    }
+
+    /// Writes every file of the report under `folder`; returns their paths inside it.
+    @discardableResult
+    public func write(to folder: URL) throws -> [String] {
+        let all = try files()
+        for (path, data) in all {
+            let url = folder.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try data.write(to: url)
+        }
+        return all.keys.sorted()
     }
 
     /// Every file of the report by path inside its folder: Markdown, HTML, CSV, JSON, the charts
@@ -331,14 +352,19 @@ extension LeaderboardReport {
         return md
     }
 
+    /// The first-output Dice tables by modality · class of the box and points protocols evaluated,
+    /// in that order; nil unless there are two or more to set side by side.
+    var promptTables: [ComparisonTable]? {
+        let tabs = ["box", "points1", "points3", "points5"].compactMap { p in
+            tables.first { $0.level == "mask" && $0.variant.proto == p && $0.variant.output == "first" && $0.grouping == .modalityClass && $0.metric == .dice }
+        }
+        return tabs.count > 1 ? tabs : nil
+    }
+
     /// Rows of modality · class with, per run, the mean first-output Dice of the box and each points protocol.
     func boxVersusPoints() -> String? {
-        let protocols = ["box", "points1", "points3", "points5"].filter { p in
-            tables.contains { $0.level == "mask" && $0.variant.proto == p && $0.variant.output == "first" }
-        }
-        guard protocols.count > 1 else { return nil }
-        let tabs = protocols.compactMap { p in tables.first { $0.level == "mask" && $0.variant.proto == p && $0.variant.output == "first"
-                                                             && $0.grouping == .modalityClass && $0.metric == .dice } }
+        guard let tabs = promptTables else { return nil }
+        let protocols = tabs.map(\.variant.proto)
         let groups = Set(tabs.flatMap { $0.rows.map(\.group) }).sorted { $0.lexicographicallyPrecedes($1) }
         let names = runs.map(\.name)
         let header = ["modality", "class"] + names.flatMap { r in protocols.map { "\(r) · \($0)" } }

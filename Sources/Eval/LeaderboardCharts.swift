@@ -106,11 +106,7 @@ extension LeaderboardReport {
     /// A dot per run and prompt on each modality · class row: square for the box, circles growing
     /// with the number of points.
     func boxVersusPointsChart() -> String? {
-        let protocols = ["box", "points1", "points3", "points5"]
-        let tabs = protocols.compactMap { p in
-            tables.first { $0.level == "mask" && $0.variant.proto == p && $0.variant.output == "first" && $0.grouping == .modalityClass && $0.metric == .dice }
-        }
-        guard tabs.count > 1 else { return nil }
+        guard let tabs = promptTables else { return nil }
         let groups = Set(tabs.flatMap { $0.rows.map(\.group) }).sorted { $0.lexicographicallyPrecedes($1) }
         let (left, width, rowH, top) = (220, 420, 18, 40)
         let height = top + groups.count * rowH + 30

@@ -32,6 +32,7 @@ struct EvalCommand: ParsableCommand {
             Examples:
               medcat eval --checkpoint lite_medsam.pth --split test
               medcat eval --checkpoint ft.safetensors --name ft --prompts prompts.json
+              medcat eval --checkpoint lite_medsam.pth --name zs-2w --workers 2 --threads 8
               medcat leaderboard --out report
             """)
 
@@ -95,8 +96,7 @@ struct EvalCommand: ParsableCommand {
         }
         print("evaluation '\(runName)': \(summary.images) images, \(summary.masks) masks in \(String(format: "%.1f", summary.seconds)) s "
               + "(\(String(format: "%.2f", Double(summary.images) / max(summary.seconds, 1e-9))) images/s)")
-        let report = try LeaderboardReport.build(catalog: catalog, runs: [runName], resamples: 0, thumbnails: false)
-        let rows = report.entries.filter { $0.level == "mask" }.compactMap { e -> [String]? in
+        let rows = try LeaderboardReport.overview(catalog: catalog, run: runName).compactMap { e -> [String]? in
             guard let g = e.groups.first(where: { $0.kind == "overall" }) else { return nil }
             return [e.variant.label, "\(g.count)", LeaderboardReport.number(g.dice.mean), LeaderboardReport.number(g.iou.mean),
                     LeaderboardReport.number(g.nsd.mean), LeaderboardReport.number(g.hd95.mean, 2)]

@@ -33,14 +33,8 @@ struct LeaderboardCommand: ParsableCommand {
     func run() throws {
         let catalog = try Catalog(path: common.catalog)
         let report = try LeaderboardReport.build(catalog: catalog, runs: runs, baseline: baseline, resamples: bootstrap, thumbnails: !noThumbnails)
-        let dir = URL(fileURLWithPath: out)
-        let files = try report.files()
-        for (path, data) in files {
-            let url = dir.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try data.write(to: url)
-        }
-        print("\(report.runs.count) evaluations → \(out)/leaderboard.{md,html,csv,json}, comparison.csv, \(files.keys.filter { $0.hasPrefix("charts/") }.count) charts, "
+        let files = try report.write(to: URL(fileURLWithPath: out))
+        print("\(report.runs.count) evaluations → \(out)/leaderboard.{md,html,csv,json}, comparison.csv, \(files.filter { $0.hasPrefix("charts/") }.count) charts, "
               + "\(report.thumbnails.count) thumbnails")
     }
 }

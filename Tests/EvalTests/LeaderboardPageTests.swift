@@ -11,14 +11,6 @@ import XCTest
 final class LeaderboardPageTests: TemporaryDirectoryTestCase {
     static let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
-    func write(_ report: LeaderboardReport, to folder: URL) throws {
-        for (path, data) in try report.files() {
-            let url = folder.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try data.write(to: url)
-        }
-    }
-
     /// Runs headless Chromium on `page`; returns stdout and stderr.
     func chromium(_ arguments: [String], page: URL) throws -> (out: String, err: String) {
         let p = Process()
@@ -69,7 +61,7 @@ final class LeaderboardPageTests: TemporaryDirectoryTestCase {
         let report = try LeaderboardReport.build(catalog: try GeneratedEvaluations.catalog(at: dir, runs: 50), resamples: 20, thumbnails: false)
         XCTAssertEqual(report.table(.init(proto: "box", step: 0, output: "first"), .modalityClass, .dice)?.rows.count, 200)
         let folder = dir.appendingPathComponent("report")
-        try write(report, to: folder)
+        try report.write(to: folder)
         let page = try String(contentsOf: folder.appendingPathComponent("leaderboard.html"), encoding: .utf8)
         let errorTrap = "<head><script>window.__errors = []; window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); });"
             + " var ce = console.error; console.error = function () { window.__errors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); };</script>"
