@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Geometry", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "SAMTests", dependencies: ["SAM", "Torch", "Imaging", "TestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", "TestSupport",
+        .testTarget(name: "TrainerTests", dependencies: ["Trainer", "Eval", "Ingest", "SAM", "Torch", "Prompts", "Catalog", "Imaging", "TestSupport",
                                                      .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "EvalTests", dependencies: ["Eval", "Prompts", "Catalog", "Imaging", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")], resources: [.copy("Fixtures")]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "Catalog", "Imaging", "Hashing", "TestSupport",

@@ -55,7 +55,9 @@ fi
 #    named structures, and map_to_binary.py, which names them (written out as JSON here);
 #  - tptbox 1.1.0 (wheel): spine CT and MR with vertebra, disc and endplate labels;
 #  - retinalysis-vascx 2.1.0 (sdist): colour fundus photographs (DRIVE, CHASE_DB1, HRF) with vessel
-#    and optic-disc masks.
+#    and optic-disc masks;
+#  - nilearn 0.14.1 (wheel): the ICBM152 2009a brain template (T1), with a grey- and white-matter label
+#    map that tools/icbm152_labels.py makes from the template's tissue probability maps.
 if [ ! -e .deps/data/totalseg ]; then
     (cd .deps/pkg && rm -rf ts && mkdir ts && python3 -m pip download -q --no-deps --no-binary :all: totalsegmentator==2.18.0 -d ts \
         && tar xzf ts/totalsegmentator-2.18.0.tar.gz -C ts totalsegmentator-2.18.0/tests/reference_files totalsegmentator-2.18.0/totalsegmentator/map_to_binary.py \
@@ -79,5 +81,18 @@ if [ ! -e .deps/data/vascx ]; then
         && tar xzf vascx/retinalysis_vascx-2.1.0.tar.gz -C vascx retinalysis_vascx-2.1.0/samples/fundus/rgb retinalysis_vascx-2.1.0/samples/fundus/vessels \
             retinalysis_vascx-2.1.0/samples/fundus/discs && rm -f vascx/retinalysis_vascx-2.1.0.tar.gz)
     ln -sfn ../pkg/vascx/retinalysis_vascx-2.1.0/samples/fundus .deps/data/vascx
+fi
+if [ ! -e .deps/data/icbm152 ]; then
+    (cd .deps/pkg && rm -rf nilearn-wheel icbm152 && python3 -m pip download -q --no-deps nilearn==0.14.1 -d . \
+        && python3 - <<'PY'
+import zipfile
+with zipfile.ZipFile("nilearn-0.14.1-py3-none-any.whl") as z:
+    z.extractall("nilearn-wheel", [n for n in z.namelist() if n.startswith("nilearn/datasets/data/mni_icbm152_")])
+PY
+    rm -f nilearn-0.14.1-py3-none-any.whl)
+    mkdir .deps/pkg/icbm152
+    cp .deps/pkg/nilearn-wheel/nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz .deps/pkg/icbm152/t1.nii.gz
+    python3 tools/icbm152_labels.py .deps/pkg/nilearn-wheel/nilearn/datasets/data .deps/pkg/icbm152/labels.nii.gz
+    ln -sfn ../pkg/icbm152 .deps/data/icbm152
 fi
 echo "setup: ok"

@@ -39,23 +39,28 @@ public struct EvalSettings: Codable, Equatable, Sendable {
     public var device: String
     /// At most this many images of the selection, in catalog order.
     public var limit: Int?
+    /// This many images drawn by `seed` from the selection (of the first `limit`), scored in
+    /// catalog order: a fixed subset spread over all of it (training validates on one).
+    public var sample: Int?
 
     public init(selection: Selection = Selection(splits: [.test]), protocols: [EvalProtocol] = [.box, .points1, .clicks], clicks: Int = 5,
                 tolerance: Double = 2, seed: UInt64 = 0, boxJitter: String = "none", imageSize: Int? = nil, device: String = "cpu",
-                limit: Int? = nil) {
+                limit: Int? = nil, sample: Int? = nil) {
         self.selection = selection; self.protocols = protocols; self.clicks = clicks; self.tolerance = tolerance
         self.seed = seed; self.boxJitter = boxJitter; self.imageSize = imageSize; self.device = device; self.limit = limit
+        self.sample = sample
     }
 
     enum CodingKeys: String, CodingKey {
-        case selection, protocols, clicks, tolerance, seed, boxJitter = "box_jitter", imageSize = "image_size", device, limit
+        case selection, protocols, clicks, tolerance, seed, boxJitter = "box_jitter", imageSize = "image_size", device, limit, sample
     }
 
     /// The data a run scored, in words: "test · ct · kidney · first 24 images".
     public var dataDescription: String {
         let s = selection
         let parts = [s.splits.map(\.name), s.datasets, s.modalities, s.classes].map { $0.joined(separator: "+") }.filter { !$0.isEmpty }
-        return (parts + (limit.map { ["first \($0) images"] } ?? [])).joined(separator: " · ")
+        return (parts + (limit.map { ["first \($0) images"] } ?? []) + (sample.map { ["\($0) images drawn by seed \(seed)"] } ?? []))
+            .joined(separator: " · ")
     }
 
     /// The protocol's first prompt for a mask. `interior` gives the mask's interior points, as many

@@ -112,7 +112,7 @@ public final class EvalRunner: @unchecked Sendable {
         let pool = OrderedWorkers<SampleReader.Image, Evaluated>(workers: workers, window: 2 * workers,
                                                                  setUp: { Runtime.threads = perWorker }) { [self] in try evaluate($0) }
         defer { pool.stop() }
-        try reader.forEach(settings.selection, limit: settings.limit) { image in
+        try forEachImage { image in
             pool.submit(image)
             while pool.inFlight >= pool.window { let (image, evaluated) = try pool.next(); try record(image, evaluated) }
         }
@@ -121,6 +121,36 @@ public final class EvalRunner: @unchecked Sendable {
         let seconds = Date().timeIntervalSince(start)
         try store.finish(run: runID, images: images, masks: masks, seconds: seconds, examples: examples.all)
         return Summary(run: runID, images: images, masks: masks, seconds: seconds)
+    }
+
+    /// The selection's images the settings score, in catalog order.
+    func forEachImage(_ body: (SampleReader.Image) throws -> Void) throws {
+        guard let sample = settings.sample else { return try reader.forEach(settings.selection, limit: settings.limit, body) }
+        var total = 0
+        try reader.forEach(settings.selection, limit: settings.limit) { _ in total += 1 }
+        var order = Array(0..<total)
+        var rng = PromptRNG(seed: settings.seed, 0x7361_6D70_6C65)
+        rng.permute(&order)
+        let chosen = Set(order.prefix(sample))
+        var i = 0
+        try reader.forEach(settings.selection, limit: settings.limit) { image in
+            defer { i += 1 }
+            if chosen.contains(i) { try body(image) }
+        }
+    }
+
+    /// Scores the selection as `run` does, without recording a run: per protocol, the mean Dice of
+    /// the first output at the protocol's final step over all masks (what training validates on).
+    public func meanDice() throws -> [EvalProtocol: Double] {
+        var sums: [EvalProtocol: (total: Double, count: Int)] = [:]
+        try forEachImage { image in
+            for r in try evaluate(image).rows where r.variant.output == "first" && settings.isFinal(r.variant) {
+                guard let p = EvalProtocol(rawValue: r.variant.proto), let dice = r.scores.dice else { continue }
+                sums[p, default: (0, 0)].total += dice
+                sums[p, default: (0, 0)].count += 1
+            }
+        }
+        return sums.compactMapValues { $0.count > 0 ? $0.total / Double($0.count) : nil }
     }
 
     /// The output thumbnails show: the box protocol's when it runs, else the first protocol's final one.

@@ -202,6 +202,7 @@ extension Double: TensorElement { public static var dtype: DType { .f64 } }
 extension Int64: TensorElement { public static var dtype: DType { .i64 } }
 extension Int32: TensorElement { public static var dtype: DType { .i32 } }
 extension UInt8: TensorElement { public static var dtype: DType { .u8 } }
+extension Float16: TensorElement { public static var dtype: DType { .f16 } }
 extension Bool: TensorElement {
     public static var dtype: DType { .bool }
     public static var zero: Bool { false }

@@ -2,6 +2,7 @@ import Catalog
 import Dispatch
 import Foundation
 import Geometry
+import Hashing
 import Prompts
 import SAM
 import Torch
@@ -17,6 +18,10 @@ public struct TrainingSample: Sendable {
     public var masks: [BinaryMask]
     /// One per mask: a box (box steps) or `TrainConfig.points` points (point steps).
     public var prompts: [Prompt]
+    /// What the image encoder sees, as the embedding cache keys it: the stored pixels' hash and
+    /// the flip/turn variant applied (flip · 4 + quarter turns).
+    public var pixelsHash: UInt64 = 0, variant: UInt8 = 0
+    public var cacheKey: EmbeddingCache.Key { .init(image: imageID, pixels: pixelsHash, variant: variant) }
 }
 
 /// Where a run stands in its data: epoch and batches already consumed in it. With the seed this
@@ -169,9 +174,19 @@ public final class SampleLoader {
         var chosen: [SampleReader.Mask] = []
         while chosen.count < config.masksPerImage { chosen += image.masks.shuffled(using: &rng) }
         chosen = Array(chosen.prefix(config.masksPerImage))
-        var pixels = try reader.pixels(image).map(Float.init)
+        let stored = try reader.pixels(image)
+        var pixels = stored.map(Float.init)
         var masks = try chosen.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
-        if config.augment {
+        var variant: UInt8 = 0
+        if config.augment && config.tune == .decoder {
+            // The encoder is frozen: only the eight flips and quarter turns, so that its output
+            // for each can be cached (`EmbeddingCache`).
+            variant = UInt8(rng.next() % 8)
+            if let source = Augment.sourceIndex(size: n, flipX: variant & 4 != 0, flipY: false, turns: Int(variant & 3)) {
+                pixels = Augment.gather(pixels, source, channels: c)
+                for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
+            }
+        } else if config.augment {
             let (flipX, flipY, turns) = (rng.next() & 1 == 1, rng.next() & 1 == 1, Int(rng.next() % 4))
             // Scale-crop from a stream of its own, so that flips, intensity and prompts draw as before.
             var cropRNG = PromptRNG(seed: config.seed, 0x6372_6F70, UInt64(epoch), UInt64(bitPattern: image.id))
@@ -189,7 +204,9 @@ public final class SampleLoader {
             return Prompt(points: PromptSimulator.trainingPoints(m, count: config.points ?? 1, rng: &rng)
                           ?? Array(repeating: Prompt.Point(x: 0, y: 0, label: -1), count: config.points ?? 1))
         }
-        return TrainingSample(imageID: image.id, maskIDs: chosen.map(\.id), size: n, channels: c, pixels: pixels, masks: masks, prompts: prompts)
+        let hash = stored.withUnsafeBytes { ContentHash.words($0).low }
+        return TrainingSample(imageID: image.id, maskIDs: chosen.map(\.id), size: n, channels: c, pixels: pixels, masks: masks, prompts: prompts,
+                              pixelsHash: hash, variant: variant)
     }
 }
 

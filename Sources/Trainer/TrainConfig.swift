@@ -29,8 +29,13 @@ public enum TuneMode: String, Codable, CaseIterable, Sendable {
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var selection = Selection(splits: [.train])
     public var validation = Selection(splits: [.val])
-    /// Validation images scored per epoch (box prompt, first output); 0 turns validation off.
+    /// Validation images, drawn once by a fixed seed from the validation selection and scored as
+    /// `medcat eval --protocol box --protocol points1 --sample N` scores them; 0 turns validation off.
     public var validationImages = 16
+    /// Validate after every this many steps (0: after each epoch) and after the last.
+    public var validationEvery = 0
+    /// Stop after this many validations in a row without a better mean Dice (0: never).
+    public var earlyStop = 0
     /// Rebalancing: "modality:NAME" or "dataset:NAME" → weight. With any, an epoch is as many draws
     /// (with replacement) as there are images, each image drawn with probability proportional to
     /// the product of the weights it matches (1 where none does).
@@ -44,6 +49,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var masksPerImage = 5
     public var accumulate = 1
     public var learningRate = 1e-4
+    /// The pretrained image encoder's rate as a fraction of the peak (`tune == .full`): lower than
+    /// the decoder's, as SAM-Med2D and MedSAM fine-tune, so the features it learned stay.
+    public var encoderLearningRateScale = 0.1
     public var weightDecay = 0.01
     public var adamEps = 1e-8
     public var warmupSteps = 10
@@ -63,6 +71,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var points: Int?
     /// `BoxJitter` argument form.
     public var boxJitter = "sam-med2d"
+    /// Flips, quarter turns, scale-crops and intensity changes; with the encoder frozen
+    /// (`tune == .decoder`), the eight flips and turns only, whose embeddings can be cached.
     public var augment = true
     public var seed: UInt64 = 0
     public var checkpointEvery = 50
@@ -71,7 +81,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case selection, validation, validationImages = "validation_images", sampleWeights = "sample_weights", shards, steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
+        case selection, validation, validationImages = "validation_images", validationEvery = "validation_every", earlyStop = "early_stop"
+        case encoderLearningRateScale = "encoder_learning_rate_scale", sampleWeights = "sample_weights", shards, steps, batchSize = "batch_size", masksPerImage = "masks_per_image"
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, loraRank = "lora_rank", clickPasses = "click_passes"
         case boxProbability = "box_probability", points, boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device

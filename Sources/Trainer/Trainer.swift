@@ -16,8 +16,12 @@ public final class Trainer {
     public let config: TrainConfig
     public let loader: SampleLoader
     let catalog: Catalog
-    let optimizer: Optimizer
+    /// One AdamW per learning-rate group (the pretrained encoder's scaled rate, the rest), over
+    /// consecutive stretches of `parameters`.
+    let optimizers: [(optimizer: Optimizer, scale: Double, first: Int)]
     let parameters: [Tensor]
+    /// Decoder tuning's stored encoder outputs (nil: the encoder runs every step).
+    public let embeddingCache: EmbeddingCache?
     /// LoRA updates by their frozen weight's key (`--tune lora`).
     let lowRank: [(key: String, update: LowRankUpdate)]
     /// The other processes of a distributed run: each takes its share of every batch, and the
@@ -25,6 +29,11 @@ public final class Trainer {
     public let group: ProcessGroup?
     public private(set) var step = 0
     public private(set) var position = LoaderPosition()
+    /// The best validation so far (its step and mean Dice) and validations since it.
+    public private(set) var best: Best?
+    public struct Best: Codable, Equatable, Sendable {
+        public var step: Int, dice: Double, since: Int
+    }
 
     public struct StepLog: Codable, Sendable {
         public var step: Int, epoch: Int, loss: Double, focal: Double, dice: Double, iou: Double, lr: Double
@@ -34,8 +43,11 @@ public final class Trainer {
         }
     }
 
-    public init(sam: Sam, catalog: Catalog, config: TrainConfig, group: ProcessGroup? = nil) throws {
-        self.sam = sam; self.config = config; self.catalog = catalog; self.group = group
+    public init(sam: Sam, catalog: Catalog, config: TrainConfig, group: ProcessGroup? = nil, embeddingCache: EmbeddingCache? = nil) throws {
+        self.sam = sam; self.config = config; self.catalog = catalog; self.group = group; self.embeddingCache = embeddingCache
+        if embeddingCache != nil && config.tune != .decoder {
+            throw TrainingError("the embedding cache needs a frozen image encoder (--tune decoder)")
+        }
         if let group, config.batchSize % group.worldSize != 0 {
             throw TrainingError("a batch of \(config.batchSize) samples cannot be split evenly over \(group.worldSize) processes")
         }
@@ -53,8 +65,15 @@ public final class Trainer {
         }
         for e in entries where !config.tune.trains(e.name) { try e.tensor.requiresGrad(false) }
         lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? TrainConfig.defaultLoRARank, seed: config.seed ^ 0x4C6F_5241) : []
-        parameters = lowRank.flatMap { [$0.update.a, $0.update.b] } + entries.filter { config.tune.trains($0.name) }.map(\.tensor)
-        optimizer = try Optimizer.adamW(parameters, lr: config.learningRate(at: 0), eps: config.adamEps, weightDecay: config.weightDecay)
+        let trained = entries.filter { config.tune.trains($0.name) }
+        let pretrainedEncoder = trained.filter { config.tune == .full && $0.name.hasPrefix("image_encoder.") }.map(\.tensor)
+        let rest = lowRank.flatMap { [$0.update.a, $0.update.b] } + trained.filter { !(config.tune == .full && $0.name.hasPrefix("image_encoder.")) }.map(\.tensor)
+        parameters = pretrainedEncoder + rest
+        var groups: [(Optimizer, Double, Int)] = []
+        for (list, scale, first) in [(pretrainedEncoder, config.encoderLearningRateScale, 0), (rest, 1.0, pretrainedEncoder.count)] where !list.isEmpty {
+            groups.append((try Optimizer.adamW(list, lr: config.learningRate(at: 0) * scale, eps: config.adamEps, weightDecay: config.weightDecay), scale, first))
+        }
+        optimizers = groups
         // Every process starts from rank 0's weights.
         try group?.broadcast(parameters)
     }
@@ -65,7 +84,7 @@ public final class Trainer {
     /// One optimiser step (with `accumulate` micro-batches).
     public func trainStep() throws -> StepLog {
         let start = Date()
-        try optimizer.setLearningRate(config.learningRate(at: step))
+        for g in optimizers { try g.optimizer.setLearningRate(config.learningRate(at: step) * g.scale) }
         var terms = (loss: 0.0, focal: 0.0, dice: 0.0, iou: 0.0), samples = 0
         let (part, parts) = (group?.rank ?? 0, group?.worldSize ?? 1)
         for _ in 0..<config.accumulate {
@@ -84,11 +103,10 @@ public final class Trainer {
             terms = (v[0], v[1], v[2], v[3])
         }
         let norm = config.clipNorm > 0 ? try clipGradNorm(parameters, maxNorm: config.clipNorm) : 0
-        try optimizer.step()
-        try optimizer.zeroGrad()
+        for g in optimizers { try g.optimizer.step(); try g.optimizer.zeroGrad() }
         let n = Double(config.accumulate)
         let log = StepLog(step: step + 1, epoch: position.epoch, loss: terms.loss / n, focal: terms.focal / n, dice: terms.dice / n,
-                          iou: terms.iou / n, lr: optimizer.learningRate, gradNorm: norm,
+                          iou: terms.iou / n, lr: config.learningRate(at: step), gradNorm: norm,
                           samplesPerSecond: Double(samples) / Date().timeIntervalSince(start))
         step += 1
         return log
@@ -113,7 +131,7 @@ public final class Trainer {
 
         // Pass 1 trains everything the tune mode allows; the click passes train the decoder on
         // detached embeddings, as SAM-Med2D does.
-        let embeddings = try run { try sam.embed(t.images).indexSelect(0, t.index) }                // B·M×C×G×G
+        let embeddings = try run { try encode(batch, t.images).indexSelect(0, t.index) }            // B·M×C×G×G
         var out = try run { try decode(embeddings, masks: nil) }
         var terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32))
         var total = terms.total
@@ -149,32 +167,71 @@ public final class Trainer {
         return (try loss.item() * Double(config.accumulate), weight * sums.focal / passes, weight * sums.dice / passes, weight * sums.iou / passes)
     }
 
-    /// Mean Dice (Eval's) of the first output for tight-box prompts over the first
-    /// `validationImages` images of the validation selection, at the stored resolution.
-    public func validate() throws -> Double? {
-        guard config.validationImages > 0 else { return nil }
-        let reader = SampleReader(catalog: catalog)
-        var total = 0.0, count = 0
-        var rng = PromptRNG(seed: 0)
-        try reader.forEach(config.validation, limit: config.validationImages) { image in
-            let n = image.width
-            let prepared = try PreparedImage(pixels: reader.pixels(image).map(Float.init), height: n, width: n, channels: image.channels,
-                                             config: sam.config, device: sam.device)
-            let truths = try image.masks.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
-            let prompts = truths.map { Prompt(box: PromptSimulator.box($0, rng: &rng) ?? Box2D(width: n, height: n)) }
-            let hard = try withoutGrad { () -> [UInt8] in
-                let emb = try sam.embed(prepared.tensor)
-                let input = try PromptTensors(prompts, frame: prepared, device: sam.device)
-                let out = try sam.decode(embeddings: emb, boxes: input.boxes, multimask: false)
-                return try prepared.upsample(out.masks, inputSize: sam.config.imageSize).gt(0).to(.u8, device: .cpu).values(as: UInt8.self)
-            }
-            for (k, t) in truths.enumerated() {
-                total += SegmentationMetrics.overlap(prediction: Array(hard[(k * n * n)..<((k + 1) * n * n)]), truth: t.pixels)?.dice ?? 0
-                count += 1
-            }
+    /// B×C×G×G image embeddings. With the encoder frozen (decoder tuning) each image is embedded
+    /// on its own without autograd history and rounded to half precision, as the embedding cache
+    /// stores it: with the cache or without, the decoder sees the same values and trains alike.
+    func encode(_ batch: [TrainingSample], _ images: Tensor) throws -> Tensor {
+        guard config.tune == .decoder else { return try sam.embed(images) }
+        return try withoutGrad {
+            try Tensor.cat(batch.indices.map { k in
+                let key = batch[k].cacheKey
+                if let stored = try embeddingCache?.embedding(key) { return try stored.to(sam.device) }
+                let fresh = try sam.embed(images.narrow(0, k, 1))
+                if let cache = embeddingCache { return try cache.store(key, fresh).to(sam.device) }
+                return try fresh.to(.f16).to(.f32)
+            }, dim: 0)
         }
-        return count == 0 ? nil : total / Double(count)
     }
+
+    /// What `validate` scores: `medcat eval --protocol box --protocol points1 --sample N` on the
+    /// validation selection (seed 0, whatever the training seed, so runs compare on one subset).
+    public var validationSettings: EvalSettings {
+        EvalSettings(selection: config.validation, protocols: [.box, .points1], seed: 0, imageSize: sam.config.imageSize,
+                     device: config.device, sample: config.validationImages)
+    }
+
+    /// Eval's mean first-output Dice per protocol on the validation subset, and their mean (what
+    /// the best checkpoint is chosen by); nil when validation is off or finds no mask.
+    public func validate() throws -> (dice: Double, byProtocol: [EvalProtocol: Double])? {
+        guard config.validationImages > 0 else { return nil }
+        let scores = try EvalRunner(sam: sam, catalog: catalog, settings: validationSettings).meanDice()
+        guard !scores.isEmpty else { return nil }
+        return (scores.values.reduce(0, +) / Double(scores.count), scores)
+    }
+
+    /// Whether a validation follows the step just taken: every `validationEvery` steps (each epoch
+    /// when 0) and after the last. Every process knows it, so all take part in `agreeToStop`.
+    public var validatesNow: Bool {
+        guard config.validationImages > 0 else { return false }
+        let every = config.validationEvery > 0 ? config.validationEvery : max(1, loader.batchesPerEpoch / config.accumulate)
+        return step % every == 0 || step == config.steps
+    }
+
+    /// Records a validation's mean Dice; true when it is the best so far.
+    public func record(validation dice: Double) -> Bool {
+        if let b = best, dice <= b.dice { best!.since += 1; return false }
+        best = Best(step: step, dice: dice, since: 0)
+        return true
+    }
+
+    /// Early stop: as many validations in a row without a better one as the config allows.
+    public var patienceSpent: Bool { config.earlyStop > 0 && (best?.since ?? 0) >= config.earlyStop }
+
+    /// Rank 0's decision to stop, shared with every process (a no-op for one process).
+    public func agreeToStop(_ stop: Bool) throws -> Bool {
+        guard let group else { return stop }
+        let flag = try Tensor([stop ? 1.0 : 0], shape: [1])
+        try group.broadcast([flag])
+        return try flag.item() != 0
+    }
+
+    /// `model-best.safetensors`: the weights of the best validation, with its step and scores.
+    public func saveBest(to dir: URL, metrics: [String: Double]) throws {
+        var info = ["medcat.train": config.json, "medcat.step": "\(step)", "medcat.selection_hash": selectionHash]
+        for (k, v) in metrics { info["medcat.metric.\(k)"] = "\(v)" }
+        try SamCheckpoint.save(sam, to: dir.appendingPathComponent(Self.bestFile), info: info)
+    }
+    public static let bestFile = "model-best.safetensors"
 
     // MARK: checkpoints
 
@@ -195,10 +252,12 @@ public final class Trainer {
         }
         try saveFrozenWeights(in: dir)
         for i in parameters.indices {
-            for (k, t) in try optimizer.state(of: i).enumerated() { state["optimizer.\(i).\(k)"] = t }
+            let (optimizer, local) = optimizer(of: i)
+            for (k, t) in try optimizer.state(of: local).enumerated() { state["optimizer.\(i).\(k)"] = t }
         }
         let pos = String(decoding: try JSONEncoder().encode(position), as: UTF8.self)
         state.metadata = ["medcat.train": config.json, "medcat.step": "\(step)", "medcat.position": pos]
+        if let best { state.metadata["medcat.best"] = String(decoding: try JSONEncoder().encode(best), as: UTF8.self) }
         try state.saveSafetensors(dir.appendingPathComponent("state-\(tag).safetensors"))
         let last = ["step": "\(step)", "model": model.lastPathComponent, "state": "state-\(tag).safetensors"]
         try JSONSerialization.data(withJSONObject: last, options: .sortedKeys).write(to: dir.appendingPathComponent("last.json"), options: .atomic)
@@ -240,13 +299,21 @@ public final class Trainer {
         for i in parameters.indices {
             var tensors: [Tensor] = []
             while let t = state["optimizer.\(i).\(tensors.count)"] { tensors.append(t) }
-            if !tensors.isEmpty { try optimizer.setState(of: i, tensors) }
+            let (optimizer, local) = optimizer(of: i)
+            if !tensors.isEmpty { try optimizer.setState(of: local, tensors) }
         }
         step = Int(state.metadata["medcat.step"] ?? "") ?? 0
+        best = try state.metadata["medcat.best"].map { try JSONDecoder().decode(Best.self, from: Data($0.utf8)) }
         position = try JSONDecoder().decode(LoaderPosition.self, from: Data((state.metadata["medcat.position"] ?? "{}").utf8))
     }
 
     static let frozenWeightsFile = "lora-frozen.safetensors"
+
+    /// The optimiser holding parameter i, and i's index in it.
+    func optimizer(of i: Int) -> (Optimizer, Int) {
+        let g = optimizers.last { $0.first <= i }!
+        return (g.optimizer, i - g.first)
+    }
 
     /// Set once this run wrote (or resumed from) its frozen weights: a fresh run writes its own
     /// rather than trusting a file an earlier, killed run left.

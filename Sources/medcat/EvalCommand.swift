@@ -43,11 +43,12 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("protocol"), help: "Prompt protocol (repeatable; default box, points1 and clicks).") var protocols: [EvalProtocol] = []
     @Option(help: "Clicks of the clicks protocol, the first included.") var clicks: Int = 5
     @Option(help: "NSD tolerance in mm.") var tolerance: Double = 2
-    @Option(help: "Seed of jittered boxes.") var seed: UInt64 = 0
+    @Option(help: "Seed of jittered boxes and of --sample.") var seed: UInt64 = 0
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "none"
     @Option(help: "Replay the prompts of this file (written by --save-prompts).") var prompts: String?
     @Option(help: "Write the prompts used to this file.") var savePrompts: String?
     @Option(help: "Evaluate at most this many images.") var limit: Int?
+    @Option(help: "Evaluate this many images drawn by --seed from the selection (the subset training validates on).") var sample: Int?
     @Option(help: "Encoder input size; default: the checkpoint's.") var imageSize: Int?
     @Option(help: "Where the model runs: the CPU or CUDA device N.") var device: Device = .cpu
     @Option(help: "Images evaluated at once, each with its share of --threads.") var workers: Int = 1
@@ -59,6 +60,7 @@ struct EvalCommand: ParsableCommand {
         guard tolerance >= 0, tolerance.isFinite else { throw ValidationError("--tolerance must be a distance in mm, at least 0") }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be \(BoxJitter.choices) (got '\(boxJitter)')") }
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+        if let sample, sample < 1 { throw ValidationError("--sample must be at least 1") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
     }
@@ -72,7 +74,7 @@ struct EvalCommand: ParsableCommand {
         if selection.splits.isEmpty { selection.splits = [.test] }
         let settings = EvalSettings(selection: selection, protocols: protocols.isEmpty ? [.box, .points1, .clicks] : protocols,
                                     clicks: clicks, tolerance: tolerance, seed: seed, boxJitter: boxJitter, imageSize: imageSize, device: device.description,
-                                    limit: limit)
+                                    limit: limit, sample: sample)
         let url = URL(fileURLWithPath: checkpoint)
         let catalog = try Catalog(path: common.catalog)
         guard try catalog.count(selection) > 0 else {

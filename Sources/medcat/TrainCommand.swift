@@ -55,8 +55,14 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
     @Option(help: "Rebalance: modality:NAME=W or dataset:NAME=W (repeatable); images are drawn in proportion to their weights.")
     var sampleWeight: [String] = []
-    @Option(help: "Validation split scored each epoch and at the end.") var valSplit: Split = .val
-    @Option(help: "Validation images (0: no validation).") var valImages: Int = 16
+    @Option(help: "Validation split: its images are scored as `medcat eval --protocol box --protocol points1 --sample N` scores them.")
+    var valSplit: Split = .val
+    @Option(help: "Validation images N, drawn once by a fixed seed (0: no validation).") var valImages: Int = 16
+    @Option(help: "Validate every N steps (0: after each epoch) and after the last; the best is kept as model-best.safetensors.")
+    var valEvery: Int = 0
+    @Option(help: "Stop after N validations in a row without a better mean Dice (0: never).") var earlyStop: Int = 0
+    @Option(help: "The image encoder's learning rate as a fraction of --lr (--tune full; default \(TrainConfig().encoderLearningRateScale) for a pretrained checkpoint, 1 for a --preset trained from scratch).")
+    var encoderLrScale: Double?
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
     @Option(help: "Where the model runs: the CPU or CUDA device N.") var device: Device = .cpu
@@ -65,6 +71,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Processes on this machine (torch.distributed, Gloo); --batch-size is split between them.") var nproc: Int = 1
     @Option(help: "AdamW epsilon.") var adamEps: Double = 1e-8
     @Flag(help: "Turn augmentation off.") var noAugment = false
+    @Flag(help: "--tune decoder: run the frozen encoder every step instead of storing its output beside the catalog's shards.")
+    var noEmbeddingCache = false
     @Flag(help: "Continue the run in --out from its last checkpoint.") var resume = false
 
     func validate() throws {
@@ -84,10 +92,13 @@ struct TrainCommand: ParsableCommand {
                               ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--points", points)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
-        for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards)] where value < 0 {
+        for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards),
+                              ("--val-every", valEvery), ("--early-stop", earlyStop)] where value < 0 {
             throw ValidationError("\(name) must be 0 or more")
         }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        if let encoderLrScale, !(encoderLrScale >= 0 && encoderLrScale.isFinite) { throw ValidationError("--encoder-lr-scale must be 0 or more") }
+        if noEmbeddingCache, tune != .decoder { throw ValidationError("--no-embedding-cache applies to --tune decoder only") }
         _ = try weights()
         guard batchSize % nproc == 0 else { throw ValidationError("--batch-size \(batchSize) must be a multiple of --nproc \(nproc)") }
         guard shards % nproc == 0 else {
@@ -113,7 +124,7 @@ struct TrainCommand: ParsableCommand {
         c.selection = filters.selection
         if c.selection.splits.isEmpty { c.selection.splits = [.train] }
         c.validation = Selection(modalities: filters.modalities, classes: filters.classes, datasets: filters.datasets, splits: [valSplit])
-        c.validationImages = valImages
+        c.validationImages = valImages; c.validationEvery = valEvery; c.earlyStop = earlyStop; c.encoderLearningRateScale = encoderLrScale ?? (preset == nil ? c.encoderLearningRateScale : 1)
         c.shards = shards
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
@@ -142,7 +153,8 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--preset \(preset?.rawValue ?? "") has no model at --image-size \(imageSize ?? 0)")
         }
         let catalog = try Catalog(path: common.catalog)
-        let trainer = try Trainer(sam: sam, catalog: catalog, config: config, group: group)
+        let cache = tune == .decoder && !noEmbeddingCache ? try EmbeddingCache(sam: sam, catalog: catalog, rank: group?.rank ?? 0) : nil
+        let trainer = try Trainer(sam: sam, catalog: catalog, config: config, group: group, embeddingCache: cache)
         guard lead else { return try follow(trainer) }
         let log = common.logger("train")
         trainer.loader.onReplacement = { log.warning("\($0)") }
@@ -159,32 +171,46 @@ struct TrainCommand: ParsableCommand {
         print("training \(sam.config.preset) (\(trainer.config.tune.rawValue), \(trainer.trainedParameterCount) parameters trained, the model has \(sam.parameterCount)) on \(trainer.loader.imageCount) images, "
               + "\(trainer.loader.batchesPerEpoch) batches per epoch, \(steps) steps")
         let bar = ProgressLine(total: steps)
-        var epoch = trainer.position.epoch, lastValidation: Double?
-        if !resume, let dice = try trainer.validate() {
-            print("validation Dice before training: \(String(format: "%.4f", dice))")
-            try write(["step": 0, "val_dice": dice])
+        var lastValidation: [String: Double] = [:]
+        /// Scores the validation subset, keeps model-best, logs; true when patience is spent.
+        func validation() throws -> Bool {
+            guard let v = try trainer.validate() else { return false }
+            let better = trainer.record(validation: v.dice)
+            lastValidation = ["val_dice": v.dice]
+            for (p, d) in v.byProtocol { lastValidation["val_\(p.rawValue)_dice"] = d }
+            if better { try trainer.saveBest(to: dir, metrics: lastValidation) }
+            let best = trainer.best!
+            try write(lastValidation.merging(["step": Double(trainer.step), "best_step": Double(best.step), "best_val_dice": best.dice]) { a, _ in a })
+            let parts = v.byProtocol.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \(String(format: "%.4f", $0.value))" }
+            bar.note("step \(trainer.step) validation Dice \(String(format: "%.4f", v.dice)) (\(parts.joined(separator: ", ")))"
+                     + (better ? ": best so far, \(Trainer.bestFile)" : ", best \(String(format: "%.4f", best.dice)) at step \(best.step)"))
+            return trainer.patienceSpent
         }
-        while trainer.step < steps {
+        if !resume { _ = try validation() }  // the starting weights are the first candidate for best
+        var stopped = false
+        while trainer.step < steps && !stopped {
             let log = try trainer.trainStep()
             try write(log)
             bar.update(log.step, "loss \(String(format: "%.4f", log.loss))  \(String(format: "%.1f", log.samplesPerSecond)) samples/s")
-            if log.epoch != epoch || trainer.step == steps {
-                if let dice = try trainer.validate() {
-                    lastValidation = dice
-                    try write(["step": Double(log.step), "epoch": Double(epoch), "val_dice": dice])
-                    bar.note("epoch \(epoch) validation Dice \(String(format: "%.4f", dice))")
-                }
-                epoch = log.epoch
-            }
-            if trainer.step % checkpointEvery == 0 || trainer.step == steps {
-                let url = try trainer.saveCheckpoint(to: dir, metrics: lastValidation.map { ["val_dice": $0] } ?? [:])
+            if trainer.validatesNow { stopped = try trainer.agreeToStop(try validation()) }
+            if trainer.step % checkpointEvery == 0 || trainer.step == steps || stopped {
+                let url = try trainer.saveCheckpoint(to: dir, metrics: lastValidation)
                 bar.note("checkpoint \(url.lastPathComponent)")
             }
         }
         bar.finish()
         try group?.barrier()
-        if let lastValidation { print("validation Dice after training: \(String(format: "%.4f", lastValidation))") }
+        if stopped { print("early stop at step \(trainer.step): \(trainer.config.earlyStop) validations without a better Dice") }
+        if let cache = trainer.embeddingCache {
+            print("embedding cache: \(cache.hits) read, \(cache.misses) computed, \(cache.count) stored")
+        }
         print("model: \(out)/model-\(String(format: "%06d", trainer.step)).safetensors")
+        if let best = trainer.best {
+            var summary = ["best_step": Double(best.step), "best_val_dice": best.dice, "last_step": Double(trainer.step)]
+            summary["last_val_dice"] = lastValidation["val_dice"]
+            try write(summary)
+            print("best: \(out)/\(Trainer.bestFile) (step \(best.step), validation Dice \(String(format: "%.4f", best.dice)))")
+        }
     }
 }
 
@@ -214,7 +240,10 @@ extension TrainCommand {
     /// Ranks other than 0 train in step with rank 0 and leave output, validation and checkpoints to it.
     func follow(_ trainer: Trainer) throws {
         if resume { try trainer.resume(from: URL(fileURLWithPath: out)) }
-        while trainer.step < steps { _ = try trainer.trainStep() }
+        while trainer.step < steps {
+            _ = try trainer.trainStep()
+            if trainer.validatesNow, try trainer.agreeToStop(false) { break }
+        }
         try trainer.group?.barrier()
     }
 }

@@ -63,7 +63,7 @@ final class IngestAsTheyComeCLITests: BinaryTestCase {
         try medcat(["catalog", "split", "--ratios", "0.7,0.3,0", "--seed", "1"])
         let (out, err) = try medcat(["train", "--out", "mixed", "--preset", "vit_debug", "--steps", "3", "--batch-size", "4", "--masks-per-image", "1",
                                      "--click-passes", "0", "--val-images", "4"])
-        XCTAssertTrue(out.contains("validation Dice after training"), out + err)
+        XCTAssertTrue(out.contains("best: mixed/model-best.safetensors"), out + err)
         try medcat(["eval", "--checkpoint", "mixed/model-000003.safetensors", "--split", "val", "--protocol", "box", "--name", "mixed"])
         let (stats, _) = try medcat(["catalog", "stats", "--json"])
         let modalities = (try JSONSerialization.jsonObject(with: Data(stats.utf8)) as! [String: Any])["by_modality"] as! [[String: Any]]

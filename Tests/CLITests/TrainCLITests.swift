@@ -6,9 +6,13 @@ import XCTest
 /// `medcat train` through the binary: the debug model learns from scratch on a small KiTS-layout
 /// catalog, a killed run resumes to the same losses, and the result evaluates like any checkpoint.
 final class TrainCLITests: BinaryTestCase {
-    func number(after label: String, in text: String) throws -> Double {
-        let line = try XCTUnwrap(text.split(separator: "\n").first { $0.contains(label) }, "no '\(label)' in \(text)")
-        return try XCTUnwrap(Double(line.split(separator: " ").last!))
+    /// The run's validation lines (metrics.jsonl), in order.
+    func validations(_ run: String) throws -> [[String: Double]] {
+        let text = try String(contentsOf: dir.appendingPathComponent("\(run)/metrics.jsonl"), encoding: .utf8)
+        return try text.split(separator: "\n").compactMap { line in
+            let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return o["val_dice"] == nil ? nil : o.compactMapValues { $0 as? Double }
+        }
     }
 
     /// step → loss, the last line logged for each step (a killed run may log a step twice).
@@ -30,11 +34,12 @@ final class TrainCLITests: BinaryTestCase {
         let options = ["--preset", "vit_debug", "--steps", "60", "--checkpoint-every", "20", "--batch-size", "4", "--masks-per-image", "2",
                        "--click-passes", "1", "--lr", "2e-3", "--warmup", "5", "--val-images", "8"]
 
-        // Uninterrupted: held-out Dice rises well above the untrained model's.
+        // Uninterrupted: held-out box Dice rises well above the untrained model's.
         let (out, _) = try medcat(["train", "--out", "a"] + options)
-        let before = try number(after: "validation Dice before training", in: out)
-        let after = try number(after: "validation Dice after training", in: out)
-        XCTAssertGreaterThan(after, before + 0.15, out)
+        let checks = try validations("a")
+        XCTAssertEqual(checks.map { $0["step"] }, Array(stride(from: 0.0, through: 60, by: 4)), "validated before training and after each epoch of 4 steps")
+        let (before, after) = (checks.first!, checks.last!)
+        XCTAssertGreaterThan(after["val_box_dice"]!, before["val_box_dice"]! + 0.15, out)
         let straight = try losses("a")
         XCTAssertEqual(straight.count, 60)
 
@@ -64,16 +69,20 @@ final class TrainCLITests: BinaryTestCase {
         let (_, changed) = try medcat(["train", "--out", "b", "--resume"] + options.map { $0 == "2e-3" ? "1e-3" : $0 }, expect: 1)
         XCTAssertTrue(changed.contains("state-000060.safetensors: was written with other training settings"), changed)
 
-        // The checkpoint is a model like any other: eval's box protocol on the validation case
-        // reproduces the trainer's validation Dice (same prompts, same output).
-        try medcat(["eval", "--checkpoint", "a/model-000060.safetensors", "--split", "val", "--protocol", "box", "--name", "debug"])
+        // The checkpoint is a model like any other, and validation is `medcat eval` on the same
+        // subset: its box and point protocols reproduce the trainer's validation Dice.
+        try medcat(["eval", "--checkpoint", "a/model-000060.safetensors", "--split", "val", "--protocol", "box", "--protocol", "points1",
+                    "--sample", "8", "--name", "debug"])
         try medcat(["leaderboard", "--out", "report", "--bootstrap", "0"])
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report/leaderboard.json"))) as! [String: Any]
-        let entry = (report["entries"] as! [[String: Any]]).first {
-            $0["level"] as? String == "mask" && ($0["variant"] as! [String: Any])["output"] as? String == "first"
-        }!
-        let overall = (entry["groups"] as! [[String: Any]]).first { $0["kind"] as? String == "overall" }!
-        XCTAssertEqual((overall["dice"] as! [String: Any])["mean"] as! Double, after, accuracy: 1e-4)
+        for proto in ["box", "points1"] {
+            let entry = (report["entries"] as! [[String: Any]]).first {
+                let v = $0["variant"] as! [String: Any]
+                return $0["level"] as? String == "mask" && v["output"] as? String == "first" && v["proto"] as? String == proto
+            }!
+            let overall = (entry["groups"] as! [[String: Any]]).first { $0["kind"] as? String == "overall" }!
+            XCTAssertEqual((overall["dice"] as! [String: Any])["mean"] as! Double, after["val_\(proto)_dice"]!, accuracy: 1e-6, proto)
+        }
     }
 
     /// The light modes end to end: a LoRA run saves a plain model, an adapter run starts from it,
@@ -124,8 +133,9 @@ final class TrainCLITests: BinaryTestCase {
         try medcat(["ingest", "raw", "--size", "64"])
         // eps 1e-6: gradients that are zero in exact arithmetic (attention key biases) differ in
         // rounding noise between batch splits, and Adam would scale that noise up to ±lr.
-        let options = ["--preset", "vit_debug", "--steps", "6", "--checkpoint-every", "3", "--batch-size", "4", "--masks-per-image", "2", "--click-passes", "1",
-                       "--lr", "1e-3", "--adam-eps", "1e-6", "--val-images", "0", "--split", "train", "--split", "val", "--split", "test"]
+        let base = ["--preset", "vit_debug", "--steps", "6", "--checkpoint-every", "3", "--batch-size", "4", "--masks-per-image", "2", "--click-passes", "1",
+                    "--lr", "1e-3", "--adam-eps", "1e-6", "--split", "train", "--split", "val", "--split", "test"]
+        let options = base + ["--val-images", "0"]
         try medcat(["train", "--out", "one"] + options)
         let (out, _) = try medcat(["train", "--out", "two", "--nproc", "2"] + options)
         XCTAssertTrue(out.contains("model: two/model-000006.safetensors"), out)
@@ -155,6 +165,18 @@ final class TrainCLITests: BinaryTestCase {
         try medcat(["train", "--out", "mixed", "--nproc", "2", "--resume"] + options)
         let resumed = try tensors("mixed/model-000006.safetensors")
         for (name, a) in one { for (x, y) in zip(a, resumed[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
+
+        // Validation with early stop: rank 0 decides when to stop, and the other process stops with it.
+        let stopping = base + ["--val-split", "train", "--val-images", "4", "--val-every", "2", "--early-stop", "1"]
+        let (single, _) = try medcat(["train", "--out", "stop1"] + stopping)
+        let (pair, _) = try medcat(["train", "--out", "stop2", "--nproc", "2"] + stopping)
+        let singleChecks = try validations("stop1"), pairChecks = try validations("stop2")
+        XCTAssertEqual(singleChecks.count, pairChecks.count, pair)
+        let lastStep = Int(singleChecks.last!["step"]!)
+        XCTAssertEqual(single.contains("early stop"), lastStep < 6, single)
+        XCTAssertEqual(pair.contains("early stop at step \(lastStep)"), lastStep < 6, pair)
+        let a1 = try tensors(String(format: "stop1/model-%06d.safetensors", lastStep)), a2 = try tensors(String(format: "stop2/model-%06d.safetensors", lastStep))
+        for (name, a) in a1 { for (x, y) in zip(a, a2[name]!) { XCTAssertEqual(x, y, accuracy: 1e-5, name) } }
 
         // Packed into shards first (once; reused after). The pack's order keeps shards apart, so each
         // of two processes reads two of the four shards, and two processes still train like one.

@@ -1,4 +1,5 @@
 import Catalog
+import Eval
 import Foundation
 import Imaging
 import Ingest
@@ -14,7 +15,9 @@ import XCTest
 /// The loader's order, prompts and augmentation, the schedule and the loss, on a small catalog of
 /// KiTS-layout volumes whose kidney and tumour are brighter than the background.
 final class TrainerTests: TemporaryDirectoryTestCase {
-    func catalog(cases: Int = 3, kits23: Int = 0) throws -> Catalog {
+    func catalog(cases: Int = 3, kits23: Int = 0) throws -> Catalog { try Self.catalog(in: dir, cases: cases, kits23: kits23) }
+
+    static func catalog(in dir: URL, cases: Int = 3, kits23: Int = 0) throws -> Catalog {
         let n = 32
         for (folder, c) in (0..<cases).map({ ("KiTS19", $0) }) + (0..<kits23).map({ ("KiTS23", $0) }) {
             let d = dir.appendingPathComponent(String(format: "raw/%@/case_%05d", folder, c))
@@ -415,5 +418,144 @@ final class TrainerTests: TemporaryDirectoryTestCase {
         XCTAssertThrowsError(try SamCheckpoint.open(lite, adapterRatio: 0.25)) {
             XCTAssertTrue("\($0)".contains("tiny_vit has no adapter slots"), "\($0)")
         }
+    }
+}
+
+/// Decoder tuning's embedding cache, validation through Eval, and the best checkpoint.
+final class TrainerValidationTests: TemporaryDirectoryTestCase {
+    func model(seed: UInt64 = 1) throws -> Sam { try Sam(.vitDebug(imageSize: 32), seed: seed) }
+
+    func testEmbeddingCacheTrainsLikeTheEncoderAndSurvivesDamage() throws {
+        let cat = try TrainerTests.catalog(in: dir)
+        var c = TrainConfig()
+        c.batchSize = 3; c.masksPerImage = 2; c.seed = 5; c.validationImages = 0
+        c.steps = 5; c.clickPasses = 1; c.warmupSteps = 0; c.learningRate = 1e-3; c.tune = .decoder
+        func train(_ cache: EmbeddingCache?) throws -> [[Float]] {
+            let sam = try model()
+            let t = try Trainer(sam: sam, catalog: cat, config: c, embeddingCache: cache)
+            for _ in 0..<c.steps { _ = try t.trainStep() }
+            return try sam.maskDecoder.trainableParameters.map { try $0.floats() }
+        }
+        func largestDifference(_ a: [[Float]], _ b: [[Float]]) -> Float {
+            zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+        }
+        let start = try model().maskDecoder.trainableParameters.map { try $0.floats() }
+        let plain = try train(nil)
+        let folder = dir.appendingPathComponent("embeddings")
+        let first = try EmbeddingCache(directory: folder)
+        let cached = try train(first)
+        XCTAssertEqual(first.misses, first.count)
+        XCTAssertEqual(first.hits + first.misses, c.steps * c.batchSize)
+        XCTAssertGreaterThan(largestDifference(plain, start), 1e-3, "training moves the decoder")
+        XCTAssertLessThan(largestDifference(plain, cached), 1e-5, "the cache changes speed, not the result")
+
+        // A second run reads every embedding it needs from the files.
+        let second = try EmbeddingCache(directory: folder)
+        XCTAssertEqual(second.count, first.count)
+        XCTAssertEqual(try train(second), cached)
+        XCTAssertEqual(second.misses, 0)
+        XCTAssertEqual(second.hits, c.steps * c.batchSize)
+
+        // What it stores is the encoder's output in half precision.
+        let loader = try SampleLoader(catalog: cat, config: c)
+        let sample = try loader.batch(at: LoaderPosition()).0[0]
+        let sam = try model()
+        let batch = try TrainingBatch([sample], config: sam.config, device: .cpu)
+        let direct = try withoutGrad { try sam.embed(batch.images) }.floats()
+        let stored = try XCTUnwrap(try second.embedding(sample.cacheKey)).floats()
+        XCTAssertEqual(stored.count, direct.count)
+        for (s, d) in zip(stored, direct) { XCTAssertEqual(s, d, accuracy: 1e-3 * max(1, abs(d))) }
+
+        // A damaged payload is refused (then computed again); a torn last record is cut on reopening.
+        let part = folder.appendingPathComponent("part-0.mcemb")
+        var bytes = try Data(contentsOf: part)
+        bytes[bytes.count - 10] ^= 0xFF
+        try bytes.write(to: part)
+        let damaged = try EmbeddingCache(directory: folder)
+        var keys: [EmbeddingCache.Key] = []
+        for p in 0..<loader.batchesPerEpoch { keys += try loader.batch(at: LoaderPosition(epoch: 0, batch: p)).0.map(\.cacheKey) }
+        for k in keys { _ = try damaged.embedding(k) }
+        XCTAssertEqual(damaged.rejected, 1, "the record whose payload changed")
+        try bytes.prefix(bytes.count - 100).write(to: part)
+        let torn = try EmbeddingCache(directory: folder)
+        XCTAssertEqual(torn.count, first.count - 1)
+        XCTAssertEqual(try FileManager.default.attributesOfItem(atPath: part.path)[.size] as? Int, bytes.count - stored.count * 2 - EmbeddingCache.headerSize,
+                       "cut back to the last whole record")
+
+        // Another encoder, another folder.
+        XCTAssertNotEqual(try EmbeddingCache(sam: model(seed: 2), catalog: cat).directory, try EmbeddingCache(sam: model(), catalog: cat).directory)
+        XCTAssertEqual(try EmbeddingCache(sam: model(), catalog: cat).directory, try EmbeddingCache(sam: model(), catalog: cat).directory)
+    }
+
+    func testValidationIsEvalAndTheBestCheckpointIsKept() throws {
+        let cat = try TrainerTests.catalog(in: dir)
+        var c = TrainConfig()
+        c.batchSize = 3; c.masksPerImage = 2; c.seed = 5; c.steps = 6; c.clickPasses = 1; c.warmupSteps = 0; c.learningRate = 1e-3
+        c.validation = Selection(splits: [.train]); c.validationImages = 5; c.validationEvery = 2; c.earlyStop = 2
+        let sam = try model()
+        let trainer = try Trainer(sam: sam, catalog: cat, config: c)
+
+        // Validation scores what `medcat eval --protocol box --protocol points1 --sample 5` scores.
+        let v = try XCTUnwrap(try trainer.validate())
+        let run = try EvalRunner(sam: sam, catalog: cat, settings: trainer.validationSettings).run(name: "v", model: "debug", checkpointHash: "-")
+        XCTAssertEqual(run.images, 5)
+        let scores = try EvalStore(catalog: cat).maskScores(run: run.run)
+        for proto in [EvalProtocol.box, .points1] {
+            let dice = scores.filter { $0.variant.proto == proto.rawValue && $0.variant.output == "first" }.compactMap(\.scores.dice)
+            XCTAssertGreaterThan(dice.count, 5)
+            XCTAssertEqual(v.byProtocol[proto]!, dice.reduce(0, +) / Double(dice.count), accuracy: 1e-12, proto.rawValue)
+        }
+        XCTAssertEqual(v.dice, (v.byProtocol[.box]! + v.byProtocol[.points1]!) / 2, accuracy: 1e-12)
+
+        // The best is the highest mean Dice (a tie is no improvement); patience counts from it.
+        let out = dir.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        XCTAssertTrue(trainer.record(validation: 0.5))
+        for _ in 0..<2 { _ = try trainer.trainStep() }
+        XCTAssertTrue(trainer.record(validation: 0.6))
+        try trainer.saveBest(to: out, metrics: ["val_dice": 0.6])
+        let bestWeights = try StateDict(sam).tensors.mapValues { try $0.floats() }
+        for _ in 0..<2 { _ = try trainer.trainStep() }
+        XCTAssertFalse(trainer.record(validation: 0.6))
+        XCTAssertFalse(trainer.patienceSpent)
+        XCTAssertEqual(trainer.best, Trainer.Best(step: 2, dice: 0.6, since: 1))
+        _ = try trainer.saveCheckpoint(to: out)
+
+        // A resumed run keeps the best so far and its patience.
+        let resumed = try Trainer(sam: model(), catalog: cat, config: c)
+        try resumed.resume(from: out)
+        XCTAssertEqual(resumed.best, trainer.best)
+        for _ in 0..<2 { _ = try resumed.trainStep() }
+        XCTAssertFalse(resumed.record(validation: 0.59))
+        XCTAssertTrue(resumed.patienceSpent, "two validations without a better one")
+
+        // model-best holds the weights of the best step, with its step and score.
+        let best = try StateDict.load(out.appendingPathComponent(Trainer.bestFile))
+        XCTAssertEqual(best.metadata["medcat.step"], "2")
+        XCTAssertEqual(best.metadata["medcat.metric.val_dice"], "0.6")
+        for (name, values) in bestWeights { XCTAssertEqual(try best[name]?.floats(), values, name) }
+    }
+
+    /// --tune full: the pretrained encoder learns at its fraction of the rate, the rest at the rate.
+    func testEncoderLearnsAtItsScaledRate() throws {
+        let cat = try TrainerTests.catalog(in: dir)
+        var c = TrainConfig()
+        c.batchSize = 3; c.masksPerImage = 2; c.seed = 5; c.validationImages = 0; c.steps = 1; c.clickPasses = 0; c.warmupSteps = 0
+        c.learningRate = 1e-3; c.weightDecay = 0; c.clipNorm = 0
+        func firstStep(scale: Double) throws -> (encoder: Float, decoder: Float) {
+            c.encoderLearningRateScale = scale
+            let sam = try model()
+            let e0 = try sam.imageEncoder.trainableParameters.map { try $0.floats() }, d0 = try sam.maskDecoder.trainableParameters.map { try $0.floats() }
+            _ = try Trainer(sam: sam, catalog: cat, config: c).trainStep()
+            func moved(_ before: [[Float]], _ after: [Tensor]) throws -> Float {
+                try zip(before, after).map { b, t in zip(b, try t.floats()).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
+            }
+            return (try moved(e0, sam.imageEncoder.trainableParameters), try moved(d0, sam.maskDecoder.trainableParameters))
+        }
+        // Adam's first step moves each weight by about the rate.
+        let scaled = try firstStep(scale: 0.1), same = try firstStep(scale: 1)
+        XCTAssertEqual(Double(same.encoder), 1e-3, accuracy: 1e-4)
+        XCTAssertEqual(Double(scaled.encoder), 1e-4, accuracy: 1e-5)
+        XCTAssertEqual(Double(scaled.decoder), 1e-3, accuracy: 1e-4)
     }
 }
