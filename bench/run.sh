@@ -2,7 +2,8 @@
 # `make bench`: medcat against its peers, measured in the same run on this machine.
 #   BENCH_VOLUMES   CT volumes for the ingest benchmark (default 200, 512×512×100 int16)
 #   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
-#   BENCH_PARTS     which sections run (default "ingest catalog sam eval train")
+#   BENCH_PARTS     which sections run (default "ingest catalog sam eval train decoder")
+#   BENCH_DECODER_STEPS  steps of the timed decoder-tuning run from the embedding cache (default 500)
 #   BENCH_EVAL_IMAGES  images of the evaluation benchmark (default 24)
 #   BENCH_THREADS   libtorch threads in all for the SAM, evaluation and training sections, both sides (default: all cores)
 #   BENCH_EVAL_WORKERS  medcat eval --workers of the evaluation benchmark (default: BENCH_THREADS, one thread each)
@@ -14,7 +15,7 @@ volumes=${BENCH_VOLUMES:-200}
 images=${BENCH_IMAGES:-5000000}
 size=${BENCH_SIZE:-512}
 slices=${BENCH_SLICES:-100}
-parts=${BENCH_PARTS:-ingest catalog sam eval train}
+parts=${BENCH_PARTS:-ingest catalog sam eval train decoder}
 want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 # The ingest and catalog peers need nibabel and Pillow; the training loader peer reads its export with Pillow.
@@ -211,4 +212,34 @@ m = min(r["ms_per_step"] for r in runs(sys.argv[1])); p = min(r["ms_per_step"] f
 print(f"train step: medcat {m:.0f} ms (loader, augmentation and prompts included) vs plain PyTorch loop {p:.0f} ms"
       f" on a fixed batch  overhead {100 * (m / p - 1):+.1f}% (goal <= 5%)")
 PY
+fi
+
+if want decoder; then
+eval_catalog
+threads=${BENCH_THREADS:-$(nproc)}
+steps=${BENCH_DECODER_STEPS:-500}
+n=$("$medcat" catalog stats --json --catalog "$cat" | python3 -c "import json, sys; print(json.load(sys.stdin)['images'])")
+rm -rf "$out"/eval/*.embeddings "$out"/decoder-*
+tune() {  # $1 name, $2 images per step, $3… more flags; prints the mean seconds per step
+    "$medcat" train --catalog "$cat" --tune decoder --split test --val-images 0 --checkpoint-every 100000 --out "$out/decoder-$1" \
+        --batch-size "$2" "${@:3}" >/dev/null 2>&1
+    python3 -c "import json, sys; r = [json.loads(l) for l in open(sys.argv[1]) if 'samples_per_s' in l]; print(sum(1 / x['samples_per_s'] for x in r) / len(r) * int(sys.argv[2]))" \
+        "$out/decoder-$1/metrics.jsonl" "$2"
+}
+compare() {  # $1 name, $2 words, $3 images per step, $4… flags: the encoder every step, then the same steps twice with the cache (the second run reads it all)
+    local plain cached
+    plain=$(tune "$1-plain" "$3" "${@:4}" --no-embedding-cache)
+    tune "$1-fill" "$3" "${@:4}" >/dev/null
+    cached=$(tune "$1-cached" "$3" "${@:4}")
+    python3 -c "print(f'decoder step, $2: from the cache {$cached:.2f} s, encoder every step {$plain:.2f} s  ratio {$plain / $cached:.1f}x (goal >= 20x)')"
+}
+echo "== decoder tuning (--tune decoder), CPU, $threads threads, Colin27 + AAL at 256 px, no augmentation"
+compare lite "LiteMedSAM, medcat's few-shot recipe (4 images x 2 masks, 1 click pass)" 4 --checkpoint .deps/data/lite_medsam.pth \
+    --masks-per-image 2 --click-passes 1 --no-augment --steps 10
+compare medsam "MedSAM's model size (ViT-B at 1024 px, random weights) and recipe (2 images x 1 box, no click passes)" 2 \
+    --preset vit_b --image-size 1024 --masks-per-image 1 --click-passes 0 --box-probability 1 --no-augment --steps 5
+t0=$(date +%s.%N)
+tune long 4 --checkpoint .deps/data/lite_medsam.pth --masks-per-image 2 --click-passes 1 --steps "$steps" >/dev/null
+t1=$(date +%s.%N)
+python3 -c "print(f'$steps decoder steps on $n images with flips and turns (LiteMedSAM, 4 images x 2 masks, 1 click pass), cache empty at the start: {($t1 - $t0) / 60:.1f} min')"
 fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: ingest real data shipped by Debian packages (mricron-data: the Colin27 T1 template with
 # the AAL atlas; insighttoolkit5-examples: MR volumes and slices in NIfTI, MetaImage, NRRD and PNG)
-# and by PyPI (retinalysis-vascx: fundus photographs), show the catalog, export it in the SA-Med2D-20M
-# layout, fine-tune LiteMedSAM and compare the models in a leaderboard.
+# and by PyPI (nilearn: the ICBM152 template with grey and white matter; retinalysis-vascx: fundus
+# photographs; tptbox: a spine CT; totalsegmentator: an abdominal CT), show the catalog, export it in
+# the SA-Med2D-20M layout, fine-tune LiteMedSAM (decoder from the embedding cache, and full) and
+# compare the models on held-out subjects in a leaderboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 medcat=${1:-.build/release/medcat}
@@ -43,6 +45,18 @@ cat > "$spine/dataset.json" <<'JSON'
 {"name": "SpineCT", "channel_names": {"0": "CT"}, "file_ending": ".nii.gz", "numTraining": 1,
  "labels": {"background": 0, "vertebra L2": 21, "vertebra L3": 22, "vertebra L4": 23}}
 JSON
+# TotalSegmentator's CT example with its multi-organ label map (validation: organs no run trains on).
+organs="$demo/raw/Dataset601_TotalSegmentatorCT"
+mkdir -p "$organs/imagesTr" "$organs/labelsTr"
+ln -s "$data/totalseg/example_ct_sm.nii.gz" "$organs/imagesTr/ts_001_0000.nii.gz"
+ln -s "$data/totalseg/example_seg.nii.gz" "$organs/labelsTr/ts_001.nii.gz"
+python3 - "$data/totalseg/class_map.json" "$organs/dataset.json" <<'PY'
+import json, sys
+names = json.load(open(sys.argv[1]))["total"]
+labels = {"background": 0, **{name: int(value) for value, name in names.items()}}
+json.dump({"name": "TotalSegmentatorCT", "channel_names": {"0": "CT"}, "file_ending": ".nii.gz", "numTraining": 1, "labels": labels},
+          open(sys.argv[2], "w"))
+PY
 
 # ITK examples, each with its own manifest.
 mkdir -p "$demo/itk-kmeans/images" "$demo/itk-kmeans/labels" "$demo/itk-slices/images" "$demo/itk-slices/masks"
@@ -77,19 +91,21 @@ done
 # LiteMedSAM zero-shot against fine-tuning on structures it is weak on, scored on subjects and
 # photographs no run trains on: grey and white matter (trained on the ICBM152 template, scored on ITK's
 # k-means subject), retinal vessels and optic discs (trained on CHASE-DB1 and DRIVE photographs, scored
-# on HRF's), and structures no run trains on (CSF in the ITK subject, lumbar vertebrae in a spine CT).
-# Colin27 + AAL, whose regions no run trains on, is the validation set: it shows whether a run forgets.
+# on HRF's), and lumbar vertebrae in a spine CT, which no run trains on. Colin27 + AAL regions and ITK's
+# brain slices train alongside, as a replay of what the model already does well; TotalSegmentator's
+# CT organs, never trained on, are the validation set that picks each run's best checkpoint.
 lite=.deps/data/lite_medsam.pth
 protocols=(--protocol box --protocol points1 --protocol points3 --split test)
 "$medcat" catalog split --catalog "$cat" --dataset icbm152=train --dataset fundus_vessels_train=train --dataset fundus_discs_train=train \
-    --dataset itk-kmeans=test --dataset fundus_vessels_test=test --dataset fundus_discs_test=test --dataset dataset610_spinect=test \
-    --dataset colin27-aal=val --dataset itk-brain-slices=val
+    --dataset colin27-aal=train --dataset itk-brain-slices=train --dataset dataset601_totalsegmentatorct=val \
+    --dataset itk-kmeans=test --dataset fundus_vessels_test=test --dataset fundus_discs_test=test --dataset dataset610_spinect=test
 "$medcat" eval --catalog "$cat" --checkpoint "$lite" --name lite_medsam-zero-shot "${protocols[@]}"
-train=(--catalog "$cat" --checkpoint "$lite" --val-split val --val-images 12 --sample-weight modality:fundus=10 --masks-per-image 2 --click-passes 1)
+train=(--catalog "$cat" --checkpoint "$lite" --val-split val --val-images 12 --sample-weight modality:fundus=10 --masks-per-image 2
+       --click-passes 1 --lr 3e-5)
 "$medcat" train "${train[@]}" --out "$demo/decoder" --tune decoder --steps 100 --val-every 25 --batch-size 4 --no-augment
-"$medcat" eval --catalog "$cat" --checkpoint "$demo/decoder/model-000100.safetensors" --name lite_medsam-decoder "${protocols[@]}"
+"$medcat" eval --catalog "$cat" --checkpoint "$demo/decoder/model-best.safetensors" --name lite_medsam-decoder "${protocols[@]}"
 "$medcat" train "${train[@]}" --out "$demo/full" --tune full --steps 24 --val-every 8 --batch-size 2
-"$medcat" eval --catalog "$cat" --checkpoint "$demo/full/model-000024.safetensors" --name lite_medsam-full "${protocols[@]}"
+"$medcat" eval --catalog "$cat" --checkpoint "$demo/full/model-best.safetensors" --name lite_medsam-full "${protocols[@]}"
 "$medcat" leaderboard --catalog "$cat" --out "$demo/report"
 set +x
 python3 - "$demo/report/leaderboard.json" <<'PY'

@@ -5,7 +5,8 @@ import Foundation
 public enum TuneMode: String, Codable, CaseIterable, Sendable {
     /// Image encoder, prompt encoder and mask decoder (SAM-Med2D's and MedSAM's full fine-tuning).
     case full
-    /// The mask decoder only, encoders frozen (the light mode MedSAM and others use first).
+    /// The prompt encoder and mask decoder, the image encoder frozen (the light mode MedSAM users
+    /// start with), its output cached (`EmbeddingCache`).
     case decoder
     /// SAM-Med2D: the image encoder frozen but for adapters in every block (added when the model
     /// has none); prompt encoder and mask decoder trained.
@@ -18,7 +19,7 @@ public enum TuneMode: String, Codable, CaseIterable, Sendable {
     func trains(_ key: String) -> Bool {
         switch self {
         case .full: return true
-        case .decoder: return key.hasPrefix("mask_decoder.")
+        case .decoder: return !key.hasPrefix("image_encoder.")
         case .adapter: return !key.hasPrefix("image_encoder.") || key.contains(".Adapter.")
         case .lora: return !key.hasPrefix("image_encoder.")
         }

@@ -65,12 +65,15 @@ public final class Trainer {
         }
         for e in entries where !config.tune.trains(e.name) { try e.tensor.requiresGrad(false) }
         lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? TrainConfig.defaultLoRARank, seed: config.seed ^ 0x4C6F_5241) : []
+        // Full fine-tuning: the pretrained encoder at its scaled rate. New weights (LoRA factors,
+        // adapters) and everything else at the peak.
         let trained = entries.filter { config.tune.trains($0.name) }
-        let pretrainedEncoder = trained.filter { config.tune == .full && $0.name.hasPrefix("image_encoder.") }.map(\.tensor)
-        let rest = lowRank.flatMap { [$0.update.a, $0.update.b] } + trained.filter { !(config.tune == .full && $0.name.hasPrefix("image_encoder.")) }.map(\.tensor)
-        parameters = pretrainedEncoder + rest
+        let slow = { (e: Parameters.Entry) in config.tune == .full && e.name.hasPrefix("image_encoder.") }
+        let encoder = trained.filter(slow).map(\.tensor)
+        let rest = lowRank.flatMap { [$0.update.a, $0.update.b] } + trained.filter { !slow($0) }.map(\.tensor)
+        parameters = encoder + rest
         var groups: [(Optimizer, Double, Int)] = []
-        for (list, scale, first) in [(pretrainedEncoder, config.encoderLearningRateScale, 0), (rest, 1.0, pretrainedEncoder.count)] where !list.isEmpty {
+        for (list, scale, first) in [(encoder, config.encoderLearningRateScale, 0), (rest, 1.0, encoder.count)] where !list.isEmpty {
             groups.append((try Optimizer.adamW(list, lr: config.learningRate(at: 0) * scale, eps: config.adamEps, weightDecay: config.weightDecay), scale, first))
         }
         optimizers = groups

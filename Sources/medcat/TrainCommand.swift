@@ -44,12 +44,13 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Linear warm-up steps.") var warmup: Int = 10
     @Option(help: "Gradient norm clip (0: off).") var clip: Double = 1
     @Option(help: ArgumentHelp("What trains.", discussion: """
-        full: everything. decoder: the mask decoder. adapter: SAM-Med2D's adapters in every ViT block (added when the \
+        full: everything. decoder: prompt encoder and mask decoder, the image encoder frozen and its output cached. adapter: SAM-Med2D's adapters in every ViT block (added when the \
         checkpoint has none), prompt encoder and mask decoder. lora: LoRA updates of the image encoder's attention \
         projections (merged into the saved weights), prompt encoder and mask decoder.
         """)) var tune: TuneMode = .full
     @Option(help: "Rank of the LoRA updates (--tune lora; default \(TrainConfig.defaultLoRARank)).") var loraRank: Int?
     @Option(help: "Click passes after the first decoder pass.") var clickPasses: Int = 8
+    @Option(help: "Share of steps prompted with boxes; the others with points.") var boxProbability: Double = TrainConfig().boxProbability
     @Option(help: "Points per mask on point steps: 1 foreground point, or for K > 1, K/2 foreground and the rest background (SAM-Med2D).")
     var points: Int = 1
     @Option(help: "Box jitter: none, sam-med2d, sam-med2d:PX:FRACTION, medsam or medsam:PX.") var boxJitter: String = "sam-med2d"
@@ -97,6 +98,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("\(name) must be 0 or more")
         }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        guard (0...1).contains(boxProbability) else { throw ValidationError("--box-probability must be between 0 and 1") }
         if let encoderLrScale, !(encoderLrScale >= 0 && encoderLrScale.isFinite) { throw ValidationError("--encoder-lr-scale must be 0 or more") }
         if noEmbeddingCache, tune != .decoder { throw ValidationError("--no-embedding-cache applies to --tune decoder only") }
         _ = try weights()
@@ -129,6 +131,7 @@ struct TrainCommand: ParsableCommand {
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
         c.tune = tune; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
+        c.boxProbability = boxProbability
         c.points = points == 1 ? nil : points
         c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device.description
         return c
@@ -200,7 +203,7 @@ struct TrainCommand: ParsableCommand {
         }
         bar.finish()
         try group?.barrier()
-        if stopped { print("early stop at step \(trainer.step): \(trainer.config.earlyStop) validations without a better Dice") }
+        if stopped && trainer.step < steps { print("early stop at step \(trainer.step): \(trainer.config.earlyStop) validations without a better Dice") }
         if let cache = trainer.embeddingCache {
             print("embedding cache: \(cache.hits) read, \(cache.misses) computed, \(cache.count) stored")
         }

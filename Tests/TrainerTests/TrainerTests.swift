@@ -316,16 +316,18 @@ final class TrainerTests: TemporaryDirectoryTestCase {
             XCTAssertTrue("\(error)".contains("state-000003.safetensors: was written with other training settings"), "\(error)")
         }
 
-        // Decoder tuning: encoder weights stay, decoder weights move.
+        // Decoder tuning: image encoder weights stay, prompt encoder and decoder weights move.
         var d = c
         d.tune = .decoder
         let sam = try model()
         let before = try sam.imageEncoder.trainableParameters.map { try $0.floats() }
         let decoderBefore = try sam.maskDecoder.trainableParameters.map { try $0.floats() }
+        let promptsBefore = try sam.promptEncoder.trainableParameters.map { try $0.floats() }
         let tuner = try Trainer(sam: sam, catalog: cat, config: d)
         for _ in 0..<2 { _ = try tuner.trainStep() }
         XCTAssertEqual(try sam.imageEncoder.trainableParameters.map { try $0.floats() }, before)
         XCTAssertNotEqual(try sam.maskDecoder.trainableParameters.map { try $0.floats() }, decoderBefore)
+        XCTAssertNotEqual(try sam.promptEncoder.trainableParameters.map { try $0.floats() }, promptsBefore)
     }
 
     /// --tune lora: the encoder's own weights stay, the LoRA factors and the decoder train, the
@@ -434,12 +436,12 @@ final class TrainerValidationTests: TemporaryDirectoryTestCase {
             let sam = try model()
             let t = try Trainer(sam: sam, catalog: cat, config: c, embeddingCache: cache)
             for _ in 0..<c.steps { _ = try t.trainStep() }
-            return try sam.maskDecoder.trainableParameters.map { try $0.floats() }
+            return try (sam.maskDecoder.trainableParameters + sam.promptEncoder.trainableParameters).map { try $0.floats() }
         }
         func largestDifference(_ a: [[Float]], _ b: [[Float]]) -> Float {
             zip(a, b).map { zip($0, $1).map { abs($0 - $1) }.max() ?? 0 }.max() ?? 0
         }
-        let start = try model().maskDecoder.trainableParameters.map { try $0.floats() }
+        let start = try model().maskDecoder.trainableParameters.map { try $0.floats() } + model().promptEncoder.trainableParameters.map { try $0.floats() }
         let plain = try train(nil)
         let folder = dir.appendingPathComponent("embeddings")
         let first = try EmbeddingCache(directory: folder)
