@@ -178,23 +178,22 @@ public final class SampleLoader {
         var pixels = stored.map(Float.init)
         var masks = try chosen.map { BinaryMask(width: n, height: n, pixels: try reader.mask($0)) }
         var variant: UInt8 = 0
+        func move(_ source: [Int32]?) {  // image and masks alike
+            guard let source else { return }
+            pixels = Augment.gather(pixels, source, channels: c)
+            for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
+        }
         if config.augment && config.tune == .decoder {
             // The encoder is frozen: only the eight flips and quarter turns, so that its output
             // for each can be cached (`EmbeddingCache`).
             variant = UInt8(rng.next() % 8)
-            if let source = Augment.sourceIndex(size: n, flipX: variant & 4 != 0, flipY: false, turns: Int(variant & 3)) {
-                pixels = Augment.gather(pixels, source, channels: c)
-                for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
-            }
+            move(Augment.sourceIndex(size: n, flipX: variant & 4 != 0, flipY: false, turns: Int(variant & 3)))
         } else if config.augment {
             let (flipX, flipY, turns) = (rng.next() & 1 == 1, rng.next() & 1 == 1, Int(rng.next() % 4))
             // Scale-crop from a stream of its own, so that flips, intensity and prompts draw as before.
             var cropRNG = PromptRNG(seed: config.seed, 0x6372_6F70, UInt64(epoch), UInt64(bitPattern: image.id))
             let crop = Augment.crop(size: n, keeping: chosen.map(\.box), rng: &cropRNG)
-            if let source = Augment.sourceIndex(size: n, flipX: flipX, flipY: flipY, turns: turns, crop: crop) {
-                pixels = Augment.gather(pixels, source, channels: c)
-                for k in masks.indices { masks[k].pixels = Augment.gather(masks[k].pixels, source, channels: 1) }
-            }
+            move(Augment.sourceIndex(size: n, flipX: flipX, flipY: flipY, turns: turns, crop: crop))
             let gain = Float(0.9 + 0.2 * rng.unit()), shift = Float(Int(rng.next() % 21) - 10)
             for i in pixels.indices { pixels[i] = min(255, max(0, pixels[i] * gain + shift)) }
         }

@@ -23,6 +23,7 @@ struct TrainCommand: ParsableCommand {
             Examples:
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
               medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --out runs/ct
+              medcat train --checkpoint lite_medsam.pth --val-every 25 --early-stop 3 --out runs/best
               medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune adapter --out runs/sam-med2d
               medcat train --checkpoint lite_medsam.pth --tune lora --lora-rank 8 --out runs/lora
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200 --resume
