@@ -7,7 +7,7 @@ BUILD_FLAGS ?=
 RELEASE = .build/release/medcat
 DEMO = .deps/demo
 
-.PHONY: all setup build release test test-fast demo bench clean manifests
+.PHONY: all setup build release test test-fast demo bench gpu-bundle clean manifests
 
 all: build
 
@@ -40,6 +40,10 @@ demo: release
 
 bench: release
 	./bench/run.sh $(RELEASE)
+
+# What tools/gpu-check.sh runs on a GPU machine without Swift: .build/gpu-bundle.
+gpu-bundle: setup
+	./tools/gpu-bundle.sh
 
 clean:
 	rm -rf .build $(DEMO)

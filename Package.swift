@@ -77,7 +77,7 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(name: "medcat-catalog-bench", dependencies: ["Catalog", "Geometry"], path: "bench/CatalogBench"),
-        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Torch", "Trainer", "Catalog", "CProcess"], path: "bench/SamBench"),
+        .executableTarget(name: "medcat-sam-bench", dependencies: ["SAM", "Torch", "Trainer", "Catalog", "CProcess", "Imaging"], path: "bench/SamBench"),
         .executableTarget(name: "medcat-eval-bench", dependencies: ["Eval"], path: "bench/EvalBench"),
         // What the test targets share: a fresh folder per test, the seeded generator, the real data's
         // paths, DICOM files written by the tests (a small explicit-VR writer and one annotated scene)

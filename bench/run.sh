@@ -2,7 +2,7 @@
 # `make bench`: medcat against its peers, measured in the same run on this machine.
 #   BENCH_VOLUMES   CT volumes for the ingest benchmark (default 200, 512×512×100 int16)
 #   BENCH_IMAGES    images in the synthesised catalog (default 5,000,000, 4 masks each)
-#   BENCH_PARTS     which sections run (default "ingest catalog sam eval train decoder")
+#   BENCH_PARTS     which sections run (default "ingest catalog sam eval train decoder memory")
 #   BENCH_DECODER_STEPS  steps of the timed decoder-tuning run from an empty embedding cache (default 500; 0 skips it)
 #   BENCH_EVAL_IMAGES  images of the evaluation benchmark (default 24)
 #   BENCH_THREADS   libtorch threads in all for the SAM, evaluation and training sections, both sides (default: all cores)
@@ -15,7 +15,7 @@ volumes=${BENCH_VOLUMES:-200}
 images=${BENCH_IMAGES:-5000000}
 size=${BENCH_SIZE:-512}
 slices=${BENCH_SLICES:-100}
-parts=${BENCH_PARTS:-ingest catalog sam eval train decoder}
+parts=${BENCH_PARTS:-ingest catalog sam eval train decoder memory}
 want() { [[ " $parts " == *" $1 "* ]]; }
 mkdir -p "$out"
 # The ingest and catalog peers need nibabel and Pillow; the training loader peer reads its export with Pillow.
@@ -130,6 +130,21 @@ print(f"vit_b 256 fwd+bwd: medcat {m:.0f} ms/iter vs python {p:.0f} ms/iter  rat
 lm, lp = json.loads(sys.argv[3]), json.loads(sys.argv[4])
 print(f"LiteMedSAM inference: medcat {lm['images_per_s']:.2f} images/s vs python {lp['images_per_s']:.2f} images/s"
       f"  ratio {lm['images_per_s'] / lp['images_per_s']:.2f}x")
+PY
+fi
+
+if want memory; then
+# Each mode in a fresh process: the peak resident memory of one step above the model and its gradients.
+threads=${BENCH_THREADS:-$(nproc)}
+sam_bin=$(dirname "$medcat")/medcat-sam-bench
+echo "== activation checkpointing: vit_b at 1024, batch 1, one forward+backward (box prompt), $threads threads"
+plain=$("$sam_bin" train-memory 1024 plain "$threads"); checkpointed=$("$sam_bin" train-memory 1024 checkpointed "$threads")
+python3 - "$plain" "$checkpointed" <<'PY'
+import json, sys
+p, c = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"vit_b 1024 activations (peak above weights and gradients): plain {p['activations_mib']} MiB, "
+      f"checkpointed {c['activations_mib']} MiB  ratio {p['activations_mib'] / c['activations_mib']:.1f}x (goal >= 3x); "
+      f"step {p['seconds']:.1f} s vs {c['seconds']:.1f} s ({c['seconds'] / p['seconds']:.2f}x the time)")
 PY
 fi
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in libpng-dev zlib1g-dev libjpeg62-turbo-dev libtiff-dev libgif-dev libdeflate-dev libisal-dev libxxhash-dev libsqlite3-dev libgdcm-dev libgloo-dev python3 python3-pip chromium; do
+for pkg in libpng-dev zlib1g-dev libjpeg62-turbo-dev libtiff-dev libgif-dev libdeflate-dev libisal-dev libxxhash-dev libsqlite3-dev libgdcm-dev libgloo-dev python3 python3-pip chromium iproute2; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/autograd/generated/variable_factories.h>
@@ -78,13 +79,23 @@ int mt_set_grad_enabled(int enabled) {
     c10::GradMode::set_enabled(enabled != 0);
     return previous;
 }
-int mt_set_autocast(int enabled, int dtype) {
+int mt_set_autocast(int device, int enabled, int dtype) {
     PROTECT(-1, {
-        bool previous = at::autocast::is_autocast_enabled(at::kCUDA);
-        if (enabled) at::autocast::set_autocast_dtype(at::kCUDA, (c10::ScalarType)dtype);
-        at::autocast::set_autocast_enabled(at::kCUDA, enabled != 0);
+        auto type = device < 0 ? at::kCPU : at::kCUDA;
+        bool previous = at::autocast::is_autocast_enabled(type);
+        if (enabled) at::autocast::set_autocast_dtype(type, (c10::ScalarType)dtype);
+        at::autocast::set_autocast_enabled(type, enabled != 0);
         if (!enabled) at::autocast::clear_cache();
         return (int)previous;
+    })
+}
+int64_t mt_cuda_peak_memory(int device, int reset) {
+    PROTECT(-1, {
+        auto *allocator = c10::getDeviceAllocator(c10::kCUDA);
+        auto d = (c10::DeviceIndex)device;
+        auto peak = allocator->getDeviceStats(d).allocated_bytes[(size_t)c10::CachingAllocator::StatType::AGGREGATE].peak;
+        if (reset) allocator->resetPeakStats(d);
+        return (int64_t)peak;
     })
 }
 
@@ -132,6 +143,7 @@ int mt_copy_out(mt_tensor t, void *out, size_t bytes) {
 mt_tensor mt_to(mt_tensor t, int dtype, int device) {
     PROTECT(nullptr, { return wrap(t->t.to(options(dtype, device))); })
 }
+mt_tensor mt_share(mt_tensor t) { PROTECT(nullptr, { return wrap(t->t); }) }
 mt_tensor mt_clone(mt_tensor t) { PROTECT(nullptr, { return wrap(t->t.clone()); }) }
 mt_tensor mt_detach(mt_tensor t) { PROTECT(nullptr, { return wrap(t->t.detach()); }) }
 mt_tensor mt_contiguous(mt_tensor t) { PROTECT(nullptr, { return wrap(t->t.contiguous()); }) }

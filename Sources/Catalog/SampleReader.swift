@@ -22,7 +22,8 @@ public final class SampleReader: @unchecked Sendable {
         public var location: ShardLocation
     }
 
-    public let catalog: Catalog
+    /// Where selections are read from; nil for a reader of a pack's shards alone.
+    public let catalog: Catalog?
     /// Where the shards named by locations live: the catalog's, or a pack's.
     public let shardDirectory: URL
     private var readers: [String: ShardReader] = [:]
@@ -33,9 +34,21 @@ public final class SampleReader: @unchecked Sendable {
         self.shardDirectory = shardDirectory ?? catalog.shardDirectory
     }
 
+    /// A reader of the records in `shardDirectory` (a pack's) by location, with no catalog.
+    public init(shardDirectory: URL) {
+        catalog = nil
+        self.shardDirectory = shardDirectory
+    }
+
+    private func requireCatalog() throws -> Catalog {
+        guard let catalog else { throw CatalogError("this reader reads the shards in \(shardDirectory.path) by location only; a selection needs the catalog") }
+        return catalog
+    }
+
     /// Pages go by mask id; an image's masks have consecutive ids, so a page cut inside an image
     /// carries that image over to the next page.
     public func forEach(_ selection: Selection, limit: Int? = nil, _ body: (Image) throws -> Void) throws {
+        let catalog = try requireCatalog()
         var after: Int64 = 0, pending: Image?, delivered = 0
         func deliver(_ image: Image) throws -> Bool {
             if let limit, delivered >= limit { return false }
@@ -62,7 +75,7 @@ public final class SampleReader: @unchecked Sendable {
 
     /// One mask with its image (and only that mask).
     public func sample(maskID: Int64) throws -> (Image, Mask) {
-        guard let r = try catalog.db.read({ db in try Row.fetchOne(db, sql: Self.query("m.id = ?"), arguments: [maskID]) }) else {
+        guard let r = try requireCatalog().db.read({ db in try Row.fetchOne(db, sql: Self.query("m.id = ?"), arguments: [maskID]) }) else {
             throw CatalogError("no mask with id \(maskID)")
         }
         var image = Self.image(r)

@@ -8,7 +8,12 @@ public final class ImageEncoderViT: Module {
     let patchEmbed: Conv2d       // patch_embed.proj
     public let posEmbed: Tensor  // 1×G×G×D, G = S/16
     let blocks: [ViTBlock]
+    /// The blocks' attention modules (tests make their query chunks small).
+    var attentions: [ViTAttention] { blocks.map(\.attn) }
     let neck: Neck
+    public var checkpointBlocks = false {
+        didSet { for b in blocks { b.attn.chunkQueries = checkpointBlocks } }
+    }
 
     public init(_ config: ViTConfig, imageSize: Int, _ i: inout Initializer) throws {
         self.config = config
@@ -40,7 +45,7 @@ public final class ImageEncoderViT: Module {
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         var x = try patchEmbed(x).permute([0, 2, 3, 1])  // B×G×G×D
         x = try x + posEmbed
-        for block in blocks { x = try block(x) }
+        for block in blocks { x = try checkpointBlocks ? x.checkpointed { try block($0) } : block(x) }
         x = try x.permute([0, 3, 1, 2])                    // B×D×G×G
         return try neck(x)
     }
@@ -136,6 +141,11 @@ final class ViTAttention: Module {
     let relPosH: Tensor, relPosW: Tensor
     let heads: Int
     let scale: Double
+    /// With activation checkpointing: global attention over more than `chunkTokens` queries runs
+    /// in chunks of grid rows, each checkpointed on its own, so that a block's backward pass never
+    /// holds the scores of all queries at once (heads × N × N: 800 MB per image for ViT-B at 1024).
+    var chunkQueries = false
+    var chunkTokens = 1024
 
     init(dim: Int, heads: Int, size: Int, _ i: inout Initializer) throws {
         qkv = try Linear(dim, dim * 3, &i)
@@ -159,23 +169,39 @@ final class ViTAttention: Module {
         let (B, H, W) = (s[0], s[1], s[2])
         // 3×(B·heads)×(H·W)×head_dim
         let qkv = try self.qkv(x).reshape([B, H * W, 3, heads, -1]).permute([2, 0, 3, 1, 4]).reshape([3, B * heads, H * W, -1])
-        let q = try qkv.select(0, 0), k = try qkv.select(0, 1), v = try qkv.select(0, 2)
-        var attn = try (q * scale).matmul(k.transpose(-2, -1))  // (B·heads)×HW×HW
-        attn = try addDecomposedRelPos(attn, q, H, W)
-        attn = try attn.softmax(-1)
-        let out = try attn.matmul(v).reshape([B, heads, H, W, -1]).permute([0, 2, 3, 1, 4]).reshape([B, H, W, -1])
-        return try proj(out)
+        let out: Tensor
+        if chunkQueries && H * W > chunkTokens {
+            let rows = max(1, chunkTokens / W)
+            let parts = try stride(from: 0, to: H, by: rows).map { first in
+                try qkv.checkpointed { qkv in try self.attend(qkv, H, W, rows: first..<min(H, first + rows)) }
+            }
+            out = try Tensor.cat(parts, dim: 1)
+        } else {
+            out = try attend(qkv, H, W, rows: 0..<H)
+        }
+        return try proj(out.reshape([B, heads, H, W, -1]).permute([0, 2, 3, 1, 4]).reshape([B, H, W, -1]))
     }
 
-    func addDecomposedRelPos(_ attn: Tensor, _ q: Tensor, _ H: Int, _ W: Int) throws -> Tensor {
-        let rh = try relativePositions(H, relPosH)  // H×H×C
+    /// Attention of the queries in grid rows `rows` to all H·W keys: (B·heads)×(rows·W)×head_dim.
+    func attend(_ qkv: Tensor, _ H: Int, _ W: Int, rows: Range<Int>) throws -> Tensor {
+        var q = try qkv.select(0, 0)
+        let k = try qkv.select(0, 1), v = try qkv.select(0, 2)
+        if rows.count < H { q = try q.narrow(1, rows.lowerBound * W, rows.count * W) }
+        var attn = try (q * scale).matmul(k.transpose(-2, -1))  // (B·heads)×(rows·W)×HW
+        attn = try addDecomposedRelPos(attn, q, H, W, rows: rows)
+        return try attn.softmax(-1).matmul(v)
+    }
+
+    func addDecomposedRelPos(_ attn: Tensor, _ q: Tensor, _ H: Int, _ W: Int, rows: Range<Int>) throws -> Tensor {
+        var rh = try relativePositions(H, relPosH)  // H×H×C
+        if rows.count < H { rh = try rh.narrow(0, rows.lowerBound, rows.count) }
         let rw = try relativePositions(W, relPosW)  // W×W×C
-        let n = q.shape[0], c = q.shape[2]
-        let rq = try q.reshape([n, H, W, c])
-        let relH = try Tensor.einsum("bhwc,hkc->bhwk", rq, rh)  // n×H×W×H
-        let relW = try Tensor.einsum("bhwc,wkc->bhwk", rq, rw)  // n×H×W×W
-        let a = try attn.reshape([n, H, W, H, W]) + relH.unsqueeze(4) + relW.unsqueeze(3)
-        return try a.reshape([n, H * W, H * W])
+        let n = q.shape[0], c = q.shape[2], h = rows.count
+        let rq = try q.reshape([n, h, W, c])
+        let relH = try Tensor.einsum("bhwc,hkc->bhwk", rq, rh)  // n×h×W×H
+        let relW = try Tensor.einsum("bhwc,wkc->bhwk", rq, rw)  // n×h×W×W
+        let a = try attn.reshape([n, h, W, H, W]) + relH.unsqueeze(4) + relW.unsqueeze(3)
+        return try a.reshape([n, h * W, H * W])
     }
 
     /// Embeddings of the offsets between `size` query and key positions: size×size×C. A table made

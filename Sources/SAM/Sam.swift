@@ -98,8 +98,11 @@ extension Sam {
 }
 
 /// What an image encoder is to Sam: images in, a B×256×G×G embedding out.
-public protocol ImageEncoder {
+public protocol ImageEncoder: AnyObject {
     func callAsFunction(_ images: Tensor) throws -> Tensor
+    /// Activation checkpointing for training: each attention block keeps only its input and runs
+    /// again in the backward pass (`Tensor.checkpointed`). Same gradients, a fraction of the memory.
+    var checkpointBlocks: Bool { get set }
     /// Every attention block's qkv projection, by its key under image_encoder (LoRA's targets).
     var attentionProjections: [(key: String, layer: Linear)] { get }
 }

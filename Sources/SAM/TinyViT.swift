@@ -10,6 +10,7 @@ public final class TinyViT: Module {
     let merges: [PatchMerging]        // layers.k.downsample, k = 0…2
     let stages: [[TinyViTBlock]]      // layers.1…3 .blocks
     let neck: Neck
+    public var checkpointBlocks = false
 
     public init(_ c: TinyViTConfig, imageSize: Int, _ i: inout Initializer) throws {
         let d = c.embedDims
@@ -48,7 +49,7 @@ public final class TinyViT: Module {
         for block in convStage { x = try block(x) }
         x = try merges[0](x)                     // B×L×C1
         for (k, blocks) in stages.enumerated() {
-            for block in blocks { x = try block(x) }
+            for block in blocks { x = try checkpointBlocks ? x.checkpointed { try block($0) } : block(x) }
             if k + 1 < merges.count { x = try merges[k + 1](x, resolution: blocks[0].resolution) }
         }
         let side = stages[stages.count - 1][0].resolution

@@ -24,7 +24,7 @@ public enum Runtime {
                 throw TorchError(op: "cuda", message: "cannot locate libtorch_cpu.so to find libtorch_cuda.so beside it")
             }
             guard FileManager.default.fileExists(atPath: folder + "/libtorch_cuda.so") else {
-                throw TorchError(op: "cuda", message: "\(device) asked for, but this libtorch (\(folder)) has no libtorch_cuda.so; build with MEDCAT_LIBTORCH pointing at a CUDA libtorch")
+                throw TorchError(op: "cuda", message: "\(device) asked for, but this libtorch (\(folder)) has no libtorch_cuda.so: use a CUDA build of libtorch (MEDCAT_LIBTORCH when building, or LD_LIBRARY_PATH when running)")
             }
             count = Int(mt_cuda_load(folder))
             if count < 0 { throw TorchError.last("cuda") }
@@ -40,11 +40,22 @@ public enum Runtime {
         }
     }
 
-    /// Runs `body` under CUDA autocast with `dtype` (bf16 by default), as torch.autocast("cuda") does.
-    public static func autocast<T>(_ dtype: DType = .bf16, _ body: () throws -> T) throws -> T {
-        let previous = mt_set_autocast(1, dtype.rawValue)
+    /// Runs `body` under autocast on `device`'s type with `dtype` (bf16 by default), as
+    /// torch.autocast does: matrix products and convolutions in `dtype`, reductions, norms and
+    /// losses in fp32; parameters and their gradients stay fp32.
+    public static func autocast<T>(_ device: Device, _ dtype: DType = .bf16, _ body: () throws -> T) throws -> T {
+        let previous = mt_set_autocast(device.code, 1, dtype.rawValue)
         if previous < 0 { throw TorchError.last("autocast") }
-        defer { mt_set_autocast(previous, dtype.rawValue) }
+        defer { mt_set_autocast(device.code, previous, dtype.rawValue) }
         return try body()
+    }
+
+    /// The most bytes CUDA tensors have held on `device` since the last reset (torch.cuda's
+    /// max_memory_allocated); `reset` starts a new count.
+    public static func peakMemory(_ device: Device, reset: Bool = false) throws -> Int {
+        guard case .cuda(let n) = device else { throw TorchError(op: "peak memory", message: "kept for CUDA devices only") }
+        let bytes = mt_cuda_peak_memory(Int32(n), reset ? 1 : 0)
+        if bytes < 0 { throw TorchError.last("peak memory") }
+        return Int(bytes)
     }
 }

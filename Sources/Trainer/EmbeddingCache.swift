@@ -2,7 +2,7 @@
 // image under one flip/turn variant never changes, so it is computed once and read back by every
 // later step, epoch and run with the same encoder: what MedSAM users do by hand.
 //
-// Files live beside the catalog's shards, in `<shards>.embeddings/<encoder>/`, <encoder> a hash of
+// Files live beside the catalog's shards (or a pack's), in `<shards>.embeddings/<encoder>/`, <encoder> a hash of
 // the encoder's weights, its configuration and the device kind. Each process appends to a file of
 // its own, `part-<rank>.mcemb`, and reads every part. Format, all integers little-endian:
 //
@@ -40,9 +40,9 @@ public final class EmbeddingCache {
     static let fileMagic = Array("MCEMBED1".utf8), recordMagic = Array("MCE1".utf8)
     static let headerSize = 56
 
-    /// The cache of `sam`'s image encoder for the catalog's images.
-    public convenience init(sam: Sam, catalog: Catalog, rank: Int = 0) throws {
-        let shards = catalog.shardDirectory
+    /// The cache of `sam`'s image encoder beside `shards` (the catalog's shard folder, or a pack's
+    /// when training from a pack alone).
+    public convenience init(sam: Sam, shards: URL, rank: Int = 0) throws {
         let root = shards.deletingLastPathComponent().appendingPathComponent(shards.lastPathComponent + ".embeddings")
         try self.init(directory: root.appendingPathComponent(try Self.fingerprint(sam)), rank: rank)
     }

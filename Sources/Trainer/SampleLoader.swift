@@ -41,12 +41,20 @@ public final class SampleLoader {
     let images: [SampleReader.Image]
     let jitter: BoxJitter
 
-    /// Reads `pack` when given (its images are the selection's), else the catalog's shards.
-    public init(catalog: Catalog, config: TrainConfig, pack: Pack? = nil) throws {
+    /// Reads `pack` when given (its images are the selection's; no catalog needed), else the
+    /// catalog's selection from its shards.
+    public init(catalog: Catalog?, config: TrainConfig, pack: Pack? = nil) throws {
         self.config = config
-        reader = SampleReader(catalog: catalog, shardDirectory: pack?.directory)
-        var list: [SampleReader.Image] = pack?.images ?? []
-        if pack == nil { try reader.forEach(config.selection) { list.append($0) } }
+        var list: [SampleReader.Image] = []
+        if let pack {
+            reader = SampleReader(shardDirectory: pack.directory)
+            list = pack.images
+        } else if let catalog {
+            reader = SampleReader(catalog: catalog)
+            try reader.forEach(config.selection) { list.append($0) }
+        } else {
+            throw TrainingError("training reads a catalog or a pack; neither was given")
+        }
         guard list.count >= config.batchSize else {
             throw TrainingError("the training selection has \(list.count) images, fewer than one batch of \(config.batchSize)")
         }

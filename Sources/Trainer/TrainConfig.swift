@@ -26,6 +26,11 @@ public enum TuneMode: String, Codable, CaseIterable, Sendable {
     }
 }
 
+/// The arithmetic of the forward pass.
+public enum Precision: String, Codable, CaseIterable, Sendable {
+    case fp32, bf16
+}
+
 /// Everything that decides a training run; stored in every checkpoint it writes.
 public struct TrainConfig: Codable, Equatable, Sendable {
     public var selection = Selection(splits: [.train])
@@ -78,6 +83,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     public var checkpointEvery = 50
     public var device = "cpu"
+    /// bf16: autocast (matrix products in bf16; weights, gradients and optimiser state in fp32).
+    public var precision = Precision.fp32
+    /// Recompute each image-encoder block in the backward pass instead of keeping its activations.
+    public var checkpointActivations = false
 
     public init() {}
 
@@ -87,6 +96,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, loraRank = "lora_rank", clickPasses = "click_passes"
         case boxProbability = "box_probability", points, boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
+        case precision, checkpointActivations = "checkpoint_activations"
     }
 
     /// Linear warm-up to the peak rate, then cosine decay to the minimum at the last step.

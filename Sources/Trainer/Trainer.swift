@@ -15,7 +15,8 @@ public final class Trainer {
     public let sam: Sam
     public let config: TrainConfig
     public let loader: SampleLoader
-    let catalog: Catalog
+    /// Where validation reads; nil when training from a pack alone (no validation).
+    let catalog: Catalog?
     /// One AdamW per learning-rate group (the pretrained encoder's scaled rate, the rest), over
     /// consecutive stretches of `parameters`.
     let optimizers: [(optimizer: Optimizer, scale: Double, first: Int)]
@@ -43,7 +44,9 @@ public final class Trainer {
         }
     }
 
-    public init(sam: Sam, catalog: Catalog, config: TrainConfig, group: ProcessGroup? = nil, embeddingCache: EmbeddingCache? = nil) throws {
+    /// Trains on `pack` when given (`Pack.load`: no catalog needed but for validation), else on
+    /// the catalog's selection, packed first when `config.shards` > 0.
+    public init(sam: Sam, catalog: Catalog?, pack: Pack? = nil, config: TrainConfig, group: ProcessGroup? = nil, embeddingCache: EmbeddingCache? = nil) throws {
         self.sam = sam; self.config = config; self.catalog = catalog; self.group = group; self.embeddingCache = embeddingCache
         if embeddingCache != nil && config.tune != .decoder {
             throw TrainingError("the embedding cache needs a frozen image encoder (--tune decoder)")
@@ -51,8 +54,11 @@ public final class Trainer {
         if let group, config.batchSize % group.worldSize != 0 {
             throw TrainingError("a batch of \(config.batchSize) samples cannot be split evenly over \(group.worldSize) processes")
         }
-        var pack: Pack?
-        if config.shards > 0 {
+        var pack = pack
+        if let pack, pack.shards != config.shards {
+            throw TrainingError("the pack has \(pack.shards) shards but the training settings say \(config.shards)")
+        }
+        if pack == nil, config.shards > 0, let catalog {
             // Rank 0 packs (or finds the pack); the others open it once it is there.
             if (group?.rank ?? 0) == 0 { pack = try Pack.open(catalog: catalog, selection: config.selection, shards: config.shards).pack }
             try group?.barrier()
@@ -64,6 +70,7 @@ public final class Trainer {
             throw TrainingError("adapter tuning needs a model with adapters (a ViT SAM opened with them, or a SAM-Med2D checkpoint)")
         }
         for e in entries where !config.tune.trains(e.name) { try e.tensor.requiresGrad(false) }
+        sam.imageEncoder.checkpointBlocks = config.checkpointActivations
         lowRank = config.tune == .lora ? try sam.attachLowRank(rank: config.loraRank ?? TrainConfig.defaultLoRARank, seed: config.seed ^ 0x4C6F_5241) : []
         // Full fine-tuning: the pretrained encoder at its scaled rate. New weights (LoRA factors,
         // adapters) and everything else at the peak.
@@ -129,8 +136,8 @@ public final class Trainer {
             let out = try sam.decode(embeddings: embeddings, points: input.points, boxes: input.boxes, masks: masks, multimask: false)
             return (out.masks, try frame.upsample(out.masks, inputSize: sam.config.imageSize), out.iou)
         }
-        let autocast = device != .cpu
-        func run<T>(_ body: () throws -> T) throws -> T { autocast ? try Runtime.autocast(.bf16, body) : try body() }
+        let autocast = config.precision == .bf16
+        func run<T>(_ body: () throws -> T) throws -> T { autocast ? try Runtime.autocast(device, .bf16, body) : try body() }
 
         // Pass 1 trains everything the tune mode allows; the click passes train the decoder on
         // detached embeddings, as SAM-Med2D does.
@@ -197,6 +204,7 @@ public final class Trainer {
     /// the best checkpoint is chosen by); nil when validation is off or finds no mask.
     public func validate() throws -> (dice: Double, byProtocol: [EvalProtocol: Double])? {
         guard config.validationImages > 0 else { return nil }
+        guard let catalog else { throw TrainingError("validation reads the catalog, and this run has none (it trains from a pack alone)") }
         let scores = try EvalRunner(sam: sam, catalog: catalog, settings: validationSettings).meanDice()
         guard !scores.isEmpty else { return nil }
         return (scores.values.reduce(0, +) / Double(scores.count), scores)

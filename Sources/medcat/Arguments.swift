@@ -18,6 +18,7 @@ extension Split: ExpressibleByArgument {
 extension EvalProtocol: ExpressibleByArgument {}
 extension Exporter.Format: ExpressibleByArgument {}
 extension TuneMode: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 /// `--axes`: which planes of a 3D volume become slices.
 enum SliceAxes: String, CaseIterable, ExpressibleByArgument {

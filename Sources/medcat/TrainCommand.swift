@@ -20,6 +20,17 @@ struct TrainCommand: ParsableCommand {
             Checkpoints go to --out every --checkpoint-every steps and at the end; --resume continues the run in --out \
             exactly. Metrics are appended to <out>/metrics.jsonl.
 
+            Several processes (torch.distributed: Gloo on the CPU, NCCL with CUDA) split each batch. --nproc G starts \
+            G on this machine; on N machines, run the same command on each with --nnodes N --node-rank K --master \
+            ADDR:PORT (ADDR: node 0's address). Or start medcat train under torchrun or any launcher that sets \
+            torchrun's variables:
+              RANK, WORLD_SIZE            this process and all processes, over all nodes
+              LOCAL_RANK, LOCAL_WORLD_SIZE  on this node (--device cuda means cuda:LOCAL_RANK)
+              MASTER_ADDR, MASTER_PORT    where rank 0 serves the rendezvous
+              GLOO_SOCKET_IFNAME          the network interface Gloo uses (default: the address of this host's name)
+            Give each node a copy of the pack (medcat pack, then --pack DIR): training reads no catalog, and only \
+            rank 0 reads the catalog to validate (--val-images 0 turns that off).
+
             Examples:
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
               medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --out runs/ct
@@ -28,6 +39,8 @@ struct TrainCommand: ParsableCommand {
               medcat train --checkpoint lite_medsam.pth --tune lora --lora-rank 8 --out runs/lora
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200 --resume
               medcat train --preset vit_debug --out runs/smoke --steps 60
+              medcat train --checkpoint sam_vit_b.pth --device cuda --nproc 8 --precision bf16 --checkpoint-activations --out runs/b
+              medcat train --pack medcat.packs/KEY --nnodes 2 --node-rank 1 --master 10.0.0.1:29500 --nproc 8 --device cuda --val-images 0 ...
             """)
 
     @OptionGroup var common: CatalogOptions
@@ -67,10 +80,19 @@ struct TrainCommand: ParsableCommand {
     var encoderLrScale: Double?
     @Option(help: "Seed of order, prompts and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint every N steps.") var checkpointEvery: Int = 50
-    @Option(help: "Where the model runs: the CPU or CUDA device N.") var device: Device = .cpu
+    @Option(help: "Where the model runs: cpu, cuda (this process's GPU, cuda:LOCAL_RANK) or cuda:N.") var device: String = "cpu"
+    @Option(help: "fp32, or bf16 autocast with fp32 weights and optimiser state (default: bf16 on CUDA, fp32 on the CPU).")
+    var precision: Precision?
+    @Flag(help: "Recompute each image-encoder block in the backward pass instead of keeping its activations (less memory, about a third more compute).")
+    var checkpointActivations = false
     @Option(help: "Pack the selection into N shard files first (reused while the catalog is unchanged); 0 reads the catalog's shards.")
     var shards: Int = 0
-    @Option(help: "Processes on this machine (torch.distributed, Gloo); --batch-size is split between them.") var nproc: Int = 1
+    @Option(help: "Train from this pack folder (medcat pack), which needs no catalog; filters and --shards come from the pack.")
+    var pack: String?
+    @Option(help: "Processes on this machine; --batch-size is split between all processes.") var nproc: Int = 1
+    @Option(help: "Machines in the run, each starting this command with --nproc processes.") var nnodes: Int = 1
+    @Option(help: "This machine's place among --nnodes (0 hosts the rendezvous).") var nodeRank: Int = 0
+    @Option(help: "Node 0's address and a free port, ADDR:PORT (needed with --nnodes > 1).") var master: String?
     @Option(help: "AdamW epsilon.") var adamEps: Double = 1e-8
     @Flag(help: "Turn augmentation off.") var noAugment = false
     @Flag(help: "--tune decoder: run the frozen encoder every step instead of storing its output beside the catalog's shards.")
@@ -91,7 +113,7 @@ struct TrainCommand: ParsableCommand {
         }
         guard BoxJitter(argument: boxJitter) != nil else { throw ValidationError("--box-jitter must be \(BoxJitter.choices) (got '\(boxJitter)')") }
         for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--masks-per-image", masksPerImage), ("--accumulate", accumulate),
-                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--points", points)] where value < 1 {
+                              ("--checkpoint-every", checkpointEvery), ("--nproc", nproc), ("--nnodes", nnodes), ("--points", points)] where value < 1 {
             throw ValidationError("\(name) must be at least 1")
         }
         for (name, value) in [("--warmup", warmup), ("--click-passes", clickPasses), ("--val-images", valImages), ("--shards", shards),
@@ -103,9 +125,17 @@ struct TrainCommand: ParsableCommand {
         if let encoderLrScale, !(encoderLrScale >= 0 && encoderLrScale.isFinite) { throw ValidationError("--encoder-lr-scale must be 0 or more") }
         if noEmbeddingCache, tune != .decoder { throw ValidationError("--no-embedding-cache applies to --tune decoder only") }
         _ = try weights()
-        guard batchSize % nproc == 0 else { throw ValidationError("--batch-size \(batchSize) must be a multiple of --nproc \(nproc)") }
-        guard shards % nproc == 0 else {
-            throw ValidationError("--shards \(shards) must be a multiple of --nproc \(nproc), so that each process reads shards of its own")
+        guard Device(device) != nil else { throw ValidationError("--device must be cpu, cuda or cuda:N (got '\(device)')") }
+        guard (0..<nnodes).contains(nodeRank) else { throw ValidationError("--node-rank must be in 0…\(nnodes - 1)") }
+        if nnodes > 1 && master == nil { throw ValidationError("--nnodes \(nnodes) needs --master ADDR:PORT, node 0's address") }
+        if let master, masterAddress(master) == nil { throw ValidationError("--master takes ADDR:PORT (got '\(master)')") }
+        let processes = nproc * nnodes
+        guard batchSize % processes == 0 else { throw ValidationError("--batch-size \(batchSize) must be a multiple of the \(processes) processes") }
+        guard shards % processes == 0 else {
+            throw ValidationError("--shards \(shards) must be a multiple of the \(processes) processes, so that each process reads shards of its own")
+        }
+        if pack != nil {
+            guard shards == 0, filters.selection == Selection() else { throw ValidationError("--pack holds its selection and shard count: leave out --shards and the filters") }
         }
     }
 
@@ -134,16 +164,20 @@ struct TrainCommand: ParsableCommand {
         c.tune = tune; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.boxProbability = boxProbability
         c.points = points == 1 ? nil : points
-        c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device.description
+        c.augment = !noAugment; c.seed = seed; c.checkpointEvery = checkpointEvery; c.device = device
+        c.precision = precision ?? (device.hasPrefix("cuda") ? .bf16 : .fp32)
+        c.checkpointActivations = checkpointActivations
         return c
     }
 
     func run() throws {
-        if nproc > 1 && ProcessInfo.processInfo.environment["WORLD_SIZE"] == nil { return try launch() }
+        if nproc * nnodes > 1 && ProcessInfo.processInfo.environment["WORLD_SIZE"] == nil { return try launch() }
         mc_keep_freed_memory()
-        let group = try ProcessGroup.fromEnvironment()
-        let lead = (group?.rank ?? 0) == 0
+        let launch = try Launch.fromEnvironment()
+        let device = launch?.device(self.device) ?? Device(self.device)!
         try Runtime.prepare(device)
+        let group = try launch.map { try ProcessGroup($0, device: device) }
+        let lead = (group?.rank ?? 0) == 0
         let sam: Sam
         // SAM-Med2D's adapters, for models that have none yet.
         let adapterRatio = config.tune == .adapter ? 0.25 : nil
@@ -156,9 +190,23 @@ struct TrainCommand: ParsableCommand {
         } else {
             throw ValidationError("--preset \(preset?.rawValue ?? "") has no model at --image-size \(imageSize ?? 0)")
         }
-        let catalog = try Catalog(path: common.catalog)
-        let cache = tune == .decoder && !noEmbeddingCache ? try EmbeddingCache(sam: sam, catalog: catalog, rank: group?.rank ?? 0) : nil
-        let trainer = try Trainer(sam: sam, catalog: catalog, config: config, group: group, embeddingCache: cache)
+        // From a pack, only rank 0 reads the catalog, and only to validate.
+        let packed = try pack.map { try Pack.load(URL(fileURLWithPath: $0)) }
+        var settings = config
+        if let packed {
+            settings.selection = packed.selection ?? settings.selection
+            settings.shards = packed.shards
+        }
+        var catalog: Catalog?
+        if packed == nil || (lead && valImages > 0) {
+            guard packed == nil || FileManager.default.fileExists(atPath: common.catalog) else {
+                throw ValidationError("validation reads the catalog \(common.catalog), which is not here: give --catalog, or --val-images 0")
+            }
+            catalog = try Catalog(path: common.catalog)
+        }
+        let shardFolder = packed?.directory ?? catalog!.shardDirectory
+        let cache = tune == .decoder && !noEmbeddingCache ? try EmbeddingCache(sam: sam, shards: shardFolder, rank: group?.rank ?? 0) : nil
+        let trainer = try Trainer(sam: sam, catalog: catalog, pack: packed, config: settings, group: group, embeddingCache: cache)
         guard lead else { return try follow(trainer) }
         let log = common.logger("train")
         trainer.loader.onReplacement = { log.warning("\($0)") }
@@ -219,18 +267,26 @@ struct TrainCommand: ParsableCommand {
 }
 
 extension TrainCommand {
-    /// `--nproc N`: starts N copies of this command as ranks 0…N−1 of one run (torchrun's
-    /// variables, a free local port) and waits for all of them.
+    /// ADDR and PORT of `--master ADDR:PORT` (the address may be a bracketed IPv6 one).
+    func masterAddress(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1..<65536).contains(port) else { return nil }
+        let host = text[..<colon].trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    /// Starts this node's --nproc processes as ranks nodeRank·nproc … of nnodes·nproc, with
+    /// torchrun's variables (on one node, a free local port), and waits for all of them.
     func launch() throws {
-        let port = 20000 + Int(getpid()) % 20000
+        let (host, port) = master.flatMap(masterAddress) ?? ("127.0.0.1", 20000 + Int(getpid()) % 20000)
         var children: [Process] = []
-        for rank in 0..<nproc {
+        for local in 0..<nproc {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             p.arguments = Array(CommandLine.arguments.dropFirst())
             var env = ProcessInfo.processInfo.environment
-            env["WORLD_SIZE"] = "\(nproc)"; env["RANK"] = "\(rank)"; env["LOCAL_RANK"] = "\(rank)"
-            env["MASTER_ADDR"] = "127.0.0.1"; env["MASTER_PORT"] = "\(port)"
+            env["WORLD_SIZE"] = "\(nproc * nnodes)"; env["RANK"] = "\(nodeRank * nproc + local)"
+            env["LOCAL_RANK"] = "\(local)"; env["LOCAL_WORLD_SIZE"] = "\(nproc)"; env["GROUP_RANK"] = "\(nodeRank)"
+            env["MASTER_ADDR"] = host; env["MASTER_PORT"] = "\(port)"
             p.environment = env
             try p.run()
             children.append(p)

@@ -48,6 +48,21 @@ class BinaryTestCase: TemporaryDirectoryTestCase {
         }
     }
 
+    /// Every float tensor of a safetensors file, by name.
+    func tensors(_ path: String) throws -> [String: [Float]] {
+        let data = try Data(contentsOf: dir.appendingPathComponent(path))
+        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        var out: [String: [Float]] = [:]
+        for (name, info) in header where name != "__metadata__" {
+            let i = info as! [String: Any]
+            guard i["dtype"] as? String == "F32" else { continue }
+            let range = i["data_offsets"] as! [Int]
+            out[name] = data.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        return out
+    }
+
     /// `n` KiTS-style cases: 8 axial slices with a kidney box, 5 with a tumour box each. With
     /// `visible`, the boxes stand out from a textured background (for models to segment). Each case has
     /// its own pixels: cases that share an image would be put in one split.

@@ -112,21 +112,6 @@ final class TrainCLITests: BinaryTestCase {
         }
     }
 
-    /// Every float tensor of a safetensors file, by name.
-    func tensors(_ path: String) throws -> [String: [Float]] {
-        let data = try Data(contentsOf: dir.appendingPathComponent(path))
-        let n = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
-        var out: [String: [Float]] = [:]
-        for (name, info) in header where name != "__metadata__" {
-            let i = info as! [String: Any]
-            guard i["dtype"] as? String == "F32" else { continue }
-            let range = i["data_offsets"] as! [Int]
-            out[name] = data.subdata(in: (8 + n + range[0])..<(8 + n + range[1])).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        }
-        return out
-    }
-
     /// Two processes (Gloo), each with half of every batch, reach the parameters one process does.
     func testTwoProcessesTrainLikeOne() throws {
         try Self.kits(3, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
@@ -203,8 +188,16 @@ final class TrainCLITests: BinaryTestCase {
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
             (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "The value 'holdout' is invalid for '--val-split <val-split>'"),
-            (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be a multiple of --nproc 2"),
-            (["train", "--out", "x", "--preset", "vit_b", "--shards", "3", "--nproc", "2"], "--shards 3 must be a multiple of --nproc 2"),
+            (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be a multiple of the 2 processes"),
+            (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "4", "--nproc", "2", "--nnodes", "3", "--master", "h:1"], "--batch-size 4 must be a multiple of the 6 processes"),
+            (["train", "--out", "x", "--preset", "vit_b", "--shards", "3", "--nproc", "2"], "--shards 3 must be a multiple of the 2 processes"),
+            (["train", "--out", "x", "--preset", "vit_b", "--nnodes", "2"], "--nnodes 2 needs --master ADDR:PORT"),
+            (["train", "--out", "x", "--preset", "vit_b", "--nnodes", "2", "--node-rank", "2", "--master", "h:1"], "--node-rank must be in 0…1"),
+            (["train", "--out", "x", "--preset", "vit_b", "--nnodes", "2", "--master", "10.0.0.1"], "--master takes ADDR:PORT (got '10.0.0.1')"),
+            (["train", "--out", "x", "--preset", "vit_b", "--device", "gpu"], "--device must be cpu, cuda or cuda:N (got 'gpu')"),
+            (["train", "--out", "x", "--preset", "vit_b", "--precision", "fp8"], "The value 'fp8' is invalid for '--precision <precision>'"),
+            (["train", "--out", "x", "--preset", "vit_b", "--pack", "p", "--shards", "2"], "--pack holds its selection and shard count"),
+            (["train", "--out", "x", "--preset", "vit_b", "--pack", "p", "--modality", "ct"], "--pack holds its selection and shard count"),
         ])
     }
 }

@@ -485,8 +485,8 @@ final class TrainerValidationTests: TemporaryDirectoryTestCase {
                        "cut back to the last whole record")
 
         // Another encoder, another folder.
-        XCTAssertNotEqual(try EmbeddingCache(sam: model(seed: 2), catalog: cat).directory, try EmbeddingCache(sam: model(), catalog: cat).directory)
-        XCTAssertEqual(try EmbeddingCache(sam: model(), catalog: cat).directory, try EmbeddingCache(sam: model(), catalog: cat).directory)
+        XCTAssertNotEqual(try EmbeddingCache(sam: model(seed: 2), shards: cat.shardDirectory).directory, try EmbeddingCache(sam: model(), shards: cat.shardDirectory).directory)
+        XCTAssertEqual(try EmbeddingCache(sam: model(), shards: cat.shardDirectory).directory, try EmbeddingCache(sam: model(), shards: cat.shardDirectory).directory)
     }
 
     func testValidationIsEvalAndTheBestCheckpointIsKept() throws {

@@ -33,8 +33,12 @@ int mt_cuda_device_count(void);
 int mt_cuda_synchronize(int device);
 // Returns the previous state.
 int mt_set_grad_enabled(int enabled);
-// Autocast on CUDA with the given dtype (MT_BF16 or MT_F16); enabled = 0 turns it off. Returns previous.
-int mt_set_autocast(int enabled, int dtype);
+// Autocast on the CPU (device < 0) or CUDA with the given dtype (MT_BF16 or MT_F16); enabled = 0
+// turns it off. Returns the previous state.
+int mt_set_autocast(int device, int enabled, int dtype);
+// The most bytes the CUDA caching allocator has held in tensors on `device` since the last reset
+// (reset = 1 starts a new count after reading); -1 on failure.
+int64_t mt_cuda_peak_memory(int device, int reset);
 
 // --- creation and access -------------------------------------------------------------------
 mt_tensor mt_from_data(const void *data, const int64_t *shape, int ndim, int dtype);
@@ -50,6 +54,8 @@ int mt_device(mt_tensor t);
 // Copies the elements (row-major, the tensor's own dtype) into out, which holds `bytes` bytes.
 int mt_copy_out(mt_tensor t, void *out, size_t bytes);
 mt_tensor mt_to(mt_tensor t, int dtype, int device);
+// A second handle to the same tensor (same storage, same autograd history).
+mt_tensor mt_share(mt_tensor t);
 mt_tensor mt_clone(mt_tensor t);
 mt_tensor mt_detach(mt_tensor t);
 mt_tensor mt_contiguous(mt_tensor t);
@@ -115,6 +121,14 @@ int mt_backward(mt_tensor loss);
 // The accumulated gradient, or NULL with an empty error when there is none.
 mt_tensor mt_grad(mt_tensor t);
 int mt_zero_grad(mt_tensor t);
+// Activation checkpointing: returns fn(input) with no activations of fn kept; the backward pass
+// calls fn again (with autograd and the forward's autocast state) and back-propagates through it.
+// fn returns a new handle, or NULL after mt_set_last_error; release(ctx) runs once fn is no longer
+// needed (after the backward pass, or when the graph is dropped).
+typedef mt_tensor (*mt_block_fn)(void *ctx, mt_tensor input);
+typedef void (*mt_release_fn)(void *ctx);
+mt_tensor mt_checkpoint(mt_block_fn fn, void *ctx, mt_release_fn release, mt_tensor input);
+void mt_set_last_error(const char *message);
 
 // --- optimisers (torch::optim) -------------------------------------------------------------
 // kind 0 AdamW (a = beta1, b = beta2, eps), kind 1 SGD (a = momentum, b = dampening, eps unused).
@@ -132,9 +146,13 @@ int mt_optim_set_state(mt_optim o, int param, const mt_tensor *state, int n);
 double mt_clip_grad_norm(const mt_tensor *params, int n, double max_norm);
 
 // --- torch.distributed (c10d) ---------------------------------------------------------------
-// A Gloo process group of `world` processes rendezvousing through a TCP store at host:port (rank
-// 0 serves it). NULL on failure (timeout in seconds).
-mt_group mt_group_gloo(const char *host, int port, int rank, int world, double timeout);
+// A process group of `world` processes rendezvousing through a TCP store at master:port (served
+// by this process when `serve`, else by rank 0 or a torchrun agent): NCCL (nccl = 1, CUDA tensors;
+// libtorch_cuda loaded) or Gloo, which binds to `interface` (GLOO_SOCKET_IFNAME) or else to the
+// address of this host's name, falling back to loopback only when all processes are on one node.
+// NULL on failure (timeout in seconds).
+mt_group mt_group_new(int nccl, const char *master, int port, int serve, int rank, int world, const char *interface, int one_node,
+                      double timeout);
 void mt_group_free(mt_group g);
 // Sums the tensors over all processes, in place (one collective for the list).
 int mt_group_all_reduce(mt_group g, const mt_tensor *tensors, int n);
