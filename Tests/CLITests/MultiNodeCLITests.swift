@@ -65,46 +65,60 @@ final class MultiNodeCLITests: BinaryTestCase {
         }
         for item in try fm.contentsOfDirectory(atPath: dir.path) where item.hasPrefix("medcat") { try fm.removeItem(at: dir.appendingPathComponent(item)) }
 
-        let options = ["--preset", "vit_debug", "--steps", "4", "--checkpoint-every", "4", "--batch-size", "4", "--masks-per-image", "2", "--click-passes", "1",
+        let options = ["--preset", "vit_debug", "--steps", "4", "--checkpoint-every", "2", "--batch-size", "4", "--masks-per-image", "2", "--click-passes", "1",
                        "--lr", "1e-3", "--adam-eps", "1e-6", "--val-images", "0"]
         try medcat(["train", "--out", "one", "--pack", "node0/pack"] + options)
 
-        let port = 29000 + id
-        var nodes: [Process] = []
-        var outputs: [Pipe] = []
-        for (rank, ns) in [a, b].enumerated() {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            var args = ["ip", "netns", "exec", ns, "env"]
-            if rank == 0 { args.append("GLOO_SOCKET_IFNAME=\(linkA)") }
-            args += [Self.binary.path, "train", "--out", "two-\(rank)", "--pack", "node\(rank)/pack", "--nnodes", "2", "--node-rank", "\(rank)",
-                     "--master", "\(addressA):\(port)"] + options
-            p.arguments = args
-            p.currentDirectoryURL = dir
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            p.standardError = pipe
-            try p.run()
-            nodes.append(p)
-            outputs.append(pipe)
+        /// Both nodes at once, each in its namespace; what each printed.
+        func nodes(_ extra: [String] = []) throws -> [String] {
+            var processes: [Process] = [], outputs: [Pipe] = []
+            for (rank, ns) in [a, b].enumerated() {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+                var args = ["ip", "netns", "exec", ns, "env"]
+                if rank == 0 { args.append("GLOO_SOCKET_IFNAME=\(linkA)") }
+                args += [Self.binary.path, "train", "--out", "two-\(rank)", "--pack", "node\(rank)/pack", "--nnodes", "2", "--node-rank", "\(rank)",
+                         "--master", "\(addressA):\(29000 + id)"] + options + extra
+                p.arguments = args
+                p.currentDirectoryURL = dir
+                let pipe = Pipe()
+                p.standardOutput = pipe
+                p.standardError = pipe
+                try p.run()
+                processes.append(p)
+                outputs.append(pipe)
+            }
+            // A hung rendezvous must not hang the suite.
+            let deadline = Date().addingTimeInterval(300)
+            while processes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
+            for p in processes where p.isRunning { p.terminate() }
+            let printed = outputs.map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+            for (rank, p) in processes.enumerated() {
+                p.waitUntilExit()
+                XCTAssertEqual(p.terminationStatus, 0, "node \(rank): \(printed[rank])")
+            }
+            return printed
         }
-        // A hung rendezvous must not hang the suite.
-        let deadline = Date().addingTimeInterval(300)
-        while nodes.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
-        for p in nodes where p.isRunning { p.terminate() }
-        let printed = outputs.map { String(decoding: $0.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-        for (rank, p) in nodes.enumerated() {
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, "node \(rank): \(printed[rank])")
+        func assertLikeOneProcess(_ message: String) throws {
+            let one = try tensors("one/model-000004.safetensors"), two = try tensors("two-0/model-000004.safetensors")
+            XCTAssertEqual(Set(one.keys), Set(two.keys))
+            var worst: Float = 0
+            for (name, x) in one { for (u, v) in zip(x, two[name]!) { worst = max(worst, abs(u - v)) } }
+            XCTAssertLessThan(worst, 1e-5, "largest parameter difference between one process and two nodes, \(message)")
         }
-        XCTAssertTrue(printed[0].contains("model: two-0/model-000004.safetensors"), printed[0])
 
-        let one = try tensors("one/model-000004.safetensors"), two = try tensors("two-0/model-000004.safetensors")
-        XCTAssertEqual(Set(one.keys), Set(two.keys))
-        var worst: Float = 0
-        for (name, x) in one { for (u, v) in zip(x, two[name]!) { worst = max(worst, abs(u - v)) } }
-        XCTAssertLessThan(worst, 1e-5, "largest parameter difference between one process and two nodes")
-        XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent("two-1/model-000004.safetensors").path), "only rank 0 writes")
+        let printed = try nodes()
+        XCTAssertTrue(printed[0].contains("model: two-0/model-000004.safetensors"), printed[0])
+        try assertLikeOneProcess("straight through")
+        XCTAssertFalse(fm.fileExists(atPath: dir.appendingPathComponent("two-1").path), "only rank 0 writes")
+
+        // Killed after step 2: node 0 resumes from its folder and hands the state to node 1, which has none.
+        for f in ["model-000004.safetensors", "state-000004.safetensors"] { try fm.removeItem(at: dir.appendingPathComponent("two-0/\(f)")) }
+        try Data(#"{"model":"model-000002.safetensors","state":"state-000002.safetensors","step":"2"}"#.utf8)
+            .write(to: dir.appendingPathComponent("two-0/last.json"))
+        let resumed = try nodes(["--resume"])
+        XCTAssertTrue(resumed[0].contains("resumed at step 2"), resumed[0])
+        try assertLikeOneProcess("resumed after step 2")
     }
 
     /// torchrun itself (torch.distributed.run from the Python torch that `make bench` installs)
