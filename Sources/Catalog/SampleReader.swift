@@ -29,9 +29,9 @@ public final class SampleReader: @unchecked Sendable {
     private var readers: [String: ShardReader] = [:]
     private let lock = NSLock()  // pixels and masks are read from many threads (the training loader)
 
-    public init(catalog: Catalog, shardDirectory: URL? = nil) {
+    public init(catalog: Catalog) {
         self.catalog = catalog
-        self.shardDirectory = shardDirectory ?? catalog.shardDirectory
+        shardDirectory = catalog.shardDirectory
     }
 
     /// A reader of the records in `shardDirectory` (a pack's) by location, with no catalog.
