@@ -37,6 +37,27 @@ public enum SamCheckpoint {
         try dict.saveSafetensors(url)
     }
 
+    /// WiSE-FT (Wortsman et al., 2022): every floating-point tensor of `tuned` becomes
+    /// (1 − alpha)·start + alpha·tuned, in place. Both must be the same model (the same keys and
+    /// shapes): a key that differs is an error that names it. Integer buffers (BatchNorm's batch
+    /// counts) keep the tuned value.
+    public static func blend(_ tuned: Sam, from start: Sam, alpha: Double) throws {
+        let a = start.parameters.entries, b = tuned.parameters.entries
+        let startByName = Dictionary(uniqueKeysWithValues: a.map { ($0.name, $0.tensor) })
+        guard a.count == b.count else {
+            let extra = Set(b.map(\.name)).symmetricDifference(a.map(\.name)).sorted().first ?? ""
+            throw TorchError(op: "blend", message: "the two models differ at \(extra): blend a fine-tuned model with the model it started from")
+        }
+        try withoutGrad {
+            for e in b {
+                guard let s = startByName[e.name] else { throw TorchError(op: "blend", message: "\(e.name) is in the fine-tuned model only") }
+                guard s.shape == e.tensor.shape else { throw TorchError(op: "blend", shapes: [s.shape, e.tensor.shape], message: "\(e.name) has another shape") }
+                guard e.tensor.dtype == .f32 || e.tensor.dtype == .bf16 || e.tensor.dtype == .f16 else { continue }
+                try e.tensor.assign(s.to(e.tensor.dtype, device: e.tensor.device) * (1 - alpha) + e.tensor * alpha)
+            }
+        }
+    }
+
     public static func config(of dict: StateDict, url: URL) throws -> SamConfig {
         if let json = dict.metadata[configKey] {
             do { return try JSONDecoder().decode(SamConfig.self, from: Data(json.utf8)) } catch {

@@ -22,7 +22,7 @@ struct Medcat: ParsableCommand {
               medcat eval --checkpoint lite_medsam.pth --split test
               medcat leaderboard --out report
             """,
-        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self, PredictCommand.self, PackCommand.self, TrainCommand.self,
+        subcommands: [IngestCommand.self, CatalogCommand.self, ExportCommand.self, ManifestsCommand.self, PredictCommand.self, PackCommand.self, TrainCommand.self, BlendCommand.self,
                       EvalCommand.self, LeaderboardCommand.self]
     )
 }

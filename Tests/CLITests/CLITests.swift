@@ -23,6 +23,7 @@ final class CLITests: BinaryTestCase {
             (["ingest", ".", "--percentile", "0.5/100.5"], "0 ≤ low < high ≤ 100"),
             (["ingest", ".", "--window", "0/40"], "window width must be positive"),
             (["ingest", ".", "--modality", "xray"], "unknown modality 'xray'"),
+            (["blend", "--start", "a.pth", "--tuned", "b.safetensors", "--out", "c.safetensors", "--alpha", "1.5"], "--alpha must be between 0 and 1 (got 1.5)"),
         ])
     }
 

@@ -135,6 +135,11 @@ final class TrainCLITests: BinaryTestCase {
         }
         XCTAssertLessThan(worst, 1e-5, "largest parameter difference between one and two processes")
         XCTAssertGreaterThan(moved, 1e-3, "three steps move the weights far more than that")
+        // `medcat blend` of the step-3 and step-6 models at α = 0.5: their mean, as a checkpoint.
+        let (blended, _) = try medcat(["blend", "--start", "one/model-000003.safetensors", "--tuned", "one/model-000006.safetensors", "--alpha", "0.5", "--out", "mean.safetensors"])
+        XCTAssertTrue(blended.contains("0.5 of the tuned model: mean.safetensors"), blended)
+        let mean = try tensors("mean.safetensors")
+        for (name, a) in one { for (k, x) in a.enumerated() { XCTAssertEqual(mean[name]![k], 0.5 * (x + halfway[name]![k]), accuracy: 1e-6, name) } }
         let (l1, l2) = (try losses("one"), try losses("two"))
         XCTAssertEqual(l1.count, 6)
         for (step, loss) in l1 { XCTAssertEqual(loss, l2[step]!, accuracy: 1e-5, "step \(step)") }
