@@ -27,6 +27,9 @@ final class MultiNodeCLITests: BinaryTestCase {
         let (a, b) = ("medcat-\(id)-a", "medcat-\(id)-b")
         let (linkA, linkB) = ("mcv\(id)a", "mcv\(id)b")
         let (addressA, addressB) = ("10.231.\(id).1", "10.231.\(id).2")
+        // Left by a killed run with this process id.
+        for stale in [a, b] { Self.sh(["ip", "netns", "del", stale]) }
+        Self.sh(["ip", "link", "del", linkA])
         let made = Self.sh(["ip", "netns", "add", a])
         try XCTSkipIf(made.status != 0, "cannot make network namespaces here (ip netns add: \(made.output.trimmingCharacters(in: .whitespacesAndNewlines)))")
         let hostsFolder = URL(fileURLWithPath: "/etc/netns/\(b)")
