@@ -23,11 +23,12 @@ say() { printf '%s\n' "$*"; }
 fail() { say "gpu-check: $*" >&2; exit 2; }
 
 [ -e "$bundle/medcat-sam-bench" ] || [ -e "$bundle/medcat-sam-bench.xz" ] || fail "no bundle at $bundle (make it with tools/gpu-bundle.sh where Swift is)"
-if [ -e "$bundle/medcat-sam-bench.xz" ]; then  # compressed by gpu-bundle.sh: unpack once beside it
+if [ -e "$bundle/medcat-sam-bench.xz" ]; then  # compressed by gpu-bundle.sh: unpacked into a scratch folder
     unpacked=$(mktemp -d); trap 'rm -rf "$unpacked"' EXIT
     mkdir -p "$unpacked/lib"
-    python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" "$bundle/medcat-sam-bench.xz" "$unpacked/medcat-sam-bench"
-    for f in "$bundle"/lib/*.xz; do python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" "$f" "$unpacked/lib/$(basename "$f" .xz)"; done
+    unxz_to() { python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" "$1" "$2"; }  # xz-utils may be absent
+    unxz_to "$bundle/medcat-sam-bench.xz" "$unpacked/medcat-sam-bench"
+    for f in "$bundle"/lib/*.xz; do unxz_to "$f" "$unpacked/lib/$(basename "$f" .xz)"; done
     chmod +x "$unpacked/medcat-sam-bench"
     bin=$unpacked/medcat-sam-bench; libs=$unpacked/lib
 else

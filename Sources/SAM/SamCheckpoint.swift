@@ -42,15 +42,14 @@ public enum SamCheckpoint {
     /// shapes): a key that differs is an error that names it. Integer buffers (BatchNorm's batch
     /// counts) keep the tuned value.
     public static func blend(_ tuned: Sam, from start: Sam, alpha: Double) throws {
-        let a = start.parameters.entries, b = tuned.parameters.entries
-        let startByName = Dictionary(uniqueKeysWithValues: a.map { ($0.name, $0.tensor) })
-        guard a.count == b.count else {
-            let extra = Set(b.map(\.name)).symmetricDifference(a.map(\.name)).sorted().first ?? ""
-            throw TorchError(op: "blend", message: "the two models differ at \(extra): blend a fine-tuned model with the model it started from")
+        let startByName = Dictionary(uniqueKeysWithValues: start.parameters.entries.map { ($0.name, $0.tensor) })
+        let entries = tuned.parameters.entries
+        if let odd = Set(entries.map(\.name)).symmetricDifference(startByName.keys).sorted().first {
+            throw TorchError(op: "blend", message: "\(odd) is in one model only: blend a fine-tuned model with the model it started from")
         }
         try withoutGrad {
-            for e in b {
-                guard let s = startByName[e.name] else { throw TorchError(op: "blend", message: "\(e.name) is in the fine-tuned model only") }
+            for e in entries {
+                let s = startByName[e.name]!
                 guard s.shape == e.tensor.shape else { throw TorchError(op: "blend", shapes: [s.shape, e.tensor.shape], message: "\(e.name) has another shape") }
                 guard e.tensor.dtype == .f32 || e.tensor.dtype == .bf16 || e.tensor.dtype == .f16 else { continue }
                 try e.tensor.assign(s.to(e.tensor.dtype, device: e.tensor.device) * (1 - alpha) + e.tensor * alpha)

@@ -71,7 +71,6 @@ public final class ProcessGroup {
     public let rank: Int, worldSize: Int
     /// Where the collectives run: the CPU (Gloo) or this process's GPU (NCCL).
     public let device: Device
-    public var backend: String { device == .cpu ? "gloo" : "nccl" }
 
     public init(_ launch: Launch, device: Device = .cpu, timeout: Double = 600) throws {
         guard let h = mt_group_new(device == .cpu ? 0 : 1, launch.masterAddress, Int32(launch.masterPort), launch.rank == 0 && !launch.agentStore ? 1 : 0,

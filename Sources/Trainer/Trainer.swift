@@ -276,8 +276,39 @@ public final class Trainer {
     }
 
     /// Continues from the checkpoint `last.json` in `dir` names: model weights, optimiser state,
-    /// step and loader position. The run's config must be the checkpoint's.
+    /// step, loader position and best validation. The run's config must be the checkpoint's. With
+    /// several processes every one calls this: rank 0 reads `dir` and hands the state to the
+    /// others, so no other node needs the folder (nodes without a shared file system).
     public func resume(from dir: URL) throws {
+        guard let group else { return try load(from: dir) }
+        let lead = group.rank == 0
+        if lead { try load(from: dir) }
+        let header = try Tensor(lead ? [Double(step), Double(position.epoch), Double(position.batch), best == nil ? 0 : 1,
+                                        Double(best?.step ?? 0), best?.dice ?? 0, Double(best?.since ?? 0)] : [Double](repeating: 0, count: 7), shape: [7])
+        try group.broadcast([header])
+        let h = try header.values(as: Double.self)
+        step = Int(h[0]); position = LoaderPosition(epoch: Int(h[1]), batch: Int(h[2]))
+        best = h[3] == 1 ? Best(step: Int(h[4]), dice: h[5], since: Int(h[6])) : nil
+        // Frozen weights too: a LoRA run's base weights come back from the frozen file on rank 0.
+        try group.broadcast(sam.parameters.entries.map(\.tensor) + lowRank.flatMap { [$0.update.a, $0.update.b] })
+        // AdamW state (step, exp_avg, exp_avg_sq) of the parameters that have any.
+        let saved = try parameters.indices.map { i -> [Tensor] in
+            guard lead else { return [] }
+            let (optimizer, local) = optimizer(of: i)
+            return try optimizer.state(of: local)
+        }
+        let stated = try Tensor(saved.map { $0.isEmpty ? 0.0 : 1 }, shape: [parameters.count])
+        try group.broadcast([stated])
+        for (i, has) in try stated.values(as: Double.self).enumerated() where has == 1 {
+            let (optimizer, local) = optimizer(of: i)
+            let state = lead ? saved[i] : [try Tensor.zeros([], dtype: .i64), try Tensor.zeros(parameters[i].shape), try Tensor.zeros(parameters[i].shape)]
+            try group.broadcast(state)
+            if !lead { try optimizer.setState(of: local, state) }
+        }
+    }
+
+    /// What `resume` reads from the run's folder.
+    private func load(from dir: URL) throws {
         let lastURL = dir.appendingPathComponent("last.json")
         guard let last = try? JSONSerialization.jsonObject(with: Data(contentsOf: lastURL)) as? [String: String],
               let modelName = last["model"], let stateName = last["state"] else {
@@ -319,36 +350,6 @@ public final class Trainer {
     }
 
     static let frozenWeightsFile = "lora-frozen.safetensors"
-
-    /// `resume` for every process of a run: rank 0 reads the run's folder and hands the weights,
-    /// optimiser state, step, loader position and best validation to the others, so no other
-    /// node needs the folder (nodes without a shared file system).
-    public func resumeShared(from dir: URL) throws {
-        guard let group else { return try resume(from: dir) }
-        let lead = group.rank == 0
-        if lead { try resume(from: dir) }
-        let header = try Tensor(lead ? [Double(step), Double(position.epoch), Double(position.batch), best == nil ? 0 : 1,
-                                        Double(best?.step ?? 0), best?.dice ?? 0, Double(best?.since ?? 0)] : [Double](repeating: 0, count: 7), shape: [7])
-        try group.broadcast([header])
-        let h = try header.values(as: Double.self)
-        step = Int(h[0]); position = LoaderPosition(epoch: Int(h[1]), batch: Int(h[2]))
-        best = h[3] == 1 ? Best(step: Int(h[4]), dice: h[5], since: Int(h[6])) : nil
-        // Frozen weights too: a LoRA run's base weights come back from the frozen file on rank 0.
-        try group.broadcast(sam.parameters.entries.map(\.tensor) + lowRank.flatMap { [$0.update.a, $0.update.b] })
-        let stated = try Tensor(try parameters.indices.map { i -> Double in
-            let (optimizer, local) = optimizer(of: i)
-            guard lead else { return 0 }
-            return try optimizer.state(of: local).isEmpty ? 0 : 1
-        }, shape: [parameters.count])
-        try group.broadcast([stated])
-        for (i, has) in try stated.values(as: Double.self).enumerated() where has == 1 {
-            let (optimizer, local) = optimizer(of: i)
-            let state = lead ? try optimizer.state(of: local)
-                : [try Tensor.zeros([], dtype: .i64), try Tensor.zeros(parameters[i].shape), try Tensor.zeros(parameters[i].shape)]
-            try group.broadcast(state)
-            if !lead { try optimizer.setState(of: local, state) }
-        }
-    }
 
     /// The optimiser holding parameter i, and i's index in it.
     func optimizer(of i: Int) -> (Optimizer, Int) {

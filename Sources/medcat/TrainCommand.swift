@@ -212,7 +212,7 @@ struct TrainCommand: ParsableCommand {
         trainer.loader.onReplacement = { log.warning("\($0)") }
         let dir = URL(fileURLWithPath: out)
         if resume {
-            try trainer.resumeShared(from: dir)
+            try trainer.resume(from: dir)
             print("resumed at step \(trainer.step) (epoch \(trainer.position.epoch), batch \(trainer.position.batch))")
         } else if FileManager.default.fileExists(atPath: dir.appendingPathComponent("last.json").path) {
             throw ValidationError("\(out) already holds a run: pass --resume to continue it, or choose another --out")
@@ -299,7 +299,7 @@ extension TrainCommand {
 
     /// Ranks other than 0 train in step with rank 0 and leave output, validation and checkpoints to it.
     func follow(_ trainer: Trainer) throws {
-        if resume { try trainer.resumeShared(from: URL(fileURLWithPath: out)) }
+        if resume { try trainer.resume(from: URL(fileURLWithPath: out)) }
         while trainer.step < steps {
             _ = try trainer.trainStep()
             if trainer.validatesNow, try trainer.agreeToStop(false) { break }
