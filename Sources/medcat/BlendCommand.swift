@@ -12,12 +12,12 @@ struct BlendCommand: ParsableCommand {
             medcat checkpoint with the tuned model's config, loadable by eval and predict.
 
             Examples:
-              medcat blend --start lite_medsam.pth --tuned runs/full/model-best.safetensors --alpha 0.5 --out runs/full/model-blend.safetensors
+              medcat blend --start lite_medsam.pth --tuned runs/full/model-best.safetensors --out runs/full/model-blend.safetensors
             """)
 
     @Option(help: "The model fine-tuning started from (.pth or .safetensors).") var start: String
     @Option(help: "The fine-tuned model (.safetensors from medcat train).") var tuned: String
-    @Option(help: "The tuned model's share: 0 gives the start, 1 the tuned model.") var alpha: Double = 0.5
+    @Option(help: "The tuned model's share: 0 gives the start, 1 the tuned model (0.3: what medcat's measurements favour).") var alpha: Double = 0.3
     @Option(help: "Where to write the blend (.safetensors).") var out: String
 
     func validate() throws {

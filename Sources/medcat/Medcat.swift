@@ -19,6 +19,8 @@ struct Medcat: ParsableCommand {
               medcat predict --checkpoint lite_medsam.pth --image slice.png --box 40,50,140,160 --out mask.png
               medcat pack --shards 64 --split train
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
+              medcat train --pack medcat.packs/KEY --nnodes 2 --node-rank 0 --master 10.0.0.1:29500 --device cuda --checkpoint sam_vit_b.pth --out runs/b
+              medcat blend --start lite_medsam.pth --tuned runs/lite/model-best.safetensors --alpha 0.3 --out runs/lite/blend.safetensors
               medcat eval --checkpoint lite_medsam.pth --split test
               medcat leaderboard --out report
             """,
