@@ -55,6 +55,18 @@ public struct EvalSettings: Codable, Equatable, Sendable {
         case selection, protocols, clicks, tolerance, seed, boxJitter = "box_jitter", imageSize = "image_size", device, limit, sample
     }
 
+    /// The first setting, by name, that scores the same prediction differently from `other`, or nil:
+    /// what the parts of one evaluation must share (`EvalStore.extend`).
+    func scoringDifference(_ other: EvalSettings) -> String? {
+        if protocols != other.protocols { return "protocol list" }
+        if clicks != other.clicks { return "click count" }
+        if tolerance != other.tolerance { return "NSD tolerance" }
+        if seed != other.seed { return "seed" }
+        if boxJitter != other.boxJitter { return "box jitter" }
+        if imageSize != other.imageSize { return "image size" }
+        return nil
+    }
+
     /// The data a run scored, in words: "test · ct · kidney · first 24 images".
     public var dataDescription: String {
         let s = selection

@@ -48,11 +48,16 @@ public final class EvalRunner: @unchecked Sendable {
     /// protocol, one per mask).
     struct Evaluated { var rows: [EvalStore.MaskScore]; var slices: [Slice]; var prompts: [EvalProtocol: [Prompt]] }
 
-    public func run(name: String, model: String, checkpointHash: String, replace: Bool = false,
+    /// Scores the selection as the run `name`; `adding` adds the scores to that finished run as
+    /// another part of it (`EvalStore.extend`) instead of starting one.
+    public func run(name: String, model: String, checkpointHash: String, replace: Bool = false, adding: Bool = false,
                     progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
         let start = Date()
         classIDs = try store.catalog.classIDs()
-        let runID = try store.begin(name: name, model: model, checkpointHash: checkpointHash, settings: settings, replace: replace)
+        let runID = adding
+            ? try store.extend(name: name, model: model, checkpointHash: checkpointHash, settings: settings,
+                               masks: try store.catalog.query(settings.selection).map(\.id))
+            : try store.begin(name: name, model: model, checkpointHash: checkpointHash, settings: settings, replace: replace)
         var images = 0, masks = 0
         var examples = ExampleKeeper(variant: primaryVariant)
         var volume: (source: Int64, images: Int, spacing: [Double], size: (Int, Int), slices: [CaseKey: [Int: Slice]])?

@@ -64,6 +64,39 @@ public struct EvalStore {
         }
     }
 
+    /// Reopens the finished run `name` to add another model's scores of other masks: the parts of a
+    /// cross-validation, each fold's model scoring the cases it did not train on, reported as one
+    /// run. The scoring settings must be the run's; `masks` (the new part's selection) must not hold a
+    /// mask the run has scored.
+    public func extend(name: String, model: String, checkpointHash: String, settings: EvalSettings, masks: [Int64]) throws -> Int64 {
+        try db.write { db in
+            guard let r = try Row.fetchOne(db, sql: "SELECT id, settings, status FROM eval_runs WHERE name = ?", arguments: [name]) else {
+                throw EvalError("no evaluation named '\(name)' to add to; run the first part without --add")
+            }
+            let id: Int64 = r["id"]
+            guard r["status"] as String == "finished" else { throw EvalError("the evaluation '\(name)' did not finish; run it again with --replace") }
+            var old = try JSONDecoder().decode(EvalSettings.self, from: Data((r["settings"] as String).utf8))
+            if let field = old.scoringDifference(settings) {
+                throw EvalError("the evaluation '\(name)' was scored with another \(field); a part added to it must be scored alike")
+            }
+            let scored = Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT mask_id FROM eval_masks WHERE run_id = ?", arguments: [id]))
+            let shared = masks.filter(scored.contains)
+            if !shared.isEmpty {
+                throw EvalError("the evaluation '\(name)' has scored \(shared.count) of this selection's masks (mask \(shared[0]) the first): "
+                                + "the parts of one evaluation must score different masks")
+            }
+            old.selection = old.selection.union(settings.selection)
+            if old.limit != settings.limit { old.limit = nil }
+            if old.sample != settings.sample { old.sample = nil }
+            let json = String(decoding: try JSONEncoder().encode(old), as: UTF8.self)
+            try db.execute(sql: """
+                UPDATE eval_runs SET model = model || ' + ' || ?, checkpoint_hash = checkpoint_hash || ' ' || ?, settings = ?, status = 'running'
+                WHERE id = ?
+                """, arguments: [model, checkpointHash, json, id])
+            return id
+        }
+    }
+
     /// One transaction per image (its masks) or per finished volume (its cases).
     public func record(run: Int64, masks: [MaskScore], cases: [CaseScore] = []) throws {
         try db.write { db in
@@ -97,7 +130,10 @@ public struct EvalStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [run, e.variant.proto, e.variant.step, e.variant.output, e.maskID, e.kind, e.dice, e.width, e.height, Data(bits)])
             }
-            try db.execute(sql: "UPDATE eval_runs SET status = 'finished', finished_at = ?, images = ?, masks = ?, seconds = ? WHERE id = ?",
+            try db.execute(sql: """
+                UPDATE eval_runs SET status = 'finished', finished_at = ?, images = images + ?, masks = masks + ?, seconds = COALESCE(seconds, 0) + ?
+                WHERE id = ?
+                """,
                            arguments: [Self.now(), images, masks, seconds, run])
         }
     }
@@ -188,5 +224,14 @@ public struct EvalStore {
                                prediction: bits.withUnsafeBytes { MaskBits.unpack($0, width: w, height: h, box: Box2D(width: w, height: h)) })
             }
         }
+    }
+}
+
+extension Selection {
+    /// A selection holding both: each filter the two share, an unfiltered field where either is one.
+    func union(_ other: Selection) -> Selection {
+        func merge<T: Equatable>(_ a: [T], _ b: [T]) -> [T] { a.isEmpty || b.isEmpty ? [] : a + b.filter { !a.contains($0) } }
+        return Selection(modalities: merge(modalities, other.modalities), classes: merge(classes, other.classes),
+                         datasets: merge(datasets, other.datasets), splits: merge(splits, other.splits))
     }
 }

@@ -1,11 +1,11 @@
 import Torch
 
-/// SAM's training loss: 20·focal + dice on the mask logits, plus the squared error of the
+/// SAM's training loss: w·focal + dice on the mask logits (SAM: w = 20), plus the squared error of the
 /// predicted IoU against the IoU the mask actually reaches. Logits and targets are N×1×H×W.
 public enum SegmentationLoss {
     public struct Terms { public var total: Tensor; public var focal: Double, dice: Double, iou: Double }
 
-    public static func compute(logits: Tensor, targets: Tensor, predictedIoU: Tensor) throws -> Terms {
+    public static func compute(logits: Tensor, targets: Tensor, predictedIoU: Tensor, focalWeight: Double = 20) throws -> Terms {
         let focal = try focalLoss(logits, targets)
         let dice = try diceLoss(logits, targets)
         let actual = try withoutGrad { () -> Tensor in
@@ -15,7 +15,7 @@ public enum SegmentationLoss {
             return try inter / union.clamp(1, Double(Float.greatestFiniteMagnitude))
         }
         let iou = try (predictedIoU.reshape([-1]) - actual).pow(2).mean()
-        let total = try focal * 20 + dice + iou
+        let total = try focal * focalWeight + dice + iou
         return Terms(total: total, focal: try focal.item(), dice: try dice.item(), iou: try iou.item())
     }
 

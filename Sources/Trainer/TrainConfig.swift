@@ -63,6 +63,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var warmupSteps = 10
     public var minLearningRate = 0.0
     public var clipNorm = 1.0
+    /// Weight of the focal term against the Dice term of the mask loss: SAM's 20, or lower where
+    /// thin structures (vessels) are trained, whose pixels the focal term would rather drop.
+    public var focalWeight = 20.0
     public var tune = TuneMode.full
     /// Rank of the LoRA updates (`tune == .lora` only).
     public var loraRank: Int?
@@ -96,7 +99,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case accumulate, learningRate = "learning_rate", weightDecay = "weight_decay", adamEps = "adam_eps", warmupSteps = "warmup_steps"
         case minLearningRate = "min_learning_rate", clipNorm = "clip_norm", tune, loraRank = "lora_rank", clickPasses = "click_passes"
         case boxProbability = "box_probability", points, boxJitter = "box_jitter", augment, seed, checkpointEvery = "checkpoint_every", device
-        case precision, checkpointActivations = "checkpoint_activations"
+        case precision, checkpointActivations = "checkpoint_activations", focalWeight = "focal_weight"
     }
 
     /// Linear warm-up to the peak rate, then cosine decay to the minimum at the last step.

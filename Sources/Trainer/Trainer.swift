@@ -143,7 +143,8 @@ public final class Trainer {
         // detached embeddings, as SAM-Med2D does.
         let embeddings = try run { try encode(batch, t.images).indexSelect(0, t.index) }            // B·M×C×G×G
         var out = try run { try decode(embeddings, masks: nil) }
-        var terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32))
+        var terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32),
+                                                  focalWeight: config.focalWeight)
         var total = terms.total
         var sums = (focal: terms.focal, dice: terms.dice, iou: terms.iou)
         if config.clickPasses > 0 {
@@ -165,7 +166,8 @@ public final class Trainer {
                     }
                 }
                 out = try run { try decode(detached, masks: out.low.detach()) }
-                terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32))
+                terms = try SegmentationLoss.compute(logits: out.logits.to(.f32), targets: targets, predictedIoU: out.iou.to(.f32),
+                                                  focalWeight: config.focalWeight)
                 total = try total + terms.total
                 sums.focal += terms.focal; sums.dice += terms.dice; sums.iou += terms.iou
             }

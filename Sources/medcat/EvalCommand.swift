@@ -54,6 +54,11 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Images evaluated at once, each with its share of --threads.") var workers: Int = 1
     @Option(help: "libtorch threads in all (default: all cores).") var threads: Int?
     @Flag(help: "Replace an earlier evaluation of the same name.") var replace = false
+    @Flag(help: ArgumentHelp("Add this checkpoint's scores to the finished evaluation --name as another part of it.", discussion: """
+        For cross-validation: each fold's model scores the cases it did not train on, and the leaderboard \
+        reports the parts as one model. The selection must not hold a mask the evaluation has scored, and \
+        protocols, clicks, tolerance, seed, box jitter and image size must be the evaluation's.
+        """)) var add = false
 
     func validate() throws {
         guard clicks >= 1 else { throw ValidationError("--clicks must be at least 1") }
@@ -63,6 +68,8 @@ struct EvalCommand: ParsableCommand {
         if let sample, sample < 1 { throw ValidationError("--sample must be at least 1") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if add, replace { throw ValidationError("--add and --replace exclude each other") }
+        if add, name == nil { throw ValidationError("--add needs the --name of the evaluation to add to") }
     }
 
     func run() throws {
@@ -81,7 +88,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("no masks match the selection (split \(selection.splits.map(\.name).joined(separator: ", "))); see medcat catalog stats")
         }
         let runName = name ?? url.deletingPathExtension().lastPathComponent
-        if !replace, try EvalStore(catalog: catalog).runs().contains(where: { $0.name == runName }) {
+        if !replace, !add, try EvalStore(catalog: catalog).runs().contains(where: { $0.name == runName }) {
             throw EvalError("an evaluation named '\(runName)' exists; choose another --name or pass --replace")
         }
         let (sam, _) = try SamCheckpoint.open(url, imageSize: imageSize, device: device)
@@ -90,13 +97,13 @@ struct EvalCommand: ParsableCommand {
         let runner = try EvalRunner(sam: sam, catalog: catalog, settings: settings, replay: replay, workers: workers, threads: threads)
         let log = common.logger("eval")
         var lastReport = Date()
-        let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace) { images, masks in
+        let summary = try runner.run(name: runName, model: url.lastPathComponent, checkpointHash: hash, replace: replace, adding: add) { images, masks in
             if Date().timeIntervalSince(lastReport) > 10 { log.info("\(images) images, \(masks) masks"); lastReport = Date() }
         }
         if let savePrompts {
             try PromptFile.write(settings.protocols.compactMap { runner.used[$0] }, to: URL(fileURLWithPath: savePrompts))
         }
-        print("evaluation '\(runName)': \(summary.images) images, \(summary.masks) masks in \(String(format: "%.1f", summary.seconds)) s "
+        print("evaluation '\(runName)'\(add ? " (a part added)" : ""): \(summary.images) images, \(summary.masks) masks in \(String(format: "%.1f", summary.seconds)) s "
               + "(\(String(format: "%.2f", Double(summary.images) / max(summary.seconds, 1e-9))) images/s)")
         let rows = try LeaderboardReport.overview(catalog: catalog, run: runName).compactMap { e -> [String]? in
             guard let g = e.groups.first(where: { $0.kind == "overall" }) else { return nil }

@@ -57,6 +57,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay.") var weightDecay: Double = 0.01
     @Option(help: "Linear warm-up steps.") var warmup: Int = 10
     @Option(help: "Gradient norm clip (0: off).") var clip: Double = 1
+    @Option(help: "Weight of the focal term against the Dice term (SAM: 20; thin structures such as vessels train better with 1).")
+    var focalWeight: Double = TrainConfig().focalWeight
     @Option(help: ArgumentHelp("What trains.", discussion: """
         full: everything. decoder: prompt encoder and mask decoder, the image encoder frozen and its output cached. adapter: SAM-Med2D's adapters in every ViT block (added when the \
         checkpoint has none), prompt encoder and mask decoder. lora: LoRA updates of the image encoder's attention \
@@ -121,6 +123,7 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("\(name) must be 0 or more")
         }
         guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be positive") }
+        guard focalWeight >= 0, focalWeight.isFinite else { throw ValidationError("--focal-weight must be 0 or more") }
         guard (0...1).contains(boxProbability) else { throw ValidationError("--box-probability must be between 0 and 1") }
         if let encoderLrScale, !(encoderLrScale >= 0 && encoderLrScale.isFinite) { throw ValidationError("--encoder-lr-scale must be 0 or more") }
         if noEmbeddingCache, tune != .decoder { throw ValidationError("--no-embedding-cache applies to --tune decoder only") }
@@ -161,6 +164,7 @@ struct TrainCommand: ParsableCommand {
         c.shards = shards
         c.steps = steps; c.batchSize = batchSize; c.masksPerImage = masksPerImage; c.accumulate = accumulate
         c.learningRate = lr; c.weightDecay = weightDecay; c.adamEps = adamEps; c.warmupSteps = warmup; c.clipNorm = clip
+        c.focalWeight = focalWeight
         c.tune = tune; c.loraRank = c.tune == .lora ? loraRank ?? TrainConfig.defaultLoRARank : nil; c.clickPasses = clickPasses; c.boxJitter = boxJitter
         c.boxProbability = boxProbability
         c.points = points == 1 ? nil : points

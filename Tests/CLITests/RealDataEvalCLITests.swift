@@ -151,32 +151,71 @@ final class RealDataEvalCLITests: BinaryTestCase {
         try medcat(["eval", "--name", "one", "--workers", "1", "--threads", "1", "--save-prompts", "one.json"] + settings)
         try medcat(["eval", "--name", "two", "--workers", "2", "--threads", "2", "--save-prompts", "two.json"] + settings)
 
-        // Every row of each run, read by Python's sqlite3 (floats as repr, which round-trips).
+        let rows = try ["one", "two"].map { try storedRows(run: $0) }
+        XCTAssertEqual(rows[0].map { $0.split(separator: " ").prefix(2).joined(separator: " ") }, ["eval_masks 130", "eval_cases 12", "eval_examples 6"],
+                       "two classes: the best, median and worst mask of each")
+        XCTAssertEqual(rows[0], rows[1])
+        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("one.json")), try Data(contentsOf: dir.appendingPathComponent("two.json")))
+    }
+
+    /// Cross-validation: two parts, each another checkpoint file scoring other masks, make one run
+    /// that scores every mask as one evaluation of the whole selection does.
+    func testPartsAddUpToOneEvaluation() throws {
+        let weights = try PackageFiles.realData("lite_medsam.pth")
+        try Self.kits(1, at: dir.appendingPathComponent("raw/KiTS19"), visible: true)
+        try medcat(["ingest", "raw"])
+        let copy = dir.appendingPathComponent("fold2.pth")
+        try Data(contentsOf: weights).write(to: copy)
+        let settings = ["--split", "train", "--split", "val", "--split", "test", "--protocol", "box", "--protocol", "points1"]
+        try medcat(["eval", "--checkpoint", weights.path, "--name", "whole"] + settings)
+        try medcat(["eval", "--checkpoint", weights.path, "--name", "cv", "--class", "kidney"] + settings)
+        let (added, _) = try medcat(["eval", "--checkpoint", copy.path, "--name", "cv", "--add", "--class", "kidney_tumor"] + settings)
+        XCTAssertTrue(added.contains("evaluation 'cv' (a part added): ") && added.contains(" images, 5 masks"), added)
+        // A mask decoded in a batch of other masks has its predicted IoU rounded otherwise (about
+        // 1e-7); its scores are the same.
+        let scores = "protocol, step, output, mask_id, dice, iou, nsd, hd95, prompt_key"
+        let whole = try storedRows(run: "whole", maskColumns: scores), parts = try storedRows(run: "cv", maskColumns: scores)
+        XCTAssertEqual(Array(whole.prefix(2)), Array(parts.prefix(2)), "every mask's and every volume's scores")
+        XCTAssertEqual(whole[0].split(separator: " ").prefix(2).joined(separator: " "), "eval_masks 52", "13 masks, 2 protocols, 2 outputs")
+
+        try medcat(["leaderboard", "--out", "report", "--bootstrap", "50"])
+        let md = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.md"), encoding: .utf8)
+        XCTAssertTrue(md.contains("| cv | lite_medsam.pth + fold2.pth |"), md)
+
+        // A part scores masks the run has not; it is scored alike; it adds to a finished run.
+        let (_, again) = try medcat(["eval", "--checkpoint", copy.path, "--name", "cv", "--add", "--class", "kidney"] + settings, expect: 1)
+        XCTAssertTrue(again.contains("the evaluation 'cv' has scored 8 of this selection's masks"), again)
+        let (_, other) = try medcat(["eval", "--checkpoint", copy.path, "--name", "whole", "--add", "--class", "kidney",
+                                     "--split", "train", "--split", "val", "--split", "test", "--protocol", "box"], expect: 1)
+        XCTAssertTrue(other.contains("the evaluation 'whole' was scored with another protocol list"), other)
+        let (_, missing) = try medcat(["eval", "--checkpoint", copy.path, "--name", "nothing", "--add"] + settings, expect: 1)
+        XCTAssertTrue(missing.contains("no evaluation named 'nothing' to add to"), missing)
+        let (_, both) = try medcat(["eval", "--checkpoint", copy.path, "--name", "cv", "--add", "--replace"] + settings, expect: 64)
+        XCTAssertTrue(both.contains("--add and --replace exclude each other"), both)
+    }
+
+    /// Every score row of a run, read by Python's sqlite3 (floats as repr, which round-trips): one
+    /// line per table, masks, volumes and examples.
+    func storedRows(run name: String, maskColumns: String = "protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou, prompt_key") throws -> [String] {
         let dump = """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
-            for table, columns in [("eval_masks", "protocol, step, output, mask_id, dice, iou, nsd, hd95, predicted_iou, prompt_key"),
+            for table, columns in [("eval_masks", "\(maskColumns)"),
                                    ("eval_cases", "protocol, step, output, source_id, axis, class_id, instance, slices, dice, iou, nsd, hd95"),
                                    ("eval_examples", "protocol, step, output, kind, mask_id, dice, width, height, prediction")]:
                 rows = db.execute(f"SELECT {columns} FROM {table} WHERE run_id = (SELECT id FROM eval_runs WHERE name = ?) ORDER BY {columns}",
                                   (sys.argv[2],)).fetchall()
                 print(table, len(rows), repr(rows))
             """
-        let rows = try ["one", "two"].map { name in
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            p.arguments = ["python3", "-c", dump, dir.appendingPathComponent("medcat.sqlite").path, name]
-            let out = Pipe()
-            p.standardOutput = out
-            try p.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0)
-            return text.split(separator: "\n").map(String.init)
-        }
-        XCTAssertEqual(rows[0].map { $0.split(separator: " ").prefix(2).joined(separator: " ") }, ["eval_masks 130", "eval_cases 12", "eval_examples 6"],
-                       "two classes: the best, median and worst mask of each")
-        XCTAssertEqual(rows[0], rows[1])
-        XCTAssertEqual(try Data(contentsOf: dir.appendingPathComponent("one.json")), try Data(contentsOf: dir.appendingPathComponent("two.json")))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", dump, dir.appendingPathComponent("medcat.sqlite").path, name]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        return text.split(separator: "\n").map(String.init)
     }
 }

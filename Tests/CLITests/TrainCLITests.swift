@@ -191,6 +191,7 @@ final class TrainCLITests: BinaryTestCase {
             (["train", "--out", "x", "--preset", "vit_b", "--lora-rank", "8"], "--lora-rank applies to --tune lora only"),
             (["train", "--out", "x", "--preset", "vit_b", "--points", "0"], "--points must be at least 1"),
             (["train", "--out", "x", "--preset", "vit_b", "--steps", "0"], "--steps must be at least 1"),
+            (["train", "--out", "x", "--preset", "vit_b", "--focal-weight=-1"], "--focal-weight must be 0 or more"),
             (["train", "--out", "x", "--preset", "vit_b", "--box-jitter", "wide"], "--box-jitter must be"),
             (["train", "--out", "x", "--preset", "vit_b", "--val-split", "holdout"], "The value 'holdout' is invalid for '--val-split <val-split>'"),
             (["train", "--out", "x", "--preset", "vit_b", "--batch-size", "3", "--nproc", "2"], "--batch-size 3 must be a multiple of the 2 processes"),

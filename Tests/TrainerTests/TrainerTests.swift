@@ -283,6 +283,9 @@ final class TrainerTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(terms.dice, dice, accuracy: 1e-6)
         XCTAssertEqual(terms.iou, 0.25, accuracy: 1e-6)  // hard mask equals the target: IoU 1, predicted 0.5
         XCTAssertEqual(try terms.total.item(), 20 * focal + dice + 0.25, accuracy: 1e-5)
+        let diceOnly = try SegmentationLoss.compute(logits: x, targets: t, predictedIoU: Tensor([Float(0.5)], shape: [1, 1]), focalWeight: 0)
+        XCTAssertEqual(try diceOnly.total.item(), dice + 0.25, accuracy: 1e-6)
+        XCTAssertEqual(diceOnly.focal, focal, accuracy: 1e-6, "the focal term is still logged")
     }
 
     /// A few steps of the debug model: the loss falls on a batch it sees repeatedly, decoder tuning
