@@ -42,6 +42,9 @@ public struct EvalStore {
         public var id: Int64, name: String, model: String, checkpointHash: String, status: String
         public var startedAt: String, finishedAt: String?, images: Int, masks: Int, seconds: Double?
         public var settings: EvalSettings
+        /// Each part's checkpoint hash, shortened: "a97979acfd01", or "67885045673e + 5f0e…" for a run
+        /// made of parts (`EvalStore.extend`).
+        public var shortHashes: String { checkpointHash.split(separator: " ").map { String($0.prefix(12)) }.joined(separator: " + ") }
         enum CodingKeys: String, CodingKey {
             case id, name, model, checkpointHash = "checkpoint_hash", status, startedAt = "started_at", finishedAt = "finished_at", images, masks, seconds, settings
         }

@@ -286,7 +286,7 @@ extension LeaderboardReport {
         var md = "# medcat leaderboard\n\n" + Self.intro + " NSD at \(tolerance); HD95 in mm. Reference run: **\(baseline)**.\n\n"
         md += "## Runs\n\n| run | model | checkpoint | data | images | masks | protocols | seconds |\n|---|---|---|---|---|---|---|---|\n"
         for r in runs {
-            md += "| \(r.name) | \(r.model) | \(r.checkpointHash.prefix(12)) | \(r.settings.dataDescription) | \(r.images) | \(r.masks) | "
+            md += "| \(r.name) | \(r.model) | \(r.shortHashes) | \(r.settings.dataDescription) | \(r.images) | \(r.masks) | "
                 + "\(r.settings.protocols.map(\.rawValue).joined(separator: ", ")) | \(Self.number(r.seconds, 1)) |\n"
         }
         if !notes.isEmpty { md += "\n" + notes.map { "> " + $0 }.joined(separator: "\n>\n") + "\n" }

@@ -39,7 +39,7 @@ extension LeaderboardReport {
                 [0, 1, 2, 3, 6].contains(i) ? "<th class=g>\(h)</th>" : "<th>\(h)</th>"
             }.joined() + "</tr></thead><tbody>\n"
         for r in runs {
-            let cells = [r.name, r.model, String(r.checkpointHash.prefix(12)), r.settings.dataDescription, "\(r.images)", "\(r.masks)",
+            let cells = [r.name, r.model, r.shortHashes, r.settings.dataDescription, "\(r.images)", "\(r.masks)",
                          r.settings.protocols.map(\.rawValue).joined(separator: ", "), Self.number(r.seconds, 1)]
             body += "<tr>" + cells.enumerated().map { i, s in
                 let cell = [0, 1, 2, 3, 6].contains(i) ? "<td class=g>" : "<td>"

@@ -180,7 +180,10 @@ final class RealDataEvalCLITests: BinaryTestCase {
 
         try medcat(["leaderboard", "--out", "report", "--bootstrap", "50"])
         let md = try String(contentsOf: dir.appendingPathComponent("report/leaderboard.md"), encoding: .utf8)
-        XCTAssertTrue(md.contains("| cv | lite_medsam.pth + fold2.pth |"), md)
+        let hash = String(try XCTUnwrap(md.split(separator: "\n").first { $0.hasPrefix("| whole |") }).split(separator: "|")[2]
+            .trimmingCharacters(in: .whitespaces))
+        XCTAssertEqual(hash.count, 12)
+        XCTAssertTrue(md.contains("| cv | lite_medsam.pth + fold2.pth | \(hash) + \(hash) |"), md)
 
         // A part scores masks the run has not; it is scored alike; it adds to a finished run.
         let (_, again) = try medcat(["eval", "--checkpoint", copy.path, "--name", "cv", "--add", "--class", "kidney"] + settings, expect: 1)
