@@ -135,6 +135,11 @@ extension Catalog {
         }
     }
 
+    /// Ids of the masks in `selection`, ascending.
+    public func maskIDs(_ selection: Selection) throws -> [Int64] {
+        try db.read { db in try maskIDs(db, selection) }
+    }
+
     public func count(_ selection: Selection) throws -> Int {
         try db.read { db in
             let (cond, args) = try whereClause(db, selection)

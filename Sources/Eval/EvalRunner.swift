@@ -56,7 +56,7 @@ public final class EvalRunner: @unchecked Sendable {
         classIDs = try store.catalog.classIDs()
         let runID = adding
             ? try store.extend(name: name, model: model, checkpointHash: checkpointHash, settings: settings,
-                               masks: try store.catalog.query(settings.selection).map(\.id))
+                               masks: try store.catalog.maskIDs(settings.selection))
             : try store.begin(name: name, model: model, checkpointHash: checkpointHash, settings: settings, replace: replace)
         var images = 0, masks = 0
         var examples = ExampleKeeper(variant: primaryVariant)

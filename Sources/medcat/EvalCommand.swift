@@ -33,6 +33,8 @@ struct EvalCommand: ParsableCommand {
               medcat eval --checkpoint lite_medsam.pth --split test
               medcat eval --checkpoint ft.safetensors --name ft --prompts prompts.json
               medcat eval --checkpoint lite_medsam.pth --name zs-2w --workers 2 --threads 8
+              medcat eval --checkpoint fold1/model-best.safetensors --name cv --dataset fundus_chase
+              medcat eval --checkpoint fold2/model-best.safetensors --name cv --add --dataset fundus_drive
               medcat leaderboard --out report
             """)
 

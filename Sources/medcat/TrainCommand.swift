@@ -35,6 +35,7 @@ struct TrainCommand: ParsableCommand {
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200
               medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune decoder --out runs/ct
               medcat train --checkpoint lite_medsam.pth --val-every 25 --early-stop 3 --out runs/best
+              medcat train --checkpoint lite_medsam.pth --tune decoder --focal-weight 0 --click-passes 0 --out runs/vessels
               medcat train --checkpoint sam_vit_b.pth --image-size 256 --tune adapter --out runs/sam-med2d
               medcat train --checkpoint lite_medsam.pth --tune lora --lora-rank 8 --out runs/lora
               medcat train --checkpoint lite_medsam.pth --out runs/lite --steps 200 --resume
@@ -57,7 +58,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "AdamW weight decay.") var weightDecay: Double = 0.01
     @Option(help: "Linear warm-up steps.") var warmup: Int = 10
     @Option(help: "Gradient norm clip (0: off).") var clip: Double = 1
-    @Option(help: "Weight of the focal term against the Dice term (SAM: 20; thin structures such as vessels train better with 1).")
+    @Option(help: "Weight of the focal term against the Dice term (SAM: 20; 0, Dice and IoU only, trains thin structures such as vessels).")
     var focalWeight: Double = TrainConfig().focalWeight
     @Option(help: ArgumentHelp("What trains.", discussion: """
         full: everything. decoder: prompt encoder and mask decoder, the image encoder frozen and its output cached. adapter: SAM-Med2D's adapters in every ViT block (added when the \
